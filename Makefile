@@ -1,0 +1,32 @@
+# Two entry points on a fresh machine: `make demo` (main job on bundled data) and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: venv demo test lint bench clean
+
+$(BIN)/featsel: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev,singlecell]'
+	touch $(BIN)/featsel
+
+venv: $(BIN)/featsel
+
+demo: venv
+	$(BIN)/python -m benchmarks.bench_ot --quick
+
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: venv
+	$(BIN)/ruff check .
+
+bench: venv
+	$(BIN)/python -m benchmarks.bench_ot
+
+clean:
+	rm -rf $(VENV) *.egg-info

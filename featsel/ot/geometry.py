@@ -1,0 +1,199 @@
+"""Geometries: how the cost C_ij = ||x_i - y_j||^2 is held and reduced, one class per backend.
+
+Every geometry works on flattened batches, `x: (B, N, D)`, `y: (B, M, D)`, `eps: (B,)`, and
+offers the two log-sum-exp reductions the Sinkhorn updates need,
+
+    lse(h, axis=1)_i = log sum_j exp(h_j - C_ij / eps)        h: (B, M) -> (B, N)
+    lse(h, axis=0)_j = log sum_i exp(h_i - C_ij / eps)        h: (B, N) -> (B, M)
+
+and the row-normalised barycentric projection (SCIENCE.md)
+
+    T(x_i) = sum_j pi_ij v_j / sum_j pi_ij,  pi_ij ~ exp(h_j - C_ij / eps)  (f_i cancels).
+
+Backends:
+- `DenseGeometry`: C built once by GEMM (`baddbmm`) and held, (B, N, M) memory. The solver also
+  uses it for the fast kernel-domain iterations (matrix-vector products, no exp per iteration).
+- `BlockedGeometry`: C rebuilt by GEMM in row blocks at every reduction; memory
+  O(B * block * M) instead of O(B * N * M). For problems whose cost matrix does not fit.
+- `KeOpsGeometry`: pykeops LazyTensors, symbolic cost, memory linear in N + M.
+
+The points are centred (a common shift of x and y per problem) before any cost is formed: the
+cost is translation invariant and centring limits the cancellation in |x|^2 + |y|^2 - 2 x.y.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def centre(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Shift x: (B, N, D) and y: (B, M, D) by the mean of both clouds (cost is unchanged)."""
+    n, m = x.shape[-2], y.shape[-2]
+    mu = (x.sum(-2, keepdim=True) + y.sum(-2, keepdim=True)) / (n + m)
+    return x - mu, y - mu
+
+
+def sq_cost(x: Tensor, y: Tensor) -> Tensor:
+    """C_ij = ||x_i - y_j||^2 by one batched GEMM. x: (B, N, D), y: (B, M, D) -> (B, N, M)."""
+    x2 = (x * x).sum(-1).unsqueeze(-1)
+    y2 = (y * y).sum(-1).unsqueeze(-2)
+    return torch.baddbmm(x2 + y2, x, y.transpose(-1, -2), alpha=-2.0).clamp_min_(0.0)
+
+
+def _mask_diag_(c: Tensor, row_offset: int = 0) -> Tensor:
+    """Set C_ii = +inf in place on a row block c: (B, rows, M) starting at row `row_offset`."""
+    rows = c.shape[-2]
+    idx = torch.arange(rows, device=c.device)
+    cols = idx + row_offset
+    keep = cols < c.shape[-1]
+    c[:, idx[keep], cols[keep]] = math.inf
+    return c
+
+
+class Geometry:
+    """Common interface; `x: (B, N, D)`, `y: (B, M, D)` already centred, `eps: (B,)`."""
+
+    name = "base"
+
+    def __init__(self, x: Tensor, y: Tensor, mask_diagonal: bool = False):
+        self.x, self.y = x, y
+        self.mask_diagonal = mask_diagonal
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.x.shape[0], self.x.shape[1], self.y.shape[1]
+
+    def lse(self, h: Tensor, eps: Tensor, axis: int) -> Tensor:
+        raise NotImplementedError
+
+    def log_kernel(self, hx: Tensor, hy: Tensor, eps: Tensor) -> Tensor:
+        """(hx_i + hy_j - C_ij / eps): (B, N, M), dense. For `coupling()` only."""
+        c = sq_cost(self.x, self.y)
+        if self.mask_diagonal:
+            _mask_diag_(c)
+        return hx.unsqueeze(-1) + hy.unsqueeze(-2) - c / eps.view(-1, 1, 1)
+
+    def barycentric(self, hy: Tensor, eps: Tensor, values: Tensor) -> Tensor:
+        """sum_j softmax_j(hy_j - C_ij / eps) values_j. hy: (B, M), values: (B, M, K) -> (B, N, K)."""
+        raise NotImplementedError
+
+
+class DenseGeometry(Geometry):
+    """Cost held in memory, built once by GEMM: the fastest route whenever (B, N, M) fits."""
+
+    name = "dense"
+
+    def __init__(self, x: Tensor, y: Tensor, mask_diagonal: bool = False, cost: Tensor | None = None):
+        super().__init__(x, y, mask_diagonal)
+        self.cost = sq_cost(x, y) if cost is None else cost
+        if mask_diagonal and cost is None:
+            _mask_diag_(self.cost)
+
+    def lse(self, h: Tensor, eps: Tensor, axis: int) -> Tensor:
+        ce = self.cost / eps.view(-1, 1, 1)
+        if axis == 1:
+            return torch.logsumexp(h.unsqueeze(-2) - ce, dim=-1)
+        return torch.logsumexp(h.unsqueeze(-1) - ce, dim=-2)
+
+    def log_kernel(self, hx: Tensor, hy: Tensor, eps: Tensor) -> Tensor:
+        return hx.unsqueeze(-1) + hy.unsqueeze(-2) - self.cost / eps.view(-1, 1, 1)
+
+    def barycentric(self, hy: Tensor, eps: Tensor, values: Tensor) -> Tensor:
+        p = torch.softmax(hy.unsqueeze(-2) - self.cost / eps.view(-1, 1, 1), dim=-1)
+        return torch.bmm(p, values.to(p.dtype))
+
+
+class BlockedGeometry(Geometry):
+    """Cost rebuilt by GEMM in blocks of rows at every reduction: O(B * block * M) memory.
+
+    Hand-written because neither POT nor GeomLoss offers a batched, blocked GEMM route: GeomLoss's
+    "online" mode recomputes the cost symbolically (slow at high D on CPU), "tensorized" holds it.
+    """
+
+    name = "blocked"
+
+    def __init__(self, x: Tensor, y: Tensor, mask_diagonal: bool = False, block_rows: int = 1024):
+        super().__init__(x, y, mask_diagonal)
+        self.block_rows = max(1, int(block_rows))
+        self.y2 = (y * y).sum(-1).unsqueeze(-2)
+
+    def _blocks(self):
+        n = self.x.shape[1]
+        for s in range(0, n, self.block_rows):
+            xb = self.x[:, s : s + self.block_rows]
+            x2 = (xb * xb).sum(-1).unsqueeze(-1)
+            c = torch.baddbmm(x2 + self.y2, xb, self.y.transpose(-1, -2), alpha=-2.0).clamp_min_(0)
+            if self.mask_diagonal:
+                _mask_diag_(c, row_offset=s)
+            yield s, c
+
+    def lse(self, h: Tensor, eps: Tensor, axis: int) -> Tensor:
+        e = eps.view(-1, 1, 1)
+        if axis == 1:
+            parts = [torch.logsumexp(h.unsqueeze(-2) - c / e, dim=-1) for _, c in self._blocks()]
+            return torch.cat(parts, dim=-1)
+        out = None
+        for s, c in self._blocks():
+            hb = h[:, s : s + c.shape[1]]
+            part = torch.logsumexp(hb.unsqueeze(-1) - c / e, dim=-2)
+            out = part if out is None else torch.logaddexp(out, part)
+        return out
+
+    def barycentric(self, hy: Tensor, eps: Tensor, values: Tensor) -> Tensor:
+        e = eps.view(-1, 1, 1)
+        parts = [
+            torch.bmm(torch.softmax(hy.unsqueeze(-2) - c / e, dim=-1), values.to(c.dtype))
+            for _, c in self._blocks()
+        ]
+        return torch.cat(parts, dim=-2)
+
+
+def keops_available() -> bool:
+    try:
+        import pykeops  # noqa: F401
+        from pykeops.torch import LazyTensor  # noqa: F401
+    except Exception:  # pragma: no cover - depends on the install
+        return False
+    return True
+
+
+class KeOpsGeometry(Geometry):
+    """Symbolic cost through pykeops LazyTensors: memory linear in N + M, any N, M.
+
+    On a CPU KeOps recomputes the D-dimensional cost at every reduction, which loses to GEMM at
+    high D; it pays off on GPUs and at low D (see benchmarks/README.md).
+    """
+
+    name = "keops"
+
+    def __init__(self, x: Tensor, y: Tensor, mask_diagonal: bool = False):
+        if mask_diagonal:
+            raise ValueError("backend='keops' does not support mask_diagonal; use 'dense' or 'blocked'")
+        if not keops_available():
+            raise ValueError("backend='keops' needs pykeops (pip install pykeops) and a C++ compiler")
+        super().__init__(x, y, mask_diagonal)
+        from pykeops.torch import LazyTensor
+
+        self._L = LazyTensor
+        self.xi = LazyTensor(x.contiguous().unsqueeze(2))  # (B, N, 1, D)
+        self.yj = LazyTensor(y.contiguous().unsqueeze(1))  # (B, 1, M, D)
+        self.cost_ij = self.xi.sqdist(self.yj)
+
+    def lse(self, h: Tensor, eps: Tensor, axis: int) -> Tensor:
+        L = self._L
+        inv = L((1.0 / eps).view(-1, 1, 1, 1))
+        if axis == 1:
+            hj = L(h.contiguous().view(h.shape[0], 1, -1, 1))
+            return (hj - self.cost_ij * inv).logsumexp(dim=2).squeeze(-1)
+        hi = L(h.contiguous().view(h.shape[0], -1, 1, 1))
+        return (hi - self.cost_ij * inv).logsumexp(dim=1).squeeze(-1)
+
+    def barycentric(self, hy: Tensor, eps: Tensor, values: Tensor) -> Tensor:
+        L = self._L
+        inv = L((1.0 / eps).view(-1, 1, 1, 1))
+        hj = L(hy.contiguous().view(hy.shape[0], 1, -1, 1))
+        vj = L(values.to(hy.dtype).contiguous().unsqueeze(1))
+        return (hj - self.cost_ij * inv).sumsoftmaxweight(vj, dim=2)

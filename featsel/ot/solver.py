@@ -1,0 +1,433 @@
+"""Batched entropic OT solvers: `sinkhorn` (two potentials) and `sinkhorn_self` (one, damped).
+
+Cost C_ij = ||x_i - y_j||^2 (no 1/2), entropy eps * KL(pi | a (x) b). Log-domain updates
+(SCIENCE.md):
+
+    f_i = -eps log sum_j b_j exp((g_j - C_ij) / eps)
+    g_j = -eps log sum_i a_i exp((f_i - C_ij) / eps)
+    pi_ij = a_i b_j exp((f_i + g_j - C_ij) / eps),    OT_eps = <a, f> + <b, g>
+
+Symmetric problem OT_eps(a, a): f <- (f + T(f)) / 2, T(f)_i = -eps log sum_j a_j exp((f_j - C_ij)/eps).
+
+Why hand-written: POT and GeomLoss solve one problem (or a fixed batch without per-problem eps,
+masks or warm starts) and re-evaluate exp(-C/eps) at every iteration. On the dense backend we
+run the same iterates in the kernel domain with absorption (Schmitzer 2019, "Stabilized sparse
+scaling algorithms"): after one log-domain iteration the stabilised kernel
+K_ij = a_i b_j exp((f_i + g_j - C_ij) / eps) is formed once, and each further iteration is two
+batched matrix-vector products on scalings u, v (f = f0 + eps log u, g = g0 + eps log v),
+absorbed back into (f, g) whenever u or v leave a safe range. The iterates are those of the
+log-domain algorithm (equal up to rounding), at a fraction of the cost, because no exp is taken
+per iteration. Problems are processed in cache-sized chunks along the batch axis on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from featsel.ot.checks import as_eps, as_points, as_weights, check_iterations, check_pair
+from featsel.ot.geometry import (
+    BlockedGeometry,
+    DenseGeometry,
+    Geometry,
+    KeOpsGeometry,
+    centre,
+    keops_available,
+)
+from featsel.ot.output import SinkhornOutput
+
+BACKENDS = ("auto", "dense", "blocked", "keops")
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    """Knobs of the solver; one place for each default.
+
+    max_iter: iterations (one f-update and one g-update each) at most.
+    tol: stop when the L1 marginal error of every problem is <= tol; 0 runs exactly max_iter.
+    check_every: iterations between convergence / absorption checks (each check is one sync).
+    eps_scaling: None, or a factor in (0, 1): anneal eps from the squared diameter of the data
+        down to the target, one iteration per stage (as GeomLoss does), then iterate at eps.
+    memory_budget: bytes the dense backend may use; `auto` picks `blocked`/`keops` beyond it.
+    chunk_bytes: size of one chunk of cost matrices iterated together on the CPU (cache-sized).
+    """
+
+    max_iter: int = 1000
+    tol: float = 1e-5
+    check_every: int = 5
+    eps_scaling: float | None = None
+    memory_budget: int | None = None
+    chunk_bytes: int = 2 << 20
+
+
+def default_memory_budget(device: torch.device) -> int:
+    """Bytes the dense backend may hold: `$FEATSEL_OT_MEMORY_BUDGET`, else a third of the RAM
+    on a CPU or a third of the free memory on a GPU."""
+    env = os.environ.get("FEATSEL_OT_MEMORY_BUDGET")
+    if env:
+        return int(float(env))
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free // 3)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        total = 16 << 30
+    return int(total // 3)
+
+
+def choose_backend(
+    batch: int, n: int, m: int, d: int, device: torch.device, dtype: torch.dtype,
+    memory_budget: int | None = None, mask_diagonal: bool = False,
+) -> str:
+    """The `auto` rule (measured in benchmarks/README.md).
+
+    dense when its memory (cost, kernel and one softmax temporary: 3 B N M floats) fits the
+    budget; otherwise KeOps on a GPU or at low dimension (D <= 16) on a CPU, where its symbolic
+    cost is cheap; otherwise blocked GEMM. KeOps cannot mask a diagonal: blocked then.
+    """
+    budget = default_memory_budget(device) if memory_budget is None else memory_budget
+    itemsize = torch.finfo(dtype).bits // 8
+    if 3 * batch * n * m * itemsize <= budget:
+        return "dense"
+    if not mask_diagonal and keops_available() and (device.type == "cuda" or d <= 16):
+        return "keops"
+    return "blocked"
+
+
+def _block_rows(batch: int, m: int, itemsize: int, budget: int) -> int:
+    return max(1, min(4096, budget // max(1, 4 * batch * m * itemsize)))
+
+
+def _make_geometry(
+    backend: str, x: Tensor, y: Tensor, mask_diagonal: bool, budget: int
+) -> Geometry:
+    if backend == "dense":
+        return DenseGeometry(x, y, mask_diagonal)
+    if backend == "blocked":
+        rows = _block_rows(x.shape[0], y.shape[1], x.element_size(), budget)
+        return BlockedGeometry(x, y, mask_diagonal, block_rows=rows)
+    if backend == "keops":
+        return KeOpsGeometry(x, y, mask_diagonal)
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def eps_schedule(x: Tensor, y: Tensor, eps: Tensor, scaling: float | None) -> list[Tensor]:
+    """Annealing stages eps_k = max(eps, diam^2 * scaling^k), k = 0, 1, ..., above the target.
+
+    x: (B, N, D), y: (B, M, D), eps: (B,) -> list of (B,) tensors (empty without scaling).
+    diam^2 is the squared diagonal of the bounding box of x and y: an upper bound on C.
+    """
+    if scaling is None:
+        return []
+    if not (0.0 < scaling < 1.0):
+        raise ValueError(f"eps_scaling must be in (0, 1) or None, got {scaling!r}")
+    pts = torch.cat([x, y], dim=1)
+    diam2 = (pts.amax(1) - pts.amin(1)).pow(2).sum(-1).clamp_min(1e-12)
+    ratio = float((diam2 / eps).max())
+    if ratio <= 1.0:
+        return []
+    k = math.ceil(math.log(ratio) / -math.log(scaling))
+    return [torch.maximum(eps, diam2 * scaling**i) for i in range(k)]
+
+
+# --- log-domain iterations, any geometry ---------------------------------------------------
+
+
+def _log_step(geom: Geometry, loga: Tensor, logb: Tensor, eps: Tensor, g: Tensor):
+    """One iteration from g: returns (f, g_new). Shapes (B, N), (B, M)."""
+    e = eps.unsqueeze(-1)
+    f = -e * geom.lse(logb + g / e, eps, axis=1)
+    return f, -e * geom.lse(loga + f / e, eps, axis=0)
+
+
+def _log_step_self(geom: Geometry, loga: Tensor, eps: Tensor, f: Tensor) -> Tensor:
+    e = eps.unsqueeze(-1)
+    return 0.5 * (f - e * geom.lse(loga + f / e, eps, axis=1))
+
+
+def _log_iterate(geom, loga, logb, eps, f, g, n, tol, check_every, symmetric):
+    """n log-domain iterations with convergence checks; returns (f, g, done, err | None)."""
+    e = eps.unsqueeze(-1)
+    a = loga.exp()
+    done, err = 0, None
+    for it in range(n):
+        check = tol > 0 and (it + 1) % check_every == 0
+        if symmetric:
+            t = -e * geom.lse(loga + f / e, eps, axis=1)
+            if check:
+                err = (a * (torch.exp((f - t) / e) - 1)).abs().sum(-1)
+                if float(err.max()) <= tol:
+                    break
+            f = 0.5 * (f + t)
+            g = f
+        else:
+            f_new = -e * geom.lse(logb + g / e, eps, axis=1)
+            if check:
+                err = (a * (torch.exp((f - f_new) / e) - 1)).abs().sum(-1)
+                if float(err.max()) <= tol:
+                    break
+            f = f_new
+            g = -e * geom.lse(loga + f / e, eps, axis=0)
+        done += 1
+        err = None
+    return f, g, done, err
+
+
+# --- kernel-domain iterations, dense chunks ----------------------------------------------
+
+
+def _bmv(k: Tensor, v: Tensor) -> Tensor:
+    return torch.bmm(k, v.unsqueeze(-1)).squeeze(-1)
+
+
+def _bvm(u: Tensor, k: Tensor) -> Tensor:
+    return torch.bmm(u.unsqueeze(-2), k).squeeze(-2)
+
+
+def _kernel_iterate(cost, loga, logb, eps, f, g, n, tol, check_every, symmetric, buf):
+    """n iterations in the kernel domain from valid potentials (f, g) on a dense chunk.
+
+    cost: (c, N, M); loga: (c, N); logb: (c, M); eps: (c,); buf: a (c, N, M) scratch tensor.
+    Returns (f, g, done, err) with err the row-marginal L1 error of the returned plan, or None
+    when the scalings left the float range (the caller then falls back to log-domain).
+    """
+    e = eps.unsqueeze(-1)
+    a, b = loga.exp(), logb.exp()
+    lim = 30.0 if cost.dtype == torch.float32 else 200.0
+    lo, hi = math.exp(-lim), math.exp(lim)
+
+    def build(f, g):
+        torch.div(cost, eps.view(-1, 1, 1), out=buf).neg_()
+        buf.add_((f / e + loga).unsqueeze(-1)).add_((g / e + logb).unsqueeze(-2))
+        return buf.exp_()
+
+    k = build(f, g)
+    u = torch.ones_like(f)
+    v = u if symmetric else torch.ones_like(g)
+    done = absorbed_at = 0
+    while True:
+        kv = _bmv(k, v)
+        last = done == n
+        check = last or done == 1 or (done > 0 and done % check_every == 0)
+        if check:
+            if not (bool(torch.isfinite(u).all()) and bool(torch.isfinite(v).all())):
+                return f, g, absorbed_at, None  # the potentials of the last absorption are valid
+            err = (u * kv - a).abs().sum(-1)
+            if last or (tol > 0 and float(err.max()) <= tol):
+                break
+            out_of_range = bool((u.amin() < lo) | (u.amax() > hi) | (v.amin() < lo) | (v.amax() > hi))
+            if out_of_range:  # absorb the scalings into the potentials, rebuild the kernel
+                f = f + e * u.log()
+                g = f if symmetric else g + e * v.log()
+                k = build(f, g)
+                u = torch.ones_like(f)
+                v = u if symmetric else torch.ones_like(g)
+                kv = _bmv(k, v)
+                absorbed_at = done
+        if symmetric:
+            u = torch.sqrt(u * a / kv)
+            v = u
+        else:
+            u = a / kv
+            v = b / _bvm(u, k)
+        done += 1
+    f = f + e * u.log()
+    g = f if symmetric else g + e * v.log()
+    return f, g, done, err
+
+
+def _dense_chunk(geom, loga, logb, eps, f, g, cfg: SolverConfig, symmetric, kernel_ok, buf):
+    """Iterate one dense chunk to `cfg.max_iter` / `cfg.tol`: log-domain steps until the
+    stabilised kernel is safe, then kernel-domain iterations (falling back when they overflow).
+    Returns (f, g, iterations, marginal error or None)."""
+    done, err, tries = 0, None, 0
+    while done < cfg.max_iter:
+        # one log-domain iteration (with a convergence check) brings the potentials close
+        f, g, k, err = _log_iterate(geom, loga, logb, eps, f, g, 1, cfg.tol, 1, symmetric)
+        done += k
+        if k == 0 or done == cfg.max_iter or not kernel_ok or tries >= 8:
+            break
+        tries += 1
+        f1, g1, more, e1 = _kernel_iterate(
+            geom.cost, loga, logb, eps, f, g, cfg.max_iter - done, cfg.tol, cfg.check_every,
+            symmetric, buf,
+        )
+        f, g, done = f1, g1, done + more
+        if e1 is not None:  # finished in the kernel domain
+            return f, g, done, e1
+    if done < cfg.max_iter and (k != 0 or err is None):
+        # the kernel domain kept overflowing (or is unusable: zero weights): finish in log domain
+        f, g, more, err = _log_iterate(
+            geom, loga, logb, eps, f, g, cfg.max_iter - done, cfg.tol, cfg.check_every, symmetric
+        )
+        done += more
+    return f, g, done, err
+
+
+# --- public solvers ----------------------------------------------------------------------
+
+
+def _flatten_init(init, bshape, n, m, like):
+    if init is None:
+        z = like.new_zeros
+        return z(bshape + (n,)).reshape(-1, n), z(bshape + (m,)).reshape(-1, m)
+    f0, g0 = init.potentials() if isinstance(init, SinkhornOutput) else init
+    f0 = torch.as_tensor(f0, dtype=like.dtype, device=like.device).detach()
+    g0 = torch.as_tensor(g0, dtype=like.dtype, device=like.device).detach()
+    if f0.shape != bshape + (n,) or g0.shape != bshape + (m,):
+        raise ValueError(
+            f"init must be potentials (f, g) of shapes {tuple(bshape + (n,))} and "
+            f"{tuple(bshape + (m,))}, got {tuple(f0.shape)} and {tuple(g0.shape)}"
+        )
+    if not (bool(torch.isfinite(f0).all()) and bool(torch.isfinite(g0).all())):
+        raise ValueError("init potentials contain NaN or Inf values")
+    return f0.reshape(-1, n).clone(), g0.reshape(-1, m).clone()
+
+
+def _solve(x, y, a, b, eps, init, backend, cfg: SolverConfig, mask_diagonal, symmetric):
+    check_iterations(cfg.max_iter, cfg.tol)
+    if cfg.check_every < 1:
+        raise ValueError(f"check_every must be >= 1, got {cfg.check_every}")
+    bshape = x.shape[:-2]
+    n, m, d = x.shape[-2], y.shape[-2], x.shape[-1]
+    if mask_diagonal and n < 2:
+        raise ValueError("mask_diagonal needs at least 2 points (each point must have a partner)")
+    eps_t = as_eps(eps, bshape, x)
+    xf, yf = centre(x.reshape(-1, n, d), y.reshape(-1, m, d))
+    af, bf = a.reshape(-1, n), b.reshape(-1, m)
+    ef = eps_t.reshape(-1)
+    batch = xf.shape[0]
+    budget = cfg.memory_budget if cfg.memory_budget is not None else default_memory_budget(x.device)
+    if backend == "auto":
+        backend = choose_backend(batch, n, m, d, x.device, x.dtype, budget, mask_diagonal)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    f, g = _flatten_init(init, bshape, n, m, x)
+    loga, logb = af.log(), bf.log()
+    stages = eps_schedule(xf, yf, ef, cfg.eps_scaling)
+    err = None
+
+    if backend == "dense":
+        geom = DenseGeometry(xf, yf, mask_diagonal)
+        cost = geom.cost
+        kernel_ok = bool((af > 0).all()) and bool((bf > 0).all())
+        chunk = batch if x.device.type == "cuda" else max(1, cfg.chunk_bytes // (n * m * x.element_size()))
+        buf = torch.empty((min(chunk, batch), n, m), dtype=x.dtype, device=x.device)
+        errs, n_done = [], 0
+        for s in range(0, batch, chunk):
+            sl = slice(s, s + chunk)
+            sub = DenseGeometry(xf[sl], yf[sl], mask_diagonal, cost=cost[sl])
+            fc, gc, ec, lc, lb = f[sl], g[sl], ef[sl], loga[sl], logb[sl]
+            for st in stages:
+                if symmetric:
+                    fc = gc = _log_step_self(sub, lc, st[sl], fc)
+                else:
+                    fc, gc = _log_step(sub, lc, lb, st[sl], gc)
+            fc, gc, done, e_c = _dense_chunk(
+                sub, lc, lb, ec, fc, gc, cfg, symmetric, kernel_ok, buf[: fc.shape[0]]
+            )
+            f[sl], g[sl] = fc, gc
+            errs.append(e_c)
+            n_done = max(n_done, done + len(stages))
+        if all(e is not None for e in errs):
+            err = torch.cat(errs)
+    else:
+        geom = _make_geometry(backend, xf, yf, mask_diagonal, budget)
+        for st in stages:
+            if symmetric:
+                f = g = _log_step_self(geom, loga, st, f)
+            else:
+                f, g = _log_step(geom, loga, logb, st, g)
+        f, g, done, err = _log_iterate(
+            geom, loga, logb, ef, f, g, cfg.max_iter, cfg.tol, cfg.check_every, symmetric
+        )
+        n_done = done + len(stages)
+
+    out = SinkhornOutput(
+        f=f.reshape(bshape + (n,)),
+        g=(f if symmetric else g).reshape(bshape + (m,)),
+        a=a,
+        b=b,
+        eps=eps_t,
+        n_iter=n_done,
+        backend=backend,
+        geometry=geom,
+        y=y,
+        symmetric=symmetric,
+        _marginal_error=None if err is None else err.reshape(bshape),
+    )
+    return out
+
+
+def _config(max_iter, tol, check_every, eps_scaling, memory_budget) -> SolverConfig:
+    return SolverConfig(
+        max_iter=max_iter, tol=tol, check_every=check_every, eps_scaling=eps_scaling,
+        memory_budget=memory_budget,
+    )
+
+
+def sinkhorn(
+    x: Tensor,
+    y: Tensor,
+    *,
+    eps: float | Tensor,
+    a: Tensor | None = None,
+    b: Tensor | None = None,
+    max_iter: int = SolverConfig.max_iter,
+    tol: float = SolverConfig.tol,
+    init: SinkhornOutput | tuple[Tensor, Tensor] | None = None,
+    backend: str = "auto",
+    eps_scaling: float | None = SolverConfig.eps_scaling,
+    check_every: int = SolverConfig.check_every,
+    memory_budget: int | None = None,
+) -> SinkhornOutput:
+    """Entropic OT between x: (..., N, D) and y: (..., M, D), batched over the leading shape.
+
+    a: (..., N), b: (..., M) weights (uniform by default); eps: float or (...,) tensor, > 0.
+    Stops when the L1 marginal error of every problem is <= tol, or after max_iter iterations
+    (tol=0 runs exactly max_iter; the paper's code runs 4). init: potentials (f, g) or an earlier
+    output, for a warm start. backend: "auto" | "dense" | "blocked" | "keops". No gradient flows
+    through the solver; inputs in half precision are promoted to float32, and the solve runs
+    with autocast disabled.
+    """
+    x = as_points("x", x)
+    y = as_points("y", y)
+    x, y = check_pair(x, y)
+    a = as_weights("a", a, x)
+    b = as_weights("b", b, y)
+    cfg = _config(max_iter, tol, check_every, eps_scaling, memory_budget)
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+        return _solve(x, y, a, b, eps, init, backend, cfg, False, symmetric=False)
+
+
+def sinkhorn_self(
+    x: Tensor,
+    *,
+    eps: float | Tensor,
+    a: Tensor | None = None,
+    mask_diagonal: bool = False,
+    max_iter: int = SolverConfig.max_iter,
+    tol: float = SolverConfig.tol,
+    init: SinkhornOutput | tuple[Tensor, Tensor] | Tensor | None = None,
+    backend: str = "auto",
+    eps_scaling: float | None = SolverConfig.eps_scaling,
+    check_every: int = SolverConfig.check_every,
+    memory_budget: int | None = None,
+) -> SinkhornOutput:
+    """Symmetric OT_eps(a, a) for x: (..., N, D), one potential f with the damped update.
+
+    mask_diagonal=True sets C_ii = +inf (the paper code's self term: a point may not match
+    itself). The output has g = f and value = 2 <a, f>.
+    """
+    x = as_points("x", x)
+    a = as_weights("a", a, x)
+    if isinstance(init, Tensor):
+        init = (init, init)
+    cfg = _config(max_iter, tol, check_every, eps_scaling, memory_budget)
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+        return _solve(x, x, a, a, eps, init, backend, cfg, mask_diagonal, symmetric=True)
