@@ -101,9 +101,17 @@ class DenseGeometry(Geometry):
     def log_kernel(self, hx: Tensor, hy: Tensor, eps: Tensor) -> Tensor:
         return hx.unsqueeze(-1) + hy.unsqueeze(-2) - self.cost / eps.view(-1, 1, 1)
 
+    chunk: int | None = None  # problems per pass, set by the solver to keep passes in cache
+
     def barycentric(self, hy: Tensor, eps: Tensor, values: Tensor) -> Tensor:
-        p = torch.softmax(hy.unsqueeze(-2) - self.cost / eps.view(-1, 1, 1), dim=-1)
-        return torch.bmm(p, values.to(p.dtype))
+        step = self.chunk or self.cost.shape[0]
+        out = []
+        for s in range(0, self.cost.shape[0], step):
+            sl = slice(s, s + step)
+            p = torch.div(self.cost[sl], -eps[sl].view(-1, 1, 1)).add_(hy[sl].unsqueeze(-2))
+            p = torch.softmax(p, dim=-1)
+            out.append(torch.bmm(p, values[sl].to(p.dtype)))
+        return torch.cat(out) if len(out) > 1 else out[0]
 
 
 class BlockedGeometry(Geometry):

@@ -318,6 +318,7 @@ def _solve(x, y, a, b, eps, init, backend, cfg: SolverConfig, mask_diagonal, sym
         kernel_ok = bool((af > 0).all()) and bool((bf > 0).all())
         chunk = batch if x.device.type == "cuda" else max(1, cfg.chunk_bytes // (n * m * x.element_size()))
         buf = torch.empty((min(chunk, batch), n, m), dtype=x.dtype, device=x.device)
+        geom.chunk = chunk
         errs, n_done = [], 0
         for s in range(0, batch, chunk):
             sl = slice(s, s + chunk)
