@@ -98,6 +98,138 @@ def _cache(args: Any) -> Any:
     return "\n".join(lines)
 
 
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _score_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="digits", help="data manifest name or path (default digits)")
+    p.add_argument("--featurizers", help="candidates: comma-separated specs or a YAML list "
+                   "(default: the manifest's candidates)")
+    p.add_argument("--eval-featurizers", help="evaluation featurizers for R^2 and flags: "
+                   "comma-separated specs or a YAML list; 'none' for none (default: manifest's)")
+    p.add_argument("--out", help="output directory (results.json, results.csv, report.html)")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    p.add_argument("--device", default="cpu", help="feature extraction device (cpu, cuda, ...)")
+    p.add_argument("--split", help="data split (default: all for fraction splits, else test)")
+    p.add_argument("--max-samples", type=int, help="subsample the pool to this many samples")
+    p.add_argument("--n", type=int, help="Delta_OT minibatch size (default min(64, class/3))")
+    p.add_argument("--taus", type=_floats, default=[0.02, 0.05, 0.2], help="comma-separated")
+    p.add_argument("--tau", type=float, default=0.05, help="the tau that ranks (default 0.05)")
+    p.add_argument("--repeats", type=int, default=8, help="Delta_OT draws (bootstrap interval)")
+    p.add_argument("--recipe", choices=["converged", "paper"], default="converged",
+                   help="converged Sinkhorn solves, or the paper code's 4 iterations")
+    p.add_argument("--no-curve", action="store_true", help="skip the Delta_OT(n) curves")
+    p.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+@command("score", "rank candidate featurizers without training (Delta_OT, rank, R^2, couplings)",
+         _score_args)
+def _score(args: Any) -> dict | str:
+    from featsel.score import ScoreConfig, parse_featurizer_list, run_score
+
+    evals = None
+    if args.eval_featurizers is not None:
+        evals = ([] if args.eval_featurizers.strip().lower() == "none"
+                 else parse_featurizer_list(args.eval_featurizers))
+    cfg = ScoreConfig(
+        data=args.data, featurizers=parse_featurizer_list(args.featurizers), evaluations=evals,
+        split=args.split, max_samples=args.max_samples, n=args.n, taus=tuple(args.taus),
+        tau=args.tau, n_repeats=args.repeats, recipe=args.recipe, curve=not args.no_curve,
+        device=args.device, cache=not args.no_cache, seed=args.seed, progress=not args.quiet,
+    )
+    res = run_score(cfg, args.out, force=args.force)
+    if args.json:
+        return res
+    lines = [f"{row['rank']}. {row['candidate']}: {res['ranking']['explanations'][row['candidate']]}"
+             for row in res["ranking"]["table"]]
+    if args.out:
+        lines.append(f"report: {args.out}/report.html")
+    return "\n".join(lines)
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", help="a featsel score output directory (with results.json)")
+
+
+@command("report", "re-render report.html and figures from a score directory", _report_args)
+def _report(args: Any) -> dict:
+    from featsel.score import render_existing
+
+    return {"report": str(render_existing(args.dir))}
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML file (see configs/) loaded into TrainConfig")
+    p.add_argument("--data", help="data manifest name or path")
+    p.add_argument("--featurizer", help="training featurizer spec or checkpoint")
+    p.add_argument("--model", help="generator preset: tiny, S/2, B/2, L/2, mlp-tiny, mlp")
+    p.add_argument("--steps", type=int, help="total optimiser steps")
+    p.add_argument("--out", help="run folder (config.yaml, checkpoint.pt, metrics.jsonl)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key (YAML value; loss.taus=[0.05] for nested)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+
+
+@command("train", "train a one-step generator with the Sinkhorn-CFG loss (torchrun for DDP)",
+         _train_args)
+def _train(args: Any) -> dict:
+    from generation.config import load_config
+    from generation.train import train
+
+    over = [f"{k}={v}" for k in ("data", "featurizer", "model", "steps", "out", "device")
+            if (v := getattr(args, k)) is not None]
+    cfg = load_config(args.config, over + list(args.set))
+    return train(cfg, resume=args.resume)
+
+
+def _sample_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run folder written by featsel train")
+    p.add_argument("--classes", type=_ints, help="comma-separated class ids (default: all)")
+    p.add_argument("--alpha", type=_floats, default=[1.0], help="comma-separated alphas >= 1")
+    p.add_argument("--n", type=int, default=8, help="samples per (class, alpha)")
+    p.add_argument("--out", help="output .png (images) or .npz/.h5ad (vectors)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--decay", type=float, help="EMA decay to use (default: the run's)")
+    p.add_argument("--device", default="cpu")
+
+
+@command("sample", "sample a trained generator (PNG grid or .npz/.h5ad)", _sample_args)
+def _sample(args: Any) -> dict:
+    from generation.sample import sample_run
+
+    return sample_run(args.run, classes=args.classes, alphas=args.alpha, n=args.n,
+                      out=args.out, seed=args.seed, decay=args.decay, device=args.device)
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run folder written by featsel train")
+    p.add_argument("--n-per-class", type=int, help="samples per class (default: config)")
+    p.add_argument("--alphas", type=_floats, help="comma-separated alphas (default: config)")
+    p.add_argument("--split", help="real split to compare with (default: test if present)")
+    p.add_argument("--featurizers", nargs="+", help="evaluation featurizers (default: manifest)")
+    p.add_argument("--decay", type=float, help="EMA decay to use (default: the run's)")
+    p.add_argument("--no-kid", action="store_true", help="skip KID / precision-recall")
+    p.add_argument("--device", default="cpu")
+
+
+@command("evaluate", "FD (+KID, PR) of a run's EMA samples in every evaluation featurizer",
+         _evaluate_args)
+def _evaluate(args: Any) -> dict:
+    from generation.evaluate import evaluate_run
+
+    return evaluate_run(args.run, n_per_class=args.n_per_class, alphas=args.alphas,
+                        split=args.split, featurizers=args.featurizers, decay=args.decay,
+                        device=args.device, kid=not args.no_kid)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="featsel", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"featsel {__version__}")
