@@ -30,16 +30,29 @@ from torch import Tensor
 
 
 def centre(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """Shift x: (B, N, D) and y: (B, M, D) by the mean of both clouds (cost is unchanged)."""
+    """Shift x: (B, N, D) and y: (B, M, D) by the mean of both clouds (cost is unchanged).
+
+    The copy is skipped when the mean is already small against the spread of the data (the
+    cancellation it prevents is then negligible): the mean and the range are cheap reductions,
+    the copy of large feature batches is not.
+    """
     n, m = x.shape[-2], y.shape[-2]
     mu = (x.sum(-2, keepdim=True) + y.sum(-2, keepdim=True)) / (n + m)
+    spread = torch.maximum(x.amax() - x.amin(), y.amax() - y.amin())
+    if bool(mu.abs().amax() <= 0.1 * spread):
+        return x, y
     return x - mu, y - mu
+
+
+def sq_norms(x: Tensor) -> Tensor:
+    """|x_i|^2 as one fused reduction (no temporary of the size of x). x: (B, N, D) -> (B, N)."""
+    return torch.linalg.vector_norm(x, dim=-1).square_()
 
 
 def sq_cost(x: Tensor, y: Tensor) -> Tensor:
     """C_ij = ||x_i - y_j||^2 by one batched GEMM. x: (B, N, D), y: (B, M, D) -> (B, N, M)."""
-    x2 = (x * x).sum(-1).unsqueeze(-1)
-    y2 = (y * y).sum(-1).unsqueeze(-2)
+    x2 = sq_norms(x).unsqueeze(-1)
+    y2 = sq_norms(y).unsqueeze(-2)
     return torch.baddbmm(x2 + y2, x, y.transpose(-1, -2), alpha=-2.0).clamp_min_(0.0)
 
 
@@ -104,14 +117,15 @@ class DenseGeometry(Geometry):
     chunk: int | None = None  # problems per pass, set by the solver to keep passes in cache
 
     def barycentric(self, hy: Tensor, eps: Tensor, values: Tensor) -> Tensor:
-        step = self.chunk or self.cost.shape[0]
-        out = []
-        for s in range(0, self.cost.shape[0], step):
+        batch, n, _ = self.cost.shape
+        step = self.chunk or batch
+        values = values.to(self.cost.dtype)
+        out = values.new_empty((batch, n, values.shape[-1]))
+        for s in range(0, batch, step):
             sl = slice(s, s + step)
             p = torch.div(self.cost[sl], -eps[sl].view(-1, 1, 1)).add_(hy[sl].unsqueeze(-2))
-            p = torch.softmax(p, dim=-1)
-            out.append(torch.bmm(p, values[sl].to(p.dtype)))
-        return torch.cat(out) if len(out) > 1 else out[0]
+            torch.bmm(torch.softmax(p, dim=-1), values[sl], out=out[sl])
+        return out
 
 
 class BlockedGeometry(Geometry):
@@ -126,13 +140,13 @@ class BlockedGeometry(Geometry):
     def __init__(self, x: Tensor, y: Tensor, mask_diagonal: bool = False, block_rows: int = 1024):
         super().__init__(x, y, mask_diagonal)
         self.block_rows = max(1, int(block_rows))
-        self.y2 = (y * y).sum(-1).unsqueeze(-2)
+        self.y2 = sq_norms(y).unsqueeze(-2)
 
     def _blocks(self):
         n = self.x.shape[1]
         for s in range(0, n, self.block_rows):
             xb = self.x[:, s : s + self.block_rows]
-            x2 = (xb * xb).sum(-1).unsqueeze(-1)
+            x2 = sq_norms(xb).unsqueeze(-1)
             c = torch.baddbmm(x2 + self.y2, xb, self.y.transpose(-1, -2), alpha=-2.0).clamp_min_(0)
             if self.mask_diagonal:
                 _mask_diag_(c, row_offset=s)
