@@ -230,6 +230,48 @@ def _evaluate(args: Any) -> dict:
                         device=args.device, kid=not args.no_kid)
 
 
+def _pretrain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("kind", choices=["mae", "distill", "vae", "teacher"], help="what to train")
+    p.add_argument("--data", help="data manifest name or path (default mnist)")
+    p.add_argument("--split", help="data split (default train)")
+    p.add_argument("--data-root", help="data root (default $FEATSEL_DATA_DIR)")
+    p.add_argument("--space", help="generation space of the ViT input (mae/distill): pixels, "
+                   "vae:path=DIR")
+    p.add_argument("--steps", type=int, help="optimiser steps")
+    p.add_argument("--out", help="run folder (state.pt, config.json, featurizer.pt / vae/)")
+    p.add_argument("--mask-ratio", type=float, help="mae: fraction of masked patches (0.5/0.6/0.75)")
+    p.add_argument("--teacher", help="distill: cnn, a teacher.pt, or a featurizer spec")
+    p.add_argument("--device", help="cpu | cuda | cuda:N")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other config field (lists joined with +: block_out_channels=32+64)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+@command("pretrain", "pretrain a candidate featurizer (mae, distill) or a teacher / VAE space",
+         _pretrain_args)
+def _pretrain(args: Any) -> dict:
+    from featsel.features.registry import options_to_config
+    from generation.featurizers import CONFIGS, TRAINERS
+
+    opts: dict[str, Any] = {}
+    for item in args.set:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"--set: expected KEY=VALUE, got {item!r}")
+        opts[key.strip().replace("-", "_")] = value.strip()
+    for k in ("data", "split", "data_root", "space", "steps", "out", "mask_ratio", "teacher",
+              "device"):
+        if (v := getattr(args, k)) is not None:
+            opts[k] = v
+    cfg = options_to_config(CONFIGS[args.kind], opts, what=f"pretrain {args.kind}")
+    res = TRAINERS[args.kind](cfg, resume=args.resume, progress=not args.quiet)
+    losses = res.pop("losses")
+    res["loss_first"] = losses[0] if losses else None
+    res["loss_last"] = sum(losses[-10:]) / len(losses[-10:]) if losses else None
+    return res
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="featsel", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"featsel {__version__}")

@@ -1,0 +1,349 @@
+"""Sinkhorn-CFG training of a one-step generator (paper Appendix C.1): one short loop.
+
+Per step (all ranks draw the same global batch composition from a per-step seed, then each
+rank keeps its shard of the classes, so a run is a pure function of (config, step) and
+`--resume` continues it exactly):
+
+1. classes (n_classes of K) and alpha_c ~ alpha^-power on [alpha_min, alpha_max], w = alpha - 1;
+2. push `queue_push` fresh real samples into the queues; generate n_gen samples per class;
+   draw n_pos class-real samples per class and n_unc unconditional ones from the queues;
+3. frozen featurizer -> blocks (B, L, C) -> per block scaled by s / sqrt(C) (featsel);
+4. Sinkhorn-CFG loss (`generation.loss`), backward, gradient clipping, AdamW (betas 0.9, 0.95)
+   with linear warmup (+ linear decay), then the multi-decay EMA;
+5. metrics to `metrics.jsonl` every `log_every` steps (one host sync per flush), tqdm bar;
+   checkpoint every `ckpt_every` steps (atomic; rank 0).
+
+Multi-GPU / multi-node: launch with `torchrun --nproc_per_node G -m featsel.cli train ...`;
+DDP averages gradients; the per-block feature scale and the block-wide eps are averaged across
+ranks, so G ranks compute the same update as one process holding all classes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from generation.checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from generation.config import TrainConfig, save_config
+from generation.ema import MultiEMA
+from generation.loss import SinkhornCFGLoss
+from generation.models import create_generator
+from generation.queues import RealQueues
+
+__all__ = ["TrainData", "train", "load_training_data", "sample_alpha", "featurize_blocks"]
+
+
+@dataclass
+class TrainData:
+    """Training set in the generation space: x (N, *shape) float32, y (N,) int64 labels in
+    [0, num_classes); `space` (a featsel GenerationSpace or None) decodes samples for viewing."""
+
+    x: Tensor
+    y: Tensor
+    num_classes: int
+    space: Any = None
+    name: str = ""
+
+    def __post_init__(self):
+        if self.x.ndim < 2 or self.y.shape != self.x.shape[:1]:
+            raise ValueError(f"TrainData: x (N, ...) and y (N,) expected, got "
+                             f"{tuple(self.x.shape)} and {tuple(self.y.shape)}")
+
+
+def load_training_data(cfg: TrainConfig, split: str | None = None) -> TrainData:
+    """Split `cfg.data_split` of the data manifest `cfg.data`, encoded into its generation
+    space (`cfg.space`, default the manifest's first) in chunks without gradient."""
+    from featsel.data import load_dataset
+
+    ds = load_dataset(cfg.data, split=split or cfg.data_split)
+    if ds.labels is None:
+        raise ValueError(f"data set {cfg.data!r} has no labels; class-conditional training "
+                         f"needs them (manifest key 'label')")
+    space = ds.generation_space(cfg.space or None)
+    if ds.in_generation_space:
+        u = ds.x
+    else:
+        with torch.no_grad():
+            u = torch.cat([space.encode(c) for c in ds.x.split(256)])
+    k = len(ds.class_names) if ds.class_names else int(ds.labels.max()) + 1
+    return TrainData(x=u.float(), y=ds.labels.long(), num_classes=k, space=space,
+                     name=ds.manifest.name)
+
+
+def sample_alpha(n: int, lo: float, hi: float, power: float, g: torch.Generator) -> Tensor:
+    """n draws of alpha with density ~ alpha^-power on [lo, hi] by inverse CDF: (n,)."""
+    u = torch.rand(n, generator=g, device=g.device)
+    if hi == lo:
+        return torch.full_like(u, lo)
+    if power == 1.0:
+        return lo * (hi / lo) ** u
+    e = 1.0 - power
+    return (lo**e + u * (hi**e - lo**e)) ** (1.0 / e)
+
+
+def featurize_blocks(
+    featurizer: nn.Module,
+    x_gen: Tensor,
+    x_pos: Tensor,
+    x_unc: Tensor | None,
+    reduce_mean=None,
+) -> dict[str, tuple[Tensor, Tensor, Tensor | None]]:
+    """Frozen features of one step, scaled per block.
+
+    x_gen: (K, N, *S) with grad; x_pos: (K, M, *S); x_unc: (K, U, *S) or None.
+    Returns {block: (gen (K, N, L, C), pos (K, M, L, C), unc (K, U, L, C) | None)}, each block
+    divided by `featsel.features.block_scale` (s / sqrt(C), the mean generated-to-pool distance
+    within each class and location; no gradient), averaged over DDP ranks by `reduce_mean`.
+    """
+    from featsel.features import block_scale
+
+    K, N = x_gen.shape[:2]
+    M, U = x_pos.shape[1], (x_unc.shape[1] if x_unc is not None else 0)
+    gen_blocks = featurizer.blocks(x_gen.flatten(0, 1))
+    with torch.no_grad():
+        real = x_pos.flatten(0, 1) if x_unc is None else torch.cat(
+            [x_pos.flatten(0, 1), x_unc.flatten(0, 1)])
+        real_blocks = featurizer.blocks(real)
+    out = {}
+    for name, gb in gen_blocks.items():
+        g = gb.x.float().unflatten(0, (K, N))  # (K, N, L, C)
+        rb = real_blocks[name].x.float()
+        p = rb[: K * M].unflatten(0, (K, M))
+        r = rb[K * M :].unflatten(0, (K, U)) if U else None
+        L, C = g.shape[2:]
+        # classes become extra "positions": (N, K*L, C), so the distances stay within a class
+        targets = [p.transpose(0, 1).reshape(M, K * L, C)]
+        if r is not None:
+            targets.append(r.transpose(0, 1).reshape(U, K * L, C))
+        s = block_scale(g.detach().transpose(0, 1).reshape(N, K * L, C), *targets)
+        if reduce_mean is not None:
+            s = reduce_mean(s)
+        out[name] = (g / s, p / s, r / s if r is not None else None)
+    return out
+
+
+def _lr_lambda(cfg: TrainConfig):
+    def f(step: int) -> float:  # step = number of optimiser steps done so far
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.lr_schedule == "constant":
+            return 1.0
+        span = max(cfg.steps - cfg.warmup_steps, 1)
+        return max(0.0, 1.0 - (step - cfg.warmup_steps) / span)
+
+    return f
+
+
+def _step_generators(seed: int, step: int, device: torch.device):
+    s = (seed * 1_000_003 + step) % (2**63 - 1)
+    g_dev = torch.Generator(device=device).manual_seed(s)
+    g_cpu = torch.Generator().manual_seed(s) if device.type != "cpu" else g_dev
+    return g_dev, g_cpu
+
+
+def _resolve_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return dev
+
+
+def _init_distributed() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+    return 0, 1, 0
+
+
+def _truncate_metrics(path: Path, last_step: int) -> None:
+    """Keep only metric lines of steps <= last_step (work after the checkpoint is redone)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines()
+            if ln.strip() and json.loads(ln).get("step", 0) <= last_step]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(ln + "\n" for ln in keep))
+    os.replace(tmp, path)
+
+
+def build_model(cfg: TrainConfig, sample_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """The generator of a run (preset + overrides)."""
+    return create_generator(cfg.model, sample_shape=tuple(sample_shape),
+                            num_classes=num_classes, **cfg.model_args)
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    data: TrainData | None = None,
+    featurizer: nn.Module | None = None,
+) -> dict[str, Any]:
+    """Train per `cfg` into `cfg.out`; returns a summary dict. `data` / `featurizer` replace
+    `cfg.data` / `cfg.featurizer` (tests, notebooks). With `resume`, continue from
+    `cfg.out/checkpoint.pt` if present (else start fresh)."""
+    cfg.validate()
+    rank, world, local_rank = _init_distributed()
+    device = _resolve_device(cfg.device, local_rank)
+    out = Path(cfg.out)
+    ckpt_path = out / CHECKPOINT_NAME
+    if not resume and ckpt_path.exists():
+        raise ValueError(f"out {str(out)!r} already holds a checkpoint: pass resume=True "
+                         f"(--resume) to continue it, or choose a new out folder")
+    torch.manual_seed(cfg.seed)
+    if data is None:
+        data = load_training_data(cfg)
+    K = data.num_classes
+    n_cls = cfg.n_classes or K
+    if n_cls > K:
+        raise ValueError(f"n_classes ({n_cls}) exceeds the number of classes ({K})")
+    if n_cls % world:
+        raise ValueError(f"n_classes ({n_cls}) must be divisible by the number of ranks ({world})")
+    if featurizer is None:
+        from featsel.features import create_featurizer
+
+        featurizer = create_featurizer(cfg.featurizer, space=data.space, fit_data=data.x,
+                                       in_shape=tuple(data.x.shape[1:]))
+    featurizer = featurizer.to(device).eval().requires_grad_(False)
+    shape = tuple(data.x.shape[1:])
+    model = build_model(cfg, shape, K).to(device)
+    ema = MultiEMA(model, cfg.ema_decays).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
+                            weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+    queues = RealQueues(K, shape, cfg.queue_size, cfg.uncond_queue_size, device=device)
+    queues.prefill(data.x, data.y, torch.Generator().manual_seed(cfg.seed))
+    metrics_path = out / "metrics.jsonl"
+    step0, st = 0, None
+    if resume and ckpt_path.exists():
+        st = load_checkpoint(ckpt_path, map_location=device)
+        model.load_state_dict(st["model"])
+        ema.load_state_dict(st["ema"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        queues.load_state_dict(st["queues"])
+        set_rng_state(st["rng"])
+        step0 = int(st["step"])
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+        _truncate_metrics(metrics_path, step0)
+    net = model
+    reduce_mean = None
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+        def reduce_mean(t: Tensor) -> Tensor:
+            t = t.clone()
+            dist.all_reduce(t)
+            return t / world
+
+    loss_fn = SinkhornCFGLoss(cfg.loss, K, reduce_mean=reduce_mean)
+    if st is not None:
+        loss_fn.load_state_dict(st.get("loss_state", {}))
+    amp = cfg.amp and device.type == "cuda"
+    shard = slice(rank, None, world)
+    pending: list[dict[str, Any]] = []
+    t_start, done_steps = time.perf_counter(), 0
+    last: dict[str, float] = {}
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=cfg.steps, initial=step0, disable=not (cfg.progress and rank == 0),
+               desc="train", dynamic_ncols=True)
+    for step in range(step0 + 1, cfg.steps + 1):
+        t0 = time.perf_counter()
+        g, g_cpu = _step_generators(cfg.seed, step, device)
+        if cfg.queue_push:
+            idx = torch.randint(len(data.y), (cfg.queue_push,), generator=g_cpu)
+            queues.push(data.x[idx], data.y[idx])
+        classes_all = torch.randperm(K, generator=g, device=device)[:n_cls]
+        alpha_all = sample_alpha(n_cls, cfg.alpha_min, cfg.alpha_max, cfg.alpha_power, g)
+        noise_all = torch.randn(n_cls, cfg.n_gen, *model.noise_shape, generator=g, device=device)
+        pos_all = queues.sample_class(classes_all, cfg.n_pos, g)
+        unc_all = queues.sample_uncond(n_cls, cfg.n_unc, g) if cfg.n_unc else None
+        classes, alpha, noise = classes_all[shard], alpha_all[shard], noise_all[shard]
+        x_pos = pos_all[shard]
+        x_unc = unc_all[shard] if unc_all is not None else None
+        k_loc = classes.shape[0]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            x_gen = net(noise.flatten(0, 1), classes.repeat_interleave(cfg.n_gen),
+                        alpha.repeat_interleave(cfg.n_gen))
+            blocks = featurize_blocks(featurizer, x_gen.unflatten(0, (k_loc, cfg.n_gen)),
+                                      x_pos, x_unc, reduce_mean)
+        log_step = step % cfg.log_every == 0 or step == cfg.steps
+        loss, info = loss_fn(blocks, alpha - 1.0, classes, sync=log_step, log=log_step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf)
+        lr = opt.param_groups[0]["lr"]
+        opt.step()
+        sched.step()
+        ema.update(model)
+        if device.type == "cuda" and log_step:
+            torch.cuda.synchronize(device)
+        dt = time.perf_counter() - t0
+        done_steps += 1
+        pending.append({"step": step, "loss": loss.detach(), "grad_norm": gnorm.detach(),
+                        "lr": lr, "time_step": dt,
+                        "time_ot": info.pop("time_ot"),
+                        "samples_per_s": n_cls * cfg.n_gen / dt, **info})
+        if rank == 0 and log_step:
+            last = _flush_metrics(pending, metrics_path)
+            bar.set_postfix(loss=f"{last['loss']:.4g}", lam=f"{last['lambda']:.3g}",
+                            sps=f"{last['samples_per_s']:.0f}", refresh=False)
+        if log_step:
+            pending = []
+        bar.update(1)
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            if rank == 0:
+                save_checkpoint({
+                    "step": step, "config": cfg.to_dict(), "model": model.state_dict(),
+                    "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "queues": queues.state_dict(),
+                    "loss_state": loss_fn.state_dict(), "rng": rng_state(),
+                    "data": {"name": data.name, "num_classes": K, "shape": list(shape)},
+                }, ckpt_path)
+            if world > 1:
+                dist.barrier()
+    bar.close()
+    elapsed = time.perf_counter() - t_start
+    return {"out": str(out), "steps": cfg.steps, "resumed_from": step0,
+            "steps_run": done_steps, "time_s": round(elapsed, 3),
+            "final_loss": last.get("loss"), "final_lambda": last.get("lambda")}
+
+
+def _flush_metrics(pending: list[dict[str, Any]], path: Path) -> dict[str, float]:
+    """Append pending per-step metrics (tensors synced here, once) as JSON lines."""
+    if not pending:
+        return {}
+    cells = [(i, k) for i, r in enumerate(pending) for k, v in r.items() if isinstance(v, Tensor)]
+    vals = torch.stack([pending[i][k].float() for i, k in cells]).cpu().tolist()
+    rows = [{k: v for k, v in r.items() if not isinstance(v, Tensor)} for r in pending]
+    for (i, k), v in zip(cells, vals):
+        rows[i][k] = v
+    with open(path, "a") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+    return rows[-1]

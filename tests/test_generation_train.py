@@ -1,0 +1,173 @@
+"""The training loop: a few steps of a tiny model, exact resume after a kill, DDP on two gloo
+processes equal to one process, and the CLI path (train -> sample -> evaluate)."""
+
+import json
+import os
+import socket
+
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from generation.checkpoint import load_checkpoint
+from generation.config import load_config
+from generation.train import TrainData, train
+
+torch.set_num_threads(1)
+
+SMALL = dict(steps=6, model="tiny/4", n_classes=4, n_gen=8, n_pos=16, n_unc=8, queue_size=24,
+             uncond_queue_size=48, queue_push=16, ckpt_every=2, log_every=1, progress=False,
+             warmup_steps=2, ema_decays=[0.9, 0.99])
+
+
+def _digits() -> TrainData:
+    d = load_digits()
+    x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 8.0 - 1.0  # (N, 1, 8, 8)
+    return TrainData(x=x, y=torch.tensor(d.target), num_classes=10, name="digits")
+
+
+def _featurizer():
+    from featsel.features import create_featurizer
+
+    return create_featurizer("random-projection:dim=8,spatial=true", in_shape=(1, 8, 8))
+
+
+def _metrics(path):
+    return [json.loads(ln) for ln in open(path)]
+
+
+def _cfg(out, **kw):
+    return load_config(None, {**SMALL, "out": str(out), **kw})
+
+
+def test_few_steps_write_metrics_checkpoint_and_move_the_model(tmp_path):
+    data = _digits()
+    res = train(_cfg(tmp_path / "r"), data=data, featurizer=_featurizer())
+    assert res["steps_run"] == 6
+    rows = _metrics(tmp_path / "r" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == list(range(1, 7))
+    for key in ("loss", "lambda", "grad_norm", "marginal_error/cond", "marginal_error/self",
+                "marginal_error/uncond", "time_ot", "samples_per_s", "lr"):
+        assert all(torch.isfinite(torch.tensor(r[key])) for r in rows), key
+    assert rows[0]["lr"] == pytest.approx(4e-4 / 2)  # linear warmup over 2 steps
+    assert 0 < rows[-1]["time_ot"] < rows[-1]["time_step"]
+    st = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
+    assert st["step"] == 6 and set(st["ema"]) == {"0.9", "0.99"}
+    fresh = train.__globals__["build_model"](_cfg(tmp_path / "x"), (1, 8, 8), 10)
+    moved = [not torch.equal(st["model"][k], v) for k, v in fresh.state_dict().items()]
+    assert any(moved)
+    with pytest.raises(ValueError, match="already holds a checkpoint"):
+        train(_cfg(tmp_path / "r"), data=data, featurizer=_featurizer())
+
+
+class _KilledAt(torch.nn.Module):
+    """Featurizer wrapper that dies (like a SIGKILL mid-step) on its n-th `blocks` call."""
+
+    def __init__(self, inner, n):
+        super().__init__()
+        self.inner, self.n, self.calls = inner, n, 0
+
+    def blocks(self, u):
+        self.calls += 1
+        if self.calls == self.n:
+            raise KeyboardInterrupt("killed")
+        return self.inner.blocks(u)
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_resume_after_kill_continues_the_same_curve(tmp_path, warm):
+    data = _digits()
+    over = {"loss": {"warm_start": warm}}
+    train(_cfg(tmp_path / "a", **over), data=data, featurizer=_featurizer())
+    with pytest.raises(KeyboardInterrupt):  # killed during step 5 (2 blocks calls per step)
+        train(_cfg(tmp_path / "b", **over), data=data, featurizer=_KilledAt(_featurizer(), 9))
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 4  # lost < 1 interval
+    res = train(_cfg(tmp_path / "b", **over), data=data, featurizer=_featurizer(), resume=True)
+    assert res["resumed_from"] == 4 and res["steps_run"] == 2
+    a, b = _metrics(tmp_path / "a" / "metrics.jsonl"), _metrics(tmp_path / "b" / "metrics.jsonl")
+    assert [r["step"] for r in b] == list(range(1, 7))
+    for key in ("loss", "lambda", "grad_norm", "marginal_error/cond"):
+        assert [r[key] for r in a] == [r[key] for r in b], key
+    sa = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
+    sb = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    for part in ("model", "queues"):
+        for k in sa[part]:
+            assert torch.equal(sa[part][k], sb[part][k]), (part, k)
+    for d in sa["ema"]:
+        for k in sa["ema"][d]:
+            assert torch.equal(sa["ema"][d][k], sb["ema"][d][k])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, out, data, feat):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+
+    try:
+        train(_cfg(out, steps=3, ckpt_every=3), data=data, featurizer=feat)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_ddp_two_gloo_processes_equal_one_process(tmp_path):
+    import torch.multiprocessing as mp
+
+    data, feat = _digits(), _featurizer()
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "ddp"), data, feat), nprocs=2,
+             join=True)
+    train(_cfg(tmp_path / "one", steps=3, ckpt_every=3), data=data, featurizer=feat)
+    a = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "one" / "checkpoint.pt")
+    assert a["step"] == b["step"] == 3
+    for k in b["model"]:
+        assert torch.allclose(a["model"][k], b["model"][k], atol=1e-5, rtol=1e-4), k
+    ma, mb = _metrics(tmp_path / "ddp" / "metrics.jsonl"), _metrics(tmp_path / "one" /
+                                                                    "metrics.jsonl")
+    # rank 0 logs its own half of the classes; the gradient (global) must agree
+    assert [r["grad_norm"] for r in ma] == pytest.approx([r["grad_norm"] for r in mb], rel=1e-4)
+
+
+def test_ddp_rejects_indivisible_classes(tmp_path, monkeypatch):
+    import generation.train as gt
+
+    monkeypatch.setattr(gt, "_init_distributed", lambda: (0, 3, 0))
+    with pytest.raises(ValueError, match="divisible by the number of ranks"):
+        train(_cfg(tmp_path / "r"), data=_digits(), featurizer=_featurizer())
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(ValueError, match="exceeds the number of classes"):
+        train(_cfg(tmp_path / "r", n_classes=12), data=_digits(), featurizer=_featurizer())
+    with pytest.raises(ValueError, match="TrainData"):
+        TrainData(x=torch.zeros(3, 4), y=torch.zeros(2), num_classes=2)
+
+
+def test_manifest_data_then_sample_and_evaluate(tmp_path, monkeypatch):
+    """The CLI path on the bundled digits manifest: train 3 steps, sample a grid, evaluate."""
+    monkeypatch.setenv("FEATSEL_CACHE_DIR", str(tmp_path / "cache"))
+    from featsel.cli import main
+    from generation.evaluate import evaluate_run
+    from generation.sample import sample_run
+
+    out = tmp_path / "run"
+    rc = main(["train", "--data", "digits", "--featurizer", "identity", "--model", "tiny/4",
+               "--steps", "3", "--out", str(out), "--set", "n_classes=10", "--set", "n_gen=4",
+               "--set", "n_pos=8", "--set", "n_unc=4", "--set", "progress=false",
+               "--set", "queue_size=16", "--set", "uncond_queue_size=32"])
+    assert rc == 0 and (out / "checkpoint.pt").exists()
+    res = sample_run(out, classes=[0, 3], alphas=[1.0, 2.0], n=3, out=tmp_path / "g.png")
+    assert res["n"] == 12 and (tmp_path / "g.png").stat().st_size > 0
+    ev = evaluate_run(out, n_per_class=6, alphas=(1.0,), featurizers=["pca:dim=8"], kid=False)
+    fd = ev["alphas"]["1"]["pca:dim=8"]["fd"]
+    assert fd > 0 and (out / "eval.json").exists()
+    assert main(["train", "--data", "digits", "--out", str(out), "--set", "steps=0"]) == 1
+    with pytest.raises(ValueError, match="alpha must be >= 1"):
+        sample_run(out, alphas=[0.5], n=1, out=tmp_path / "h.png")
