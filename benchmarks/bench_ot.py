@@ -266,6 +266,39 @@ def large_section(quick, threads, limit_s):
     return rows
 
 
+def markdown(results):
+    """Markdown tables of a results dict (as written by --out)."""
+    lines = [f"threads: {results.get('threads')}, torch {results.get('torch')}", ""]
+    if results.get("training"):
+        lines += ["| L | D | shape | iters | ours s | paper s | POT s | GeomLoss s | "
+                  "speedup vs best peer | matmul floor s | ours / floor |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in results["training"]:
+            lines.append(
+                f"| {r['L']} | {r['D']} | {r['shape']} | {r['iters']} | {r['ours_s']:.3f} | "
+                f"{r['paper_s']:.3f} | {r['pot_s']:.3f} | {r['geomloss_tensorized_s']:.3f} | "
+                f"**{r['speedup_vs_best_peer']:.2f}x** | {r['matmul_floor_s']:.3f} | "
+                f"{r['ours_over_floor']:.2f} |")
+        lines.append("")
+    if results.get("converge"):
+        lines += ["| N | D | ours s (iters, error) | POT s | GeomLoss s (scaling) |",
+                  "|---|---|---|---|---|"]
+        for r in results["converge"]:
+            gl = (f"{r['geomloss_s']:.3f} ({r['geomloss_scaling']})" if r.get("geomloss_s")
+                  else r.get("geomloss_note", "-"))
+            lines.append(f"| {r['N']} | {r['D']} | {r['ours_s']:.3f} ({r['ours_iters']}, "
+                         f"{r['ours_error']:.1e}) | {r.get('pot_s', float('nan')):.3f} | {gl} |")
+        lines.append("")
+    if results.get("large"):
+        lines += ["| N | D | solver | seconds | extra RSS MiB | note |", "|---|---|---|---|---|---|"]
+        for r in results["large"]:
+            sec = f"{r['seconds']:.2f}" if r.get("seconds") else "-"
+            rss = f"{r['extra_rss_mib']:.0f}" if r.get("extra_rss_mib") is not None else "-"
+            lines.append(f"| {r['N']} | {r['D']} | {r['solver']} | {sec} | {rss} | "
+                         f"{r.get('note', r.get('error', ''))} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes only (the demo)")
@@ -274,8 +307,13 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--limit", type=float, default=300.0, help="seconds per large measurement")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    ap.add_argument("--markdown", type=Path, default=None,
+                    help="print the tables of an earlier --out JSON as markdown and exit")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
     if args.worker:
         large_worker(json.loads(args.worker))
         return 0

@@ -182,7 +182,9 @@ def _log_iterate(geom, loga, logb, eps, f, g, n, tol, check_every, symmetric):
 
 
 def _bmv(k: Tensor, v: Tensor) -> Tensor:
-    return torch.bmm(k, v.unsqueeze(-1)).squeeze(-1)
+    """K v for k: (c, N, M), v: (c, M), written as the row-vector product v^T K^T: on CPUs
+    `bmm(k, v[..., None])` takes a slow path (measured 9x slower for 64 x 64 x 128)."""
+    return torch.bmm(v.unsqueeze(-2), k.transpose(-1, -2)).squeeze(-2)
 
 
 def _bvm(u: Tensor, k: Tensor) -> Tensor:
