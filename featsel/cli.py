@@ -123,6 +123,9 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=8, help="Delta_OT draws (bootstrap interval)")
     p.add_argument("--recipe", choices=["converged", "paper"], default="converged",
                    help="converged Sinkhorn solves, or the paper code's 4 iterations")
+    p.add_argument("--max-locations", type=int, default=16,
+                   help="per-location sub-problems per block used for Delta_OT (seeded subset; "
+                   "0 = all)")
     p.add_argument("--no-curve", action="store_true", help="skip the Delta_OT(n) curves")
     p.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
     p.add_argument("--seed", type=int, default=0)
@@ -142,6 +145,7 @@ def _score(args: Any) -> dict | str:
         data=args.data, featurizers=parse_featurizer_list(args.featurizers), evaluations=evals,
         split=args.split, max_samples=args.max_samples, n=args.n, taus=tuple(args.taus),
         tau=args.tau, n_repeats=args.repeats, recipe=args.recipe, curve=not args.no_curve,
+        max_locations=args.max_locations or None,
         device=args.device, cache=not args.no_cache, seed=args.seed, progress=not args.quiet,
     )
     res = run_score(cfg, args.out, force=args.force)

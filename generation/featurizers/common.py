@@ -1,0 +1,137 @@
+"""Shared pieces of the featurizer trainers: data in generation space, the student ViT,
+resumable trainer state (atomic, `torch.load(weights_only=True)`), progress.
+
+Run folder layout (`out`): `state.pt` (trainer state: step, weights, optimiser; for `--resume`),
+`featurizer.pt` (a featsel featurizer checkpoint: `create_featurizer(path)` loads it),
+`config.json` (the trainer config).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+STATE_FORMAT = "featsel-pretrain-state-v1"
+
+
+def load_space_samples(
+    data: str, split: str, data_root: str | None, space: str, n_max: int | None = None
+) -> tuple[Tensor, Tensor | None, Tensor, Any]:
+    """Load a data set and encode it in a generation space.
+
+    Returns x: (N, C, H, W) ambient images in [-1, 1], labels: (N,) int64 or None,
+    u: (N, *space.shape) generation-space samples (computed once, no grad), the space.
+    """
+    from featsel.data import load_dataset
+    from featsel.spaces import create_space
+
+    ds = load_dataset(data, split=split, data_root=data_root)
+    if ds.in_generation_space or ds.x.ndim != 4:
+        raise ValueError(f"data {data!r}: featurizer pretraining needs images (N, C, H, W); "
+                         f"got shape {tuple(ds.x.shape)}")
+    x, labels = ds.x, ds.labels
+    if n_max is not None:
+        x = x[:n_max]
+        labels = labels[:n_max] if labels is not None else None
+    sp = create_space(space, fit_data=x)
+    if len(sp.shape) != 3:
+        raise ValueError(f"space {space!r}: the ViT trainers need spatial samples (C, H, W), "
+                         f"got shape {sp.shape}")
+    with torch.no_grad():
+        u = torch.cat([sp.encode(c) for c in x.split(256)])
+    return x, labels, u, sp
+
+
+def student_spec(
+    *, in_shape: tuple[int, ...], patch_size: int | None, depth: int, embed_dim: int,
+    num_heads: int, tap_every: int, seed: int,
+) -> str:
+    """The registry spec of the student/encoder ViT (a `random-vit` whose weights we train)."""
+    if embed_dim % num_heads:
+        raise ValueError(f"embed_dim ({embed_dim}) must be a multiple of num_heads ({num_heads})")
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    opts = {"model": "vit_tiny_patch16_224", "depth": depth, "embed_dim": embed_dim,
+            "num_heads": num_heads, "tap_every": min(tap_every, depth), "seed": seed}
+    if patch_size is not None:
+        if in_shape[1] % patch_size:
+            raise ValueError(f"patch_size {patch_size} must divide the input size {in_shape[1]}")
+        opts["patch_size"] = patch_size
+    return "random-vit:" + ",".join(f"{k}={v}" for k, v in opts.items())
+
+
+def build_student(spec: str, in_shape: tuple[int, ...]):
+    """A trainable `ViTFeaturizer` from `student_spec` (train mode, gradients on)."""
+    from featsel.features import create_featurizer
+
+    feat = create_featurizer(spec, in_shape=tuple(in_shape))
+    return feat.train().requires_grad_(True)
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """torch.save to a temporary file, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def config_dict(cfg: Any) -> dict[str, Any]:
+    """A dataclass config as a JSON-able dict."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+def prepare_out(
+    out: str | os.PathLike, cfg: Any, resume: bool, keys: tuple[str, ...]
+) -> tuple[Path, dict | None]:
+    """Create the run folder; with `resume`, load `state.pt` and check that the config fields
+    `keys` (architecture, data) match. Returns (folder, state or None).
+
+    An existing state without `resume` -> ValueError (never overwrite a run silently).
+    """
+    if not out:
+        raise ValueError("out: a run folder is required (--out DIR)")
+    d = Path(out).expanduser()
+    state_path = d / "state.pt"
+    state = None
+    if state_path.is_file():
+        if not resume:
+            raise ValueError(f"out: {d} already holds a run (state.pt); pass --resume to continue "
+                             "it or choose another --out")
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ValueError(f"{state_path} is not a featsel pretraining state ({STATE_FORMAT})")
+        old = state["config"]
+        new = config_dict(cfg)
+        diff = [k for k in keys if old.get(k) != new.get(k)]
+        if diff:
+            raise ValueError(f"--resume: config differs from the saved run in {diff}: "
+                             f"saved {[old.get(k) for k in diff]}, now {[new.get(k) for k in diff]}")
+    elif resume and d.exists() and any(d.iterdir()):
+        raise FileNotFoundError(f"--resume: {state_path} does not exist")
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f".config.json.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(config_dict(cfg), indent=1))
+    os.replace(tmp, d / "config.json")
+    return d, state
+
+
+def write_state(d: Path, cfg: Any, step: int, modules: dict[str, Any], extra: dict | None = None) -> None:
+    """Write `state.pt`: {format, config, step, <name>: state_dict for each module/optimiser}."""
+    payload = {"format": STATE_FORMAT, "config": config_dict(cfg), "step": int(step)}
+    payload.update({k: m.state_dict() for k, m in modules.items()})
+    payload.update(extra or {})
+    save_atomic(payload, d / "state.pt")
+
+
+def check_positive(**kw: float) -> None:
+    """ValueError for any argument <= 0."""
+    for k, v in kw.items():
+        if v is None or v <= 0:
+            raise ValueError(f"{k} must be > 0, got {v}")

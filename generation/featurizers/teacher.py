@@ -1,0 +1,131 @@
+"""A small CNN classifier trained inside the run on pixels: the distillation teacher standing in
+for InceptionV3 (whose weights cannot be downloaded here).
+
+Architecture: [conv3x3 -> GroupNorm -> GELU] x `depth` with stride 2 after the first, then mean
+pooling and a linear classifier. Features: `patch` = the last conv map (B, width, h, w),
+`global` = its spatial mean (B, width). Trained with cross-entropy on (pixels, labels).
+
+Checkpoint (`teacher.pt`, weights_only-loadable): {format, config, step, model, optimizer}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from generation.featurizers.common import check_positive, load_space_samples, prepare_out, write_state
+
+TEACHER_FORMAT = "featsel-cnn-teacher-v1"
+ARCH_KEYS = ("data", "split", "width", "depth", "seed", "n_max")
+
+
+@dataclass
+class TeacherConfig:
+    """Options of `train_teacher` (one place for each default)."""
+
+    data: str = "mnist"
+    split: str = "train"
+    data_root: str | None = None
+    n_max: int | None = None
+    out: str = "runs/teacher"
+    steps: int = 500
+    batch_size: int = 64
+    lr: float = 2e-3
+    width: int = 32
+    depth: int = 3
+    save_every: int = 500
+    seed: int = 0
+    device: str = "cpu"
+
+
+class SmallCNN(nn.Module):
+    """x: (B, C, H, W) pixels in [-1, 1] -> logits (B, n_classes); `features(x)` -> (global, patch)."""
+
+    def __init__(self, in_chans: int, n_classes: int, width: int = 32, depth: int = 3):
+        super().__init__()
+        if depth < 1 or width < 1:
+            raise ValueError(f"teacher width and depth must be >= 1, got {width}, {depth}")
+        layers: list[nn.Module] = []
+        c = in_chans
+        for i in range(depth):
+            layers += [nn.Conv2d(c, width, 3, stride=2 if i == 1 else 1, padding=1),
+                       nn.GroupNorm(min(8, width), width), nn.GELU()]
+            c = width
+        self.body = nn.Sequential(*layers)
+        self.fc = nn.Linear(width, n_classes)
+        self.in_chans, self.n_classes, self.width, self.depth = in_chans, n_classes, width, depth
+
+    def features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x: (B, C, H, W) -> global (B, width), patch (B, width, h, w)."""
+        patch = self.body(x)
+        return patch.mean((2, 3)), patch
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.features(x)[0])
+
+
+def load_teacher(path: str | Path) -> SmallCNN:
+    """Load a teacher written by `train_teacher` (frozen, eval mode)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        p = p / "teacher.pt"
+    if not p.is_file():
+        raise FileNotFoundError(f"teacher checkpoint {p} does not exist (run `featsel pretrain teacher`)")
+    obj = torch.load(p, map_location="cpu", weights_only=True)
+    if not isinstance(obj, dict) or obj.get("format") != TEACHER_FORMAT:
+        raise ValueError(f"{p} is not a featsel CNN teacher checkpoint ({TEACHER_FORMAT})")
+    a = obj["arch"]
+    net = SmallCNN(a["in_chans"], a["n_classes"], a["width"], a["depth"])
+    net.load_state_dict(obj["model"])
+    return net.eval().requires_grad_(False)
+
+
+def train_teacher(cfg: TeacherConfig, *, resume: bool = False, progress: bool = True) -> dict:
+    """Train (or continue) the CNN classifier on pixels of `cfg.data`. Returns a summary with
+    `teacher` (checkpoint path), `step`, `losses`, `train_accuracy` (on the training samples)."""
+    check_positive(batch_size=cfg.batch_size, lr=cfg.lr, save_every=cfg.save_every)
+    if cfg.steps < 0:
+        raise ValueError(f"steps must be >= 0, got {cfg.steps}")
+    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS)
+    torch.manual_seed(cfg.seed)
+    x, labels, _, _ = load_space_samples(cfg.data, cfg.split, cfg.data_root, "pixels", cfg.n_max)
+    if labels is None:
+        raise ValueError(f"data {cfg.data!r} has no labels: the teacher is a classifier")
+    net = SmallCNN(x.shape[1], int(labels.max()) + 1, cfg.width, cfg.depth).to(cfg.device)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    start = 0
+    if state is not None:
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["rng"])
+        start = int(state["step"])
+    losses = []
+    for step in tqdm(range(start, cfg.steps), desc="teacher", initial=start, total=cfg.steps,
+                     disable=not progress):
+        idx = torch.randint(len(x), (cfg.batch_size,), generator=gen)
+        loss = F.cross_entropy(net(x[idx].to(cfg.device)), labels[idx].to(cfg.device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())
+        if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
+            write_state(d, cfg, step + 1, {"model": net, "optimizer": opt}, {"rng": gen.get_state()})
+    write_state(d, cfg, cfg.steps, {"model": net, "optimizer": opt}, {"rng": gen.get_state()})
+    net.eval()
+    with torch.no_grad():
+        pred = torch.cat([net(c.to(cfg.device)).argmax(1).cpu() for c in x.split(512)])
+    acc = (pred == labels).float().mean()
+    from generation.featurizers.common import save_atomic
+
+    arch = {"in_chans": net.in_chans, "n_classes": net.n_classes, "width": net.width, "depth": net.depth}
+    path = d / "teacher.pt"
+    save_atomic({"format": TEACHER_FORMAT, "arch": arch, "model": net.state_dict()}, path)
+    return {"kind": "teacher", "teacher": str(path), "step": cfg.steps,
+            "losses": torch.stack(losses).tolist() if losses else [],
+            "train_accuracy": float(acc), "out": str(d)}

@@ -1,0 +1,141 @@
+"""A small diffusers `AutoencoderKL` trained on the data set's images: a VAE generation space that
+needs no download ("generate in a VAE latent space, match in a semantic space").
+
+Loss per batch x: (B, C, H, W) in [-1, 1], posterior q(z|x) = N(mu, diag sigma^2), z ~ q:
+
+    L = mean (D(z) - x)^2 + kl_weight * KL(q(z|x) || N(0, I)) / (C*H*W).
+
+The model is written with `AutoencoderKL.save_pretrained` to `<out>/vae/` (config.json +
+weights), exactly what `featsel.spaces.VAESpace.from_pretrained` reads, so
+`create_space("vae:path=<out>/vae", ambient_shape=(C, H, W))` loads it. Its config's
+`scaling_factor` is set to 1 / std of the posterior means on the training data (the SD-VAE
+convention that gives latents of unit scale). Latents are (latent_channels, H/f, W/f) with
+f = 2 ** (len(block_out_channels) - 1).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from generation.featurizers.common import check_positive, load_space_samples, prepare_out, write_state
+
+ARCH_KEYS = ("data", "split", "block_out_channels", "latent_channels", "layers_per_block",
+             "norm_num_groups", "seed", "n_max")
+
+
+@dataclass
+class VAEConfig:
+    """Options of `train_vae` (one place for each default)."""
+
+    data: str = "mnist"
+    split: str = "train"
+    data_root: str | None = None
+    n_max: int | None = None
+    out: str = "runs/vae"
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 1e-3
+    kl_weight: float = 1e-3
+    block_out_channels: tuple[int, ...] = (32, 64, 64)  # 28x28 -> 7x7 latents
+    latent_channels: int = 4
+    layers_per_block: int = 1
+    norm_num_groups: int = 8
+    save_every: int = 500
+    seed: int = 0
+    device: str = "cpu"
+
+
+def build_vae(cfg: VAEConfig, in_chans: int, size: int):
+    """The diffusers AutoencoderKL of `cfg` for (in_chans, size, size) images."""
+    from diffusers import AutoencoderKL
+
+    n = len(cfg.block_out_channels)
+    f = 2 ** (n - 1)
+    if n < 1 or size % f:
+        raise ValueError(f"block_out_channels: {n} blocks downsample by {f}, which must divide the "
+                         f"image size {size}")
+    if any(c % cfg.norm_num_groups for c in cfg.block_out_channels):
+        raise ValueError(f"block_out_channels {cfg.block_out_channels} must be multiples of "
+                         f"norm_num_groups={cfg.norm_num_groups}")
+    return AutoencoderKL(
+        in_channels=in_chans, out_channels=in_chans,
+        down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=tuple(cfg.block_out_channels), layers_per_block=cfg.layers_per_block,
+        latent_channels=cfg.latent_channels, norm_num_groups=cfg.norm_num_groups,
+        sample_size=size, scaling_factor=1.0,
+    )
+
+
+def _save_dir(vae, target: Path) -> None:
+    """save_pretrained into a temporary folder, then swap it in (os.replace)."""
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    vae.save_pretrained(str(tmp))
+    old = target.with_name(f".{target.name}.old{os.getpid()}")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def train_vae(cfg: VAEConfig, *, resume: bool = False, progress: bool = True) -> dict:
+    """Train (or continue) the VAE. Returns a summary with `vae` (diffusers directory), `space`
+    (the spec for `create_space`), `latent_shape`, `step`, `losses`, `scaling_factor`."""
+    check_positive(batch_size=cfg.batch_size, lr=cfg.lr, save_every=cfg.save_every,
+                   latent_channels=cfg.latent_channels)
+    if cfg.steps < 0 or cfg.kl_weight < 0:
+        raise ValueError(f"steps and kl_weight must be >= 0, got {cfg.steps}, {cfg.kl_weight}")
+    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS)
+    torch.manual_seed(cfg.seed)
+    x, _, _, _ = load_space_samples(cfg.data, cfg.split, cfg.data_root, "pixels", cfg.n_max)
+    if x.shape[2] != x.shape[3]:
+        raise ValueError(f"data {cfg.data!r}: images must be square, got {tuple(x.shape[1:])}")
+    vae = build_vae(cfg, x.shape[1], x.shape[2]).to(cfg.device).train()
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    start = 0
+    if state is not None:
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["rng"])
+        start = int(state["step"])
+    dim = x[0].numel()
+    losses = []
+    for step in tqdm(range(start, cfg.steps), desc="vae", initial=start, total=cfg.steps,
+                     disable=not progress):
+        idx = torch.randint(len(x), (cfg.batch_size,), generator=gen)
+        xb = x[idx].to(cfg.device)
+        post = vae.encode(xb).latent_dist
+        z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen).to(cfg.device)
+        rec = vae.decode(z).sample
+        loss = F.mse_loss(rec, xb) + cfg.kl_weight * post.kl().mean() / dim
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())
+        if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
+            write_state(d, cfg, step + 1, {"model": vae, "optimizer": opt}, {"rng": gen.get_state()})
+    write_state(d, cfg, cfg.steps, {"model": vae, "optimizer": opt}, {"rng": gen.get_state()})
+    vae.eval()
+    with torch.no_grad():
+        mu = torch.cat([vae.encode(c.to(cfg.device)).latent_dist.mean.cpu() for c in x.split(256)])
+    scaling = float(1.0 / mu.std().clamp_min(1e-6))
+    vae.register_to_config(scaling_factor=scaling)
+    _save_dir(vae, d / "vae")
+    return {"kind": "vae", "vae": str(d / "vae"), "space": f"vae:path={d / 'vae'}",
+            "latent_shape": list(mu.shape[1:]), "scaling_factor": scaling, "step": cfg.steps,
+            "losses": torch.stack(losses).tolist() if losses else [], "out": str(d)}
+
+
+def vae_space(path: str | Path, image_shape: tuple[int, int, int]):
+    """The `VAESpace` of a trained VAE directory (same as create_space('vae:path=...'))."""
+    from featsel.spaces import create_space
+
+    return create_space(f"vae:path={Path(path)}", ambient_shape=tuple(image_shape))
