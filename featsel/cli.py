@@ -276,6 +276,64 @@ def _pretrain(args: Any) -> dict:
     return res
 
 
+def _validate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="digits", help="data manifest name or path (default digits)")
+    p.add_argument("--featurizers", help="candidates: comma-separated specs or a YAML list "
+                   "(default: the manifest's candidates)")
+    p.add_argument("--eval-featurizers", help="evaluation featurizers: comma-separated specs or "
+                   "a YAML list (default: the manifest's)")
+    p.add_argument("--budget", type=int, default=300, help="training steps per job (default 300)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per candidate (default 3)")
+    p.add_argument("--out", required=True, help="sweep folder (score/, runs/, validation.json)")
+    p.add_argument("--config", help="base training config YAML (see configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a training config key for every job")
+    p.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1)")
+    p.add_argument("--eval-n-per-class", type=int, help="evaluation samples per class")
+    p.add_argument("--eval-alpha", type=float, default=1.0, help="guidance alpha evaluated")
+    p.add_argument("--tau", type=float, default=0.05, help="the Delta_OT tau that ranks")
+    p.add_argument("--score-max-samples", type=int, help="subsample the score pool")
+    p.add_argument("--score-repeats", type=int, default=8, help="Delta_OT draws in score")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over seeds")
+    p.add_argument("--nproc", type=int, default=0,
+                   help="--dry-run: print torchrun --nproc_per_node N commands (0: featsel train)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0, help="score / bootstrap seed")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print one training command per job (for a scheduler) and exit")
+    p.add_argument("--resume", action="store_true", help="continue unfinished jobs")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+@command("validate", "train a generator per candidate and check that the ranking predicted it",
+         _validate_args)
+def _validate(args: Any) -> Any:
+    from featsel.score import parse_featurizer_list
+    from generation.validate import ValidateConfig, run_validate
+
+    evals = None
+    if args.eval_featurizers is not None:
+        evals = parse_featurizer_list(args.eval_featurizers)
+    cfg = ValidateConfig(
+        data=args.data, featurizers=parse_featurizer_list(args.featurizers), evaluations=evals,
+        budget=args.budget, seeds=args.seeds, config=args.config, overrides=list(args.set),
+        jobs=args.jobs, eval_n_per_class=args.eval_n_per_class, eval_alpha=args.eval_alpha,
+        tau=args.tau, score_max_samples=args.score_max_samples, score_repeats=args.score_repeats,
+        n_boot=args.n_boot, nproc=args.nproc, device=args.device, seed=args.seed,
+        progress=not args.quiet,
+    )
+    res = run_validate(cfg, args.out, dry_run=args.dry_run, resume=args.resume)
+    if args.json:
+        return res
+    if args.dry_run:
+        return "\n".join(res["commands"])
+    lines = [f"{r['candidate']}: Delta_OT rank {r['delta_ot_rank']}, mean FD rank "
+             f"{'-' if r['mean_fd_rank'] is None else format(r['mean_fd_rank'], '.2f')}"
+             for r in res["table"]]
+    lines += [res["verdict"], f"report: {args.out}/validation.json"]
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="featsel", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"featsel {__version__}")

@@ -1,0 +1,163 @@
+"""Render a ``featsel score`` results dict as figures and one self-contained HTML page.
+
+``build_report(results, out_dir)`` draws the PNG figures beside the page (``out_dir/figures``)
+and embeds them in ``report.html`` as base64 data URIs, so the page can be moved alone. The
+Jinja2 environment autoescapes, so every user string (candidate names, paths, settings) is
+escaped. Expected keys of ``results`` (all optional except ``ranking``)::
+
+    ranking:     {"tau", "order", "table": [row dicts], "explanations", "flags": [dicts]}
+    diagnostics: {candidate: {"rank": {"spectra": {block: [p_k]}, ...},
+                              "curve": {"ns", "mean", "ci_low", "ci_high", "slope"},
+                              "coupling": {"classes", "class_mass", "same_class_mass",
+                                           "chance", "plan", "row_labels", "col_labels"},
+                              "alignment": {evaluation: {"r2", ...}}}}
+    evaluations: [evaluation featurizer names];  settings: {...};  versions: {...};
+    timings: {stage: seconds};  title: str
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from reports import figures as F
+
+__all__ = ["build_figures", "build_report", "render_html"]
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+
+
+def _safe_name(s: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(s))[:80] or "x"
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    if isinstance(v, float | np.floating):
+        v = float(v)
+        if math.isnan(v):
+            return "nan"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def build_figures(results: Mapping, out_dir: str | os.PathLike) -> dict[str, list[dict]]:
+    """Draw every figure the results allow; returns ``{section: [{"path", "caption"}]}``."""
+    fig_dir = Path(out_dir) / "figures"
+    ranking = results["ranking"]
+    tau = float(ranking.get("tau", 0.05))
+    table = ranking.get("table", [])
+    diags: Mapping = results.get("diagnostics", {})
+    out: dict[str, list[dict]] = {"ranking": [], "alignment": [], "couplings": [],
+                                  "spectra": [], "curves": []}
+    key = f"delta_ot@{tau:g}"
+    if table:
+        names = [r["candidate"] for r in table]
+        p = F.ranking_figure(names, [r[key] for r in table], [r["ci_low"] for r in table],
+                             [r["ci_high"] for r in table], fig_dir / "ranking.png", tau=tau)
+        out["ranking"].append({"path": p, "caption": f"Delta_OT at tau={tau:g} with intervals"})
+    order = list(ranking.get("order", list(diags)))
+    evals = list(results.get("evaluations", []))
+    if evals and any(diags.get(c, {}).get("alignment") for c in order):
+        mat = [[(diags.get(c, {}).get("alignment", {}).get(e) or {}).get("r2", float("nan"))
+                for e in evals] for c in order]
+        p = F.r2_heatmap(mat, order, evals, fig_dir / "alignment_r2.png")
+        out["alignment"].append({"path": p, "caption": "Alignment R^2 (rows: candidates, "
+                                 "columns: evaluation featurizers)"})
+    for c in order:
+        cp = diags.get(c, {}).get("coupling")
+        if not cp:
+            continue
+        title = (f"{c}: same-class mass {cp['same_class_mass']:.2f} (chance {cp['chance']:.2f})")
+        if cp.get("plan") is not None:
+            p = F.coupling_heatmap(cp["plan"], cp["row_labels"], cp["col_labels"],
+                                   fig_dir / f"coupling_{_safe_name(c)}.png", title=title)
+        else:
+            p = F.class_mass_heatmap(cp["class_mass"], cp["classes"],
+                                     fig_dir / f"coupling_{_safe_name(c)}.png", title=title)
+        out["couplings"].append({"path": p, "caption": title})
+    spectra = {}
+    for c in order:
+        sp = diags.get(c, {}).get("rank", {}).get("spectra", {})
+        if sp:
+            # the candidate's first block (its main representation) stands for it
+            spectra[c] = next(iter(sp.values()))
+    if spectra:
+        p = F.spectra_figure(spectra, fig_dir / "spectra.png")
+        out["spectra"].append({"path": p, "caption": "Normalised singular-value spectra "
+                               "(first block of each candidate)"})
+    curves = {c: diags[c]["curve"] for c in order if diags.get(c, {}).get("curve")}
+    if curves:
+        ctau = float(next(iter(curves.values())).get("tau", tau))
+        p = F.delta_curves_figure(curves, fig_dir / "delta_curves.png", tau=ctau)
+        out["curves"].append({"path": p, "caption": "Delta_OT as a function of n"})
+    return out
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def render_html(results: Mapping, figures: Mapping[str, list[dict]], *,
+                embed: bool = True, base_dir: str | os.PathLike | None = None) -> str:
+    """The HTML page as a string (autoescaped Jinja2 template ``report.html``)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters["fmt"] = _fmt
+    ranking = results["ranking"]
+    table = ranking.get("table", [])
+    columns = list(table[0].keys()) if table else []
+    columns = [c for c in columns if c != "explanation"]
+    figs = {}
+    for section, items in figures.items():
+        figs[section] = []
+        for it in items:
+            src = (_data_uri(it["path"]) if embed
+                   else os.path.relpath(it["path"], base_dir or Path(it["path"]).parent))
+            figs[section].append({"src": src, "caption": it["caption"]})
+    return env.get_template("report.html").render(
+        title=results.get("title", "featsel score report"),
+        tau=ranking.get("tau", 0.05),
+        columns=columns,
+        table=table,
+        explanations=ranking.get("explanations", {}),
+        order=ranking.get("order", []),
+        flags=ranking.get("flags", []),
+        figures=figs,
+        settings=results.get("settings", {}),
+        versions=results.get("versions", {}),
+        timings=results.get("timings", {}),
+    )
+
+
+def build_report(results: Mapping, out_dir: str | os.PathLike, *,
+                 filename: str = "report.html") -> Path:
+    """Figures into ``out_dir/figures`` and the page ``out_dir/report.html`` (atomic write)."""
+    if "ranking" not in results:
+        raise ValueError("results: expected a 'ranking' entry (the output of featsel score)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figs = build_figures(results, out_dir)
+    html = render_html(results, figs, embed=True)
+    path = out_dir / filename
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=filename, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(html)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

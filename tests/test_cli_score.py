@@ -1,0 +1,57 @@
+"""`featsel score` and `featsel report` end to end on the bundled digits data, and bad inputs."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from featsel.cli import main
+
+FAST = ["--data", "digits", "--max-samples", "600", "--repeats", "2", "--recipe", "paper",
+        "--no-curve", "--no-cache", "--quiet", "--taus", "0.05,0.2"]
+
+
+def test_score_end_to_end_and_report(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["score", *FAST, "--featurizers", "pca:dim=8,random-projection:dim=8",
+               "--eval-featurizers", "pca:dim=8,identity", "--out", str(out), "--json"])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    res = json.loads((out / "results.json").read_text())
+    assert printed["ranking"]["order"] == res["ranking"]["order"]
+    assert sorted(res["ranking"]["order"]) == ["pca:dim=8", "random-projection:dim=8"]
+    df = pd.read_csv(out / "results.csv")
+    assert list(df["candidate"]) == res["ranking"]["order"]
+    d = res["diagnostics"]["pca:dim=8"]
+    assert set(d["stability"]["per_tau"]) == {"0.05", "0.2"}
+    assert 0 < d["stability"]["per_tau"]["0.05"]["mean"] < 2
+    assert d["rank"]["effective_rank"] > 1
+    assert d["coupling"]["same_class_mass"] > d["coupling"]["chance"]
+    # the candidate is the same network as the evaluation featurizer pca:dim=8
+    flags = res["ranking"]["flags"]
+    assert any(f["candidate"] == "pca:dim=8" and f["evaluation"] == "pca:dim=8" for f in flags)
+    html = (out / "report.html").read_text()
+    assert 'id="ranking-table"' in html and "random-projection:dim=8" in html
+    assert {p.name for p in (out / "figures").iterdir()} >= {"ranking.png", "alignment_r2.png"}
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.html").is_file()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--featurizers", "no-such-featurizer"], "unknown featurizer"),
+    (["--featurizers", "pca:dim=8", "--n", "40"], "too large"),
+    (["--featurizers", "pca:dim=8", "--tau", "0.02"], "--tau"),
+])
+def test_bad_inputs_leave_no_output(tmp_path, capsys, extra, message):
+    out = tmp_path / "run"
+    rc = main(["score", *FAST, "--eval-featurizers", "none", "--out", str(out), *extra])
+    assert rc == 1
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+    assert not list(tmp_path.iterdir())
+
+
+def test_report_without_results_is_an_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 1
+    assert "results.json" in capsys.readouterr().err

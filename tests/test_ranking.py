@@ -1,0 +1,55 @@
+"""Ranking by Delta_OT with ties, explanations, mean FD rank and metric-hacking flags."""
+
+import pytest
+
+from featsel.diagnostics import metric_hacking_flags
+from featsel.ranking import CandidateScores, mean_fd_rank, rank_candidates
+
+
+def _c(name, mean, half, **kw):
+    return CandidateScores(name, {0.05: {"mean": mean, "ci_low": mean - half,
+                                         "ci_high": mean + half}}, **kw)
+
+
+def test_order_ties_and_explanations():
+    cands = [_c("identity", 0.9, 0.02, effective_rank=40.0),
+             _c("pca", 0.3, 0.05, effective_rank=8.0, same_class_mass=0.8, chance_mass=0.1),
+             _c("vit", 0.33, 0.02, effective_rank=20.0)]
+    flags = metric_hacking_flags({"vit": {"inception": 0.97, "vit": 1.0}, "pca": {"inception": 0.2}})
+    r = rank_candidates(cands, tau=0.05, flags=flags)
+    assert r.order == ["pca", "vit", "identity"]
+    assert r.candidates[0].tied_with == ["vit"] and r.candidates[2].tied_with == []
+    assert r.candidates[0].explanation.startswith("1st of 3; lowest Delta_OT 0.3")
+    assert "tied with vit" in r.candidates[0].explanation
+    assert "not independent evidence for inception, vit" in r.candidates[1].explanation
+    df = r.to_frame()
+    assert list(df["candidate"]) == r.order and "explanation" in df.columns
+    d = r.to_dict()
+    assert d["order"] == r.order and len(d["flags"]) == 2
+
+
+def test_flags_rules():
+    flags = metric_hacking_flags({"a": {"e1": 0.95, "e2": 0.5}}, threshold=0.9,
+                                 fingerprints={"a": "x", "e2": "x"})
+    got = {(f.candidate, f.evaluation) for f in flags}
+    assert got == {("a", "e1"), ("a", "e2")}
+    assert "same network" in [f for f in flags if f.evaluation == "e2"][0].reason
+    with pytest.raises(ValueError, match="threshold"):
+        metric_hacking_flags({}, threshold=2.0)
+
+
+def test_mean_fd_rank_table4():
+    fd = {"pca": {"m1": 1.0, "m2": 3.0}, "scvi": {"m1": 2.0, "m2": 2.0},
+          "ambient": {"m1": 3.0, "m2": 1.0}, "x": {"m1": 0.5, "m2": 0.5}}
+    assert mean_fd_rank(fd) == {"pca": 3.0, "scvi": 3.0, "ambient": 3.0, "x": 1.0}
+    r = rank_candidates([_c(n, i / 10, 0.01, fd=fd[n]) for i, n in enumerate(fd)])
+    assert r.mean_fd_rank["x"] == 1.0
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="at least one"):
+        rank_candidates([])
+    with pytest.raises(ValueError, match="unique"):
+        rank_candidates([_c("a", 0.1, 0.1), _c("a", 0.2, 0.1)])
+    with pytest.raises(ValueError, match="tau=0.2"):
+        rank_candidates([_c("a", 0.1, 0.1)], tau=0.2)
