@@ -17,8 +17,8 @@ Backends:
   O(B * block * M) instead of O(B * N * M). For problems whose cost matrix does not fit.
 - `KeOpsGeometry`: pykeops LazyTensors, symbolic cost, memory linear in N + M.
 
-The points are centred (a common shift of x and y per problem) before any cost is formed: the
-cost is translation invariant and centring limits the cancellation in |x|^2 + |y|^2 - 2 x.y.
+The points are centred when needed (`prepare_points`) before any cost is formed: the cost is
+translation invariant and centring limits the cancellation in |x|^2 + |y|^2 - 2 x.y.
 """
 
 from __future__ import annotations
@@ -29,31 +29,46 @@ import torch
 from torch import Tensor
 
 
-def centre(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """Shift x: (B, N, D) and y: (B, M, D) by the mean of both clouds (cost is unchanged).
-
-    The copy is skipped when the mean is already small against the spread of the data (the
-    cancellation it prevents is then negligible): the mean and the range are cheap reductions,
-    the copy of large feature batches is not.
-    """
-    n, m = x.shape[-2], y.shape[-2]
-    mu = (x.sum(-2, keepdim=True) + y.sum(-2, keepdim=True)) / (n + m)
-    spread = torch.maximum(x.amax() - x.amin(), y.amax() - y.amin())
-    if bool(mu.abs().amax() <= 0.1 * spread):
-        return x, y
-    return x - mu, y - mu
-
-
 def sq_norms(x: Tensor) -> Tensor:
     """|x_i|^2 as one fused reduction (no temporary of the size of x). x: (B, N, D) -> (B, N)."""
     return torch.linalg.vector_norm(x, dim=-1).square_()
 
 
-def sq_cost(x: Tensor, y: Tensor) -> Tensor:
-    """C_ij = ||x_i - y_j||^2 by one batched GEMM. x: (B, N, D), y: (B, M, D) -> (B, N, M)."""
-    x2 = sq_norms(x).unsqueeze(-1)
-    y2 = sq_norms(y).unsqueeze(-2)
-    return torch.baddbmm(x2 + y2, x, y.transpose(-1, -2), alpha=-2.0).clamp_min_(0.0)
+def prepare_points(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Check x: (B, N, D), y: (B, M, D) for NaN/Inf and centre them if needed.
+
+    Returns (x, y, |x_i|^2, |y_j|^2). The squared norms serve three purposes at the price of one
+    fused pass: the finiteness check (a NaN or Inf entry makes its norm non-finite), the
+    decision to centre, and the cost. Centring (a common shift per problem, under which the
+    cost is invariant) limits the cancellation in |x|^2 + |y|^2 - 2 x.y; it is skipped when the
+    mean is already small against the data's scale, since copying large feature batches is not.
+    """
+    x2 = sq_norms(x)
+    y2 = x2 if y is x else sq_norms(y)
+    for name, t in (("x", x2), ("y", y2)):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or Inf values (or values too large for {t.dtype})")
+    n, m = x.shape[-2], y.shape[-2]
+    mu = (x.sum(-2) + y.sum(-2)) / (n + m)  # (B, D)
+    scale = (x2.sum(-1) + y2.sum(-1)) / (n + m)  # mean squared norm, (B,)
+    if bool(((mu * mu).sum(-1) <= 1e-2 * scale).all()):
+        return x, y, x2, y2
+    mu = mu.unsqueeze(-2)
+    xc = x - mu
+    yc = xc if y is x else y - mu
+    x2 = sq_norms(xc)
+    return xc, yc, x2, x2 if y is x else sq_norms(yc)
+
+
+def sq_cost(x: Tensor, y: Tensor, x2: Tensor | None = None, y2: Tensor | None = None) -> Tensor:
+    """C_ij = ||x_i - y_j||^2 by one batched GEMM. x: (B, N, D), y: (B, M, D) -> (B, N, M).
+
+    x2: (B, N), y2: (B, M) squared norms, when already computed."""
+    x2 = sq_norms(x) if x2 is None else x2
+    y2 = sq_norms(y) if y2 is None else y2
+    return torch.baddbmm(
+        x2.unsqueeze(-1) + y2.unsqueeze(-2), x, y.transpose(-1, -2), alpha=-2.0
+    ).clamp_min_(0.0)
 
 
 def _mask_diag_(c: Tensor, row_offset: int = 0) -> Tensor:
@@ -99,9 +114,12 @@ class DenseGeometry(Geometry):
 
     name = "dense"
 
-    def __init__(self, x: Tensor, y: Tensor, mask_diagonal: bool = False, cost: Tensor | None = None):
+    def __init__(
+        self, x: Tensor, y: Tensor, mask_diagonal: bool = False, cost: Tensor | None = None,
+        x2: Tensor | None = None, y2: Tensor | None = None,
+    ):
         super().__init__(x, y, mask_diagonal)
-        self.cost = sq_cost(x, y) if cost is None else cost
+        self.cost = sq_cost(x, y, x2, y2) if cost is None else cost
         if mask_diagonal and cost is None:
             _mask_diag_(self.cost)
 
@@ -137,16 +155,20 @@ class BlockedGeometry(Geometry):
 
     name = "blocked"
 
-    def __init__(self, x: Tensor, y: Tensor, mask_diagonal: bool = False, block_rows: int = 1024):
+    def __init__(
+        self, x: Tensor, y: Tensor, mask_diagonal: bool = False, block_rows: int = 1024,
+        x2: Tensor | None = None, y2: Tensor | None = None,
+    ):
         super().__init__(x, y, mask_diagonal)
         self.block_rows = max(1, int(block_rows))
-        self.y2 = sq_norms(y).unsqueeze(-2)
+        self.x2 = sq_norms(x) if x2 is None else x2
+        self.y2 = (sq_norms(y) if y2 is None else y2).unsqueeze(-2)
 
     def _blocks(self):
         n = self.x.shape[1]
         for s in range(0, n, self.block_rows):
             xb = self.x[:, s : s + self.block_rows]
-            x2 = sq_norms(xb).unsqueeze(-1)
+            x2 = self.x2[:, s : s + self.block_rows].unsqueeze(-1)
             c = torch.baddbmm(x2 + self.y2, xb, self.y.transpose(-1, -2), alpha=-2.0).clamp_min_(0)
             if self.mask_diagonal:
                 _mask_diag_(c, row_offset=s)

@@ -35,8 +35,8 @@ from featsel.ot.geometry import (
     DenseGeometry,
     Geometry,
     KeOpsGeometry,
-    centre,
     keops_available,
+    prepare_points,
 )
 from featsel.ot.output import SinkhornOutput
 
@@ -104,13 +104,13 @@ def _block_rows(batch: int, m: int, itemsize: int, budget: int) -> int:
 
 
 def _make_geometry(
-    backend: str, x: Tensor, y: Tensor, mask_diagonal: bool, budget: int
+    backend: str, x: Tensor, y: Tensor, x2: Tensor, y2: Tensor, mask_diagonal: bool, budget: int
 ) -> Geometry:
     if backend == "dense":
-        return DenseGeometry(x, y, mask_diagonal)
+        return DenseGeometry(x, y, mask_diagonal, x2=x2, y2=y2)
     if backend == "blocked":
         rows = _block_rows(x.shape[0], y.shape[1], x.element_size(), budget)
-        return BlockedGeometry(x, y, mask_diagonal, block_rows=rows)
+        return BlockedGeometry(x, y, mask_diagonal, block_rows=rows, x2=x2, y2=y2)
     if backend == "keops":
         return KeOpsGeometry(x, y, mask_diagonal)
     raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -300,7 +300,8 @@ def _solve(x, y, a, b, eps, init, backend, cfg: SolverConfig, mask_diagonal, sym
     if mask_diagonal and n < 2:
         raise ValueError("mask_diagonal needs at least 2 points (each point must have a partner)")
     eps_t = as_eps(eps, bshape, x)
-    xf, yf = centre(x.reshape(-1, n, d), y.reshape(-1, m, d))
+    xf = x.reshape(-1, n, d)
+    xf, yf, x2, y2 = prepare_points(xf, xf if symmetric else y.reshape(-1, m, d))
     af, bf = a.reshape(-1, n), b.reshape(-1, m)
     ef = eps_t.reshape(-1)
     batch = xf.shape[0]
@@ -315,7 +316,7 @@ def _solve(x, y, a, b, eps, init, backend, cfg: SolverConfig, mask_diagonal, sym
     err = None
 
     if backend == "dense":
-        geom = DenseGeometry(xf, yf, mask_diagonal)
+        geom = DenseGeometry(xf, yf, mask_diagonal, x2=x2, y2=y2)
         cost = geom.cost
         kernel_ok = bool((af > 0).all()) and bool((bf > 0).all())
         chunk = batch if x.device.type == "cuda" else max(1, cfg.chunk_bytes // (n * m * x.element_size()))
@@ -340,7 +341,7 @@ def _solve(x, y, a, b, eps, init, backend, cfg: SolverConfig, mask_diagonal, sym
         if all(e is not None for e in errs):
             err = torch.cat(errs)
     else:
-        geom = _make_geometry(backend, xf, yf, mask_diagonal, budget)
+        geom = _make_geometry(backend, xf, yf, x2, y2, mask_diagonal, budget)
         for st in stages:
             if symmetric:
                 f = g = _log_step_self(geom, loga, st, f)
@@ -398,8 +399,8 @@ def sinkhorn(
     through the solver; inputs in half precision are promoted to float32, and the solve runs
     with autocast disabled.
     """
-    x = as_points("x", x)
-    y = as_points("y", y)
+    x = as_points("x", x, check_finite=False)  # checked on the squared norms in _solve
+    y = as_points("y", y, check_finite=False)
     x, y = check_pair(x, y)
     a = as_weights("a", a, x)
     b = as_weights("b", b, y)
@@ -427,7 +428,7 @@ def sinkhorn_self(
     mask_diagonal=True sets C_ii = +inf (the paper code's self term: a point may not match
     itself). The output has g = f and value = 2 <a, f>.
     """
-    x = as_points("x", x)
+    x = as_points("x", x, check_finite=False)
     a = as_weights("a", a, x)
     if isinstance(init, Tensor):
         init = (init, init)
