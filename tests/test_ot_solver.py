@@ -275,3 +275,13 @@ def test_cuda_float32_matches_cpu():
     gpu = sinkhorn(x.cuda(), y.cuda(), eps=0.5, tol=0, max_iter=50)
     assert gpu.f.is_cuda
     torch.testing.assert_close(gpu.f.cpu(), cpu.f, rtol=0, atol=1e-4)
+
+
+def test_far_from_origin_float32_is_centred():
+    """Points offset by 1e3 (|mu|^2 >> Var): the cost is formed after centring, so float32 keeps
+    the plan of the unshifted problem to 1e-5 absolute."""
+    x, y = _clouds(n=30, m=40, dtype=torch.float32)
+    ref = sinkhorn(x, y, eps=0.5, tol=0, max_iter=30)
+    far = sinkhorn(x + 1e3, y + 1e3, eps=0.5, tol=0, max_iter=30)
+    torch.testing.assert_close(far.coupling(), ref.coupling(), rtol=0, atol=1e-5)
+    torch.testing.assert_close(far.barycentric_map() - 1e3, ref.barycentric_map(), rtol=0, atol=1e-3)
