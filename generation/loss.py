@@ -8,7 +8,8 @@ w_c = alpha_c - 1 and each tau in `taus`:
     V_tau   = (1 + w) T_{q r_c}(q_i) - w T_{q r}(q_i) - T_{q q}(q_i)     three solves
     lam     = sqrt(mean_{i, d} V_tau^2 + 1e-8)           per (class, location, tau): "lambda"
     V       = sum_tau V_tau / lam                         ("normalized"; "raw": sum_tau V_tau)
-    loss    = mean_blocks MSE(q, stopgrad(q + V))         grad_q = -2 V / (K L N C n_blocks)
+    loss    = sum_b w_b MSE_b(q, stopgrad(q + V))         grad_q = -2 w_b V / (K L_b N C_b)
+    w_b     = L_b / sum_b' L_b'  ("problems", default)  |  1 / n_blocks  ("equal")
 
 T are row-normalised barycentric maps (`SinkhornOutput.barycentric_map`), a convex combination
 of targets even after a fixed number of iterations. The self term masks its diagonal
@@ -26,6 +27,15 @@ Options (`LossConfig`), each named; the defaults are the official code's choices
 - `self_term`: "masked" (paper) | "unmasked" (the plain Sinkhorn-divergence self term).
 - `field`: "normalized" (paper) | "raw".
 - `eps_scope`: "block" (paper code: std over all C_qr_c entries of the block) | "problem".
+- `block_weight`: "problems" (default): each block's MSE (a mean over its class, location,
+  sample and dim entries) weighs its number of locations L_b, so every OT sub-problem counts
+  the same, as in the diagnostics' aggregation. "equal": each block weighs the same (the
+  paper text: "sums over feature types after averaging each term over its class-location
+  entries"); then a one-location block (`input/rms`, `global_mean`, `global_std`) gets L times
+  the gradient per sub-problem of a per_loc block with L locations, and on the digits with
+  identity features the three scalar blocks drown the 64 per-pixel problems (particles moved
+  by the field reach 0.34 class accuracy at per-pixel spread 0.73 vs 0.89 at 0.49 with
+  "problems"; real digits: spread 0.46).
 
 Differences from the official code, on purpose: its DDP loss is multiplied by the world size
 (so gradient clipping acts on world_size x the gradient); here the loss is the global mean and
@@ -58,13 +68,15 @@ class LossConfig:
     self_term: str = "masked"  # "masked" (C_ii = +inf) | "unmasked"
     field: str = "normalized"  # "normalized" (unit RMS per class, location, tau) | "raw"
     eps_scope: str = "block"  # "block" (one std(C) per block) | "problem"
+    block_weight: str = "problems"  # "problems" (weight L_b / sum L) | "equal" (1 / n_blocks)
     backend: str = "auto"  # featsel.ot backend
 
     def validate(self) -> LossConfig:
         if not self.taus or not all(t > 0 for t in self.taus):
             raise ValueError(f"loss.taus must be positive numbers, got {self.taus}")
         choices = {"iterations": ("paper", "converged"), "self_term": ("masked", "unmasked"),
-                   "field": ("normalized", "raw"), "eps_scope": ("block", "problem")}
+                   "field": ("normalized", "raw"), "eps_scope": ("block", "problem"),
+                   "block_weight": ("problems", "equal")}
         for name, ok in choices.items():
             if getattr(self, name) not in ok:
                 raise ValueError(f"loss.{name} must be one of {ok}, got {getattr(self, name)!r}")
@@ -211,7 +223,7 @@ class SinkhornCFGLoss:
         if not blocks:
             raise ValueError("blocks must hold at least one feature block")
         total = None
-        lam_sum, lam_tau, errs, n = 0.0, 0.0, {}, 0
+        lam_sum, lam_tau, errs, n, n_problems = 0.0, 0.0, {}, 0, 0
         t_ot = 0.0
         for name, (gen, pos, unc) in blocks.items():
             if gen.ndim != 4 or pos.ndim != 4 or pos.shape[::2] != gen.shape[::2]:
@@ -232,7 +244,10 @@ class SinkhornCFGLoss:
                 self._store(name, classes, out)
             qf = q.float()
             block_loss = F.mse_loss(qf, (qf.detach() + V))
+            if self.cfg.block_weight == "problems":
+                block_loss = block_loss * q.shape[1]  # x L_b; / sum_b L_b below
             total = block_loss if total is None else total + block_loss
+            n_problems += q.shape[1]
             lam_sum = lam_sum + out["lam"].mean()
             lam_tau = lam_tau + out["lam"].mean(dim=(1, 2))
             for k, lab in (("err_c", "cond"), ("err_u", "uncond"), ("err_s", "self")):
@@ -245,7 +260,8 @@ class SinkhornCFGLoss:
         for lab, v in errs.items():
             info[f"marginal_error/{lab}"] = (v / n).detach()
         info["time_ot"] = t_ot
-        return total / n, info
+        norm = n_problems if self.cfg.block_weight == "problems" else n
+        return total / norm, info
 
     def state_dict(self) -> dict[str, Tensor]:
         return dict(self.cache)

@@ -201,6 +201,11 @@ class DiTGenerator(nn.Module):
         w = self.patch.weight.data
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         nn.init.zeros_(self.patch.bias)
+        # class embedding at unit scale per entry (|e_y| ~ sqrt(hidden)), not DiT's std 0.02:
+        # with 0.02 the class is ~4% of c = e_y + MLP(fourier(alpha)) (|.| ~ 4 at hidden 64),
+        # the adaLN-Zero layers learn the alpha part only and every class gets one sample
+        # distribution (digits/MNIST runs at chance class accuracy; see test_generation_parts)
+        nn.init.normal_(self.class_embed.weight, std=1.0)
         for blk in self.blocks:  # adaLN-Zero: every residual branch starts closed
             nn.init.zeros_(blk.ada[-1].weight)
             nn.init.zeros_(blk.ada[-1].bias)

@@ -76,24 +76,33 @@ def test_field_matches_direct_computation(mask, normalize):
     assert torch.allclose(out["lam"].double(), lam_ref, rtol=2e-5)
 
 
-def test_loss_value_and_gradient_are_mse_to_stopgrad_target():
-    """loss = mean over blocks of MSE(q, q + V); grad_q = -2 V / (numel * n_blocks)."""
+@pytest.mark.parametrize("block_weight", ["problems", "equal"])
+def test_loss_value_and_gradient_are_mse_to_stopgrad_target(block_weight):
+    """loss = sum_b w_b MSE_b(q, q + V), w_b = L_b / sum L ("problems": every OT sub-problem
+    weighs the same) or 1 / n_blocks ("equal"); grad_q = -2 w_b V / numel_b."""
     q, p, r, w = _problem()
     q2, p2, r2, _ = _problem(L=1, C=3, seed=1)
-    blocks, refs = {}, {}
+    blocks, refs, weight = {}, {}, {}
     for name, (a, b, c) in {"loc": (q, p, r), "glob": (q2, p2, r2)}.items():
         gen = a.float().permute(0, 2, 1, 3).clone().requires_grad_(True)  # (K, N, L, C)
         blocks[name] = (gen, b.float().permute(0, 2, 1, 3), c.float().permute(0, 2, 1, 3))
         refs[name] = _direct_field(a, b, c, w, LossConfig().taus)[0]
-    loss_fn = SinkhornCFGLoss(LossConfig(), num_classes=3)
+        weight[name] = a.shape[1] / (q.shape[1] + 1) if block_weight == "problems" else 0.5
+    loss_fn = SinkhornCFGLoss(LossConfig(block_weight=block_weight), num_classes=3)
     loss, info = loss_fn(blocks, w.float(), torch.arange(3))
-    expected = np.mean([refs[k].pow(2).mean().item() for k in refs])
+    expected = sum(weight[k] * refs[k].pow(2).mean().item() for k in refs)
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     loss.backward()
     for name, (gen, _, _) in blocks.items():
         V = refs[name].permute(0, 2, 1, 3)
-        want = -2 * V / V.numel() / len(blocks)
+        want = -2 * weight[name] * V / V.numel()
         assert torch.allclose(gen.grad.double(), want, atol=1e-5 * want.abs().max().item())
+    if block_weight == "problems":
+        # regression (issue 5): a one-location block must not outweigh a many-location block
+        # per sub-problem: gradient norm per location, one-location block / L-location block
+        per_loc = {k: g.grad.norm() ** 2 / g.shape[2] for k, (g, _, _) in blocks.items()}
+        ratio = (per_loc["glob"] / per_loc["loc"]).sqrt().item()
+        assert ratio < 1.5, ratio  # "equal" gives 3.1 here
     for key in ("lambda", "marginal_error/cond", "marginal_error/uncond", "marginal_error/self"):
         assert torch.isfinite(info[key])
     assert info["time_ot"] > 0
