@@ -235,13 +235,16 @@ def _run_large(solver, x, y, eps, iters):
         geomloss_solver(x, y, eps, iters, online=True)
 
 
-def large_section(quick, threads, limit_s):
-    sizes = [(2048, 64)] if quick else [(2048, 64), (2048, 768), (8192, 64), (8192, 768),
-                                        (20000, 64), (20000, 768)]
-    solvers = ["ours-auto", "ours-dense", "ours-blocked", "ours-keops", "geomloss-tensorized",
-               "geomloss-online"]
-    if quick:
-        solvers = ["ours-auto", "ours-blocked", "geomloss-tensorized"]
+LARGE_SOLVERS = ["ours-auto", "ours-dense", "ours-blocked", "ours-keops", "geomloss-tensorized",
+                 "geomloss-online"]
+
+
+def large_section(quick, threads, limit_s, sizes=None, solvers=None):
+    if sizes is None:
+        sizes = [(2048, 64)] if quick else [(2048, 64), (2048, 768), (8192, 64), (8192, 768),
+                                            (20000, 64), (20000, 768)]
+    if solvers is None:
+        solvers = ["ours-auto", "ours-blocked", "geomloss-tensorized"] if quick else LARGE_SOLVERS
     rows = []
     for n, d in sizes:
         for solver in solvers:
@@ -307,6 +310,10 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--limit", type=float, default=300.0, help="seconds per large measurement")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    ap.add_argument("--large-sizes", default=None,
+                    help="large problems as NxD,NxD,... (default: all six of the issue)")
+    ap.add_argument("--solvers", default=None,
+                    help=f"large-problem solvers, comma-separated, from {LARGE_SOLVERS}")
     ap.add_argument("--markdown", type=Path, default=None,
                     help="print the tables of an earlier --out JSON as markdown and exit")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -324,7 +331,11 @@ def main(argv=None):
     if args.section in ("converge", "all"):
         results["converge"] = converge_section(args.quick, 1 if args.quick else args.repeats)
     if args.section in ("large", "all"):
-        results["large"] = large_section(args.quick, args.threads, args.limit)
+        sizes = None
+        if args.large_sizes:
+            sizes = [tuple(int(v) for v in item.split("x")) for item in args.large_sizes.split(",")]
+        solvers = args.solvers.split(",") if args.solvers else None
+        results["large"] = large_section(args.quick, args.threads, args.limit, sizes, solvers)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(".tmp")
