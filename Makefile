@@ -15,8 +15,11 @@ $(BIN)/featsel: pyproject.toml
 
 venv: $(BIN)/featsel
 
+# The main job: rank candidate featurizers on bundled data (scikit-learn digits), with a report.
 demo: venv
-	$(BIN)/python -m benchmarks.bench_ot --quick
+	$(BIN)/featsel score --data digits --out out/digits --recipe paper --repeats 4
+	@echo "report: out/digits/report.html"
+
 
 test: venv
 	$(BIN)/ruff check .

@@ -294,11 +294,17 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tau", type=float, default=0.05, help="the Delta_OT tau that ranks")
     p.add_argument("--score-max-samples", type=int, help="subsample the score pool")
     p.add_argument("--score-repeats", type=int, default=8, help="Delta_OT draws in score")
+    p.add_argument("--score-n", type=int, help="Delta_OT minibatch size in score")
+    p.add_argument("--exclude-aligned", action="store_true", help="also exclude FDs whose "
+                   "candidate is aligned with the evaluation space (R^2 flag), not only the "
+                   "same network")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over seeds")
     p.add_argument("--nproc", type=int, default=0,
                    help="--dry-run: print torchrun --nproc_per_node N commands (0: featsel train)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0, help="score / bootstrap seed")
+    p.add_argument("--no-figures", action="store_true",
+                   help="skip the sample grids / UMAPs per candidate")
     p.add_argument("--dry-run", action="store_true",
                    help="print one training command per job (for a scheduler) and exit")
     p.add_argument("--resume", action="store_true", help="continue unfinished jobs")
@@ -319,8 +325,10 @@ def _validate(args: Any) -> Any:
         budget=args.budget, seeds=args.seeds, config=args.config, overrides=list(args.set),
         jobs=args.jobs, eval_n_per_class=args.eval_n_per_class, eval_alpha=args.eval_alpha,
         tau=args.tau, score_max_samples=args.score_max_samples, score_repeats=args.score_repeats,
-        n_boot=args.n_boot, nproc=args.nproc, device=args.device, seed=args.seed,
-        progress=not args.quiet,
+        score_n=args.score_n,
+        exclude_aligned=args.exclude_aligned, n_boot=args.n_boot, nproc=args.nproc,
+        device=args.device, seed=args.seed, progress=not args.quiet,
+        figures=not args.no_figures,
     )
     res = run_validate(cfg, args.out, dry_run=args.dry_run, resume=args.resume)
     if args.json:

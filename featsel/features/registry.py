@@ -4,7 +4,7 @@ Spec syntax: ``name[:key=value,key=value,...]``. Values are converted to the typ
 option's dataclass field (int, float, bool `true/false`, str, or lists joined with ``+``:
 ``facets=keys+pooled``); ``none`` clears an optional value. A spec that is a path to a featsel
 featurizer checkpoint (``*.pt``, written by `save_featurizer`) loads it, as does
-``checkpoint:path=FILE``.
+``checkpoint:path=FILE``; a CNN teacher's ``teacher.pt`` loads as ``cnn-teacher:path=FILE``.
 
     create_featurizer("pca:dim=32", fit_data=u_train)        # u_train: (N, *space.shape)
     create_featurizer("random-vit:depth=4,tap_every=2", space=space)
@@ -123,7 +123,7 @@ def register(
 
 def _ensure_registered() -> None:
     # The featurizer modules register themselves on import.
-    from featsel.features import inception, simple, vit  # noqa: F401
+    from featsel.features import cnn, inception, simple, vit  # noqa: F401
 
 
 def list_featurizers() -> list[dict[str, Any]]:
@@ -171,7 +171,11 @@ def create_featurizer(
     """
     _ensure_registered()
     if _looks_like_path(spec):
-        return load_featurizer(spec)
+        from featsel.features.cnn import is_teacher_checkpoint
+
+        if not is_teacher_checkpoint(spec):
+            return load_featurizer(spec)
+        spec = f"cnn-teacher:path={spec}"  # a teacher.pt (featsel pretrain teacher)
     name, opts = parse_spec(spec)
     if name == "checkpoint":
         if set(opts) != {"path"}:

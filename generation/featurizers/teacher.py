@@ -6,6 +6,8 @@ pooling and a linear classifier. Features: `patch` = the last conv map (B, width
 `global` = its spatial mean (B, width). Trained with cross-entropy on (pixels, labels).
 
 Checkpoint (`teacher.pt`, weights_only-loadable): {format, config, step, model, optimizer}.
+`SmallCNN` and `TEACHER_FORMAT` live in `featsel.features.cnn`, whose featurizer `cnn-teacher`
+loads `teacher.pt` (also as a bare path: `create_featurizer("runs/teacher/teacher.pt")`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from featsel.features.cnn import TEACHER_FORMAT, SmallCNN
 from generation.featurizers.common import check_positive, load_space_samples, prepare_out, write_state
 
-TEACHER_FORMAT = "featsel-cnn-teacher-v1"
 ARCH_KEYS = ("data", "split", "width", "depth", "seed", "n_max")
 
 
@@ -41,32 +42,6 @@ class TeacherConfig:
     save_every: int = 500
     seed: int = 0
     device: str = "cpu"
-
-
-class SmallCNN(nn.Module):
-    """x: (B, C, H, W) pixels in [-1, 1] -> logits (B, n_classes); `features(x)` -> (global, patch)."""
-
-    def __init__(self, in_chans: int, n_classes: int, width: int = 32, depth: int = 3):
-        super().__init__()
-        if depth < 1 or width < 1:
-            raise ValueError(f"teacher width and depth must be >= 1, got {width}, {depth}")
-        layers: list[nn.Module] = []
-        c = in_chans
-        for i in range(depth):
-            layers += [nn.Conv2d(c, width, 3, stride=2 if i == 1 else 1, padding=1),
-                       nn.GroupNorm(min(8, width), width), nn.GELU()]
-            c = width
-        self.body = nn.Sequential(*layers)
-        self.fc = nn.Linear(width, n_classes)
-        self.in_chans, self.n_classes, self.width, self.depth = in_chans, n_classes, width, depth
-
-    def features(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x: (B, C, H, W) -> global (B, width), patch (B, width, h, w)."""
-        patch = self.body(x)
-        return patch.mean((2, 3)), patch
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.features(x)[0])
 
 
 def load_teacher(path: str | Path) -> SmallCNN:

@@ -1,0 +1,517 @@
+"""`featsel validate`: train one generator per candidate featurizer and check the ranking.
+
+Stages (every stage resumable: a killed sweep continues where it stopped):
+
+1. ``OUT/score``: ``featsel score`` of every candidate (``featsel.score.run_score``, the same
+   code path as the command); reused when its ``results.json`` already lists the candidates;
+2. ``OUT/runs/<candidate>/seed<k>``: one training job per (candidate, seed), all with the same
+   config and step budget (``generation.train.train``). Jobs run in a local process pool
+   (``jobs``; 1 = in this process). A finished job (checkpoint at the budget and ``eval.json``)
+   is skipped; an unfinished one (a checkpoint below the budget) continues with ``resume``
+   and is refused without it. ``dry_run`` returns one ``featsel train`` command per job
+   (prefixed ``torchrun --nproc_per_node G -m featsel.cli`` when ``nproc`` > 0) for a scheduler;
+3. each run is evaluated in every evaluation space (``generation.evaluate.evaluate_run``,
+   ``eval.json`` in the run);
+4. ``OUT/validation.json`` and ``OUT/validation.csv``: per candidate the FD per metric (mean and
+   per seed), the mean FD rank (paper Table 4) with metric-hacking pairs excluded, Spearman and
+   Kendall correlations between the Delta_OT ranking and the outcome with a bootstrap interval
+   over seeds, the same for the other diagnostics and which predicted best
+   (``featsel.confirmation``), and a one-paragraph verdict that says so when the ranking did
+   not predict the outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shlex
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ValidateConfig", "Job", "plan_jobs", "job_status", "run_validate", "train_command"]
+
+
+@dataclass
+class ValidateConfig:
+    """Settings of one `featsel validate` sweep (one place for each default)."""
+
+    data: str = "digits"
+    featurizers: list[str] | None = None    # candidates; None: the manifest's
+    evaluations: list[str] | None = None    # evaluation featurizers; None: the manifest's
+    budget: int = 300                       # training steps per job (same for every job)
+    seeds: int = 3                          # seeds 0 .. seeds-1 per candidate
+    config: str | None = None               # base TrainConfig YAML (configs/...)
+    overrides: list[str] = field(default_factory=list)  # TrainConfig key=value overrides
+    jobs: int = 1                           # local worker processes; 1 = in this process
+    eval_n_per_class: int | None = None     # None: the TrainConfig's eval_n_per_class
+    eval_alpha: float = 1.0                 # guidance alpha whose FDs are the outcome
+    tau: float = 0.05                       # the Delta_OT tau that ranks
+    score_max_samples: int | None = None    # subsample the score pool
+    score_repeats: int = 8                  # Delta_OT draws in score
+    score_n: int | None = None              # Delta_OT minibatch size; None: score's default
+    score_curve: bool = False               # also the Delta_OT(n) curves (figures only)
+    exclude_aligned: bool = False           # also exclude pairs flagged by alignment R^2
+    figures: bool = True                    # sample grid (images) / UMAP (vectors) per candidate
+    figure_n: int = 8                       # samples per class in the figures
+    n_boot: int = 1000                      # bootstrap resamples of the seeds
+    nproc: int = 0                          # dry run: torchrun --nproc_per_node (0: plain)
+    device: str = "cpu"
+    seed: int = 0                           # score / bootstrap seed
+    progress: bool = True
+
+
+@dataclass
+class Job:
+    """One (candidate, seed) training run."""
+
+    candidate: str
+    seed: int
+    run_dir: str
+    overrides: dict[str, Any]
+
+
+def candidate_dirname(spec: str) -> str:
+    """A file-system-safe folder name for a featurizer spec: the spec with every character
+    outside ``[A-Za-z0-9._-]`` replaced by ``_``, plus 8 hex of its sha1 when anything was
+    replaced (so two specs never share a folder)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", spec).strip("._") or "candidate"
+    if safe != spec:
+        safe = f"{safe[:60]}-{hashlib.sha1(spec.encode()).hexdigest()[:8]}"
+    return safe
+
+
+def plan_jobs(cfg: ValidateConfig, candidates: list[str], out: str | os.PathLike) -> list[Job]:
+    """One job per (candidate, seed) under ``out/runs/<candidate>/seed<k>``."""
+    if cfg.budget < 1:
+        raise ValueError(f"--budget: expected >= 1 training steps, got {cfg.budget}")
+    if cfg.seeds < 1:
+        raise ValueError(f"--seeds: expected >= 1, got {cfg.seeds}")
+    if len(set(candidates)) != len(candidates):
+        raise ValueError(f"--featurizers: duplicate specs in {candidates}")
+    jobs = []
+    for c in candidates:
+        for k in range(cfg.seeds):
+            run = Path(out) / "runs" / candidate_dirname(c) / f"seed{k}"
+            jobs.append(Job(c, k, str(run), {"data": cfg.data, "featurizer": c,
+                                             "steps": cfg.budget, "seed": k, "out": str(run)}))
+    return jobs
+
+
+def _train_config(cfg: ValidateConfig, job: Job):
+    from generation.config import apply_overrides, config_from_dict, load_config
+
+    base = load_config(cfg.config, list(cfg.overrides)).to_dict()
+    d = apply_overrides(base, {**job.overrides, "device": cfg.device, "progress": False})
+    return config_from_dict(d).validate()
+
+
+def train_command(cfg: ValidateConfig, job: Job) -> str:
+    """The shell command that runs ``job`` (``featsel train``, or torchrun when nproc > 0)."""
+    head = (["torchrun", f"--nproc_per_node={cfg.nproc}", "-m", "featsel.cli"] if cfg.nproc
+            else ["featsel"])
+    args = head + ["train"]
+    if cfg.config:
+        args += ["--config", cfg.config]
+    o = job.overrides
+    args += ["--data", o["data"], "--featurizer", o["featurizer"], "--steps", str(o["steps"]),
+             "--out", o["out"], "--set", f"seed={o['seed']}"]
+    for s in cfg.overrides:
+        args += ["--set", s]
+    args += ["--resume"]  # harmless on a fresh folder; continues a killed job
+    return shlex.join(args)
+
+
+def _checkpoint_step(run: Path, job: Job | None = None) -> int | None:
+    """The step of ``run``'s checkpoint (None without one). With ``job``, a checkpoint of
+    another data set, featurizer or seed raises ValueError (never resume someone else's run)."""
+    from generation.checkpoint import CHECKPOINT_NAME, load_checkpoint
+
+    if not (run / CHECKPOINT_NAME).is_file():
+        return None
+    st = load_checkpoint(run / CHECKPOINT_NAME)
+    if job is not None:
+        have = st.get("config") or {}
+        for k in ("data", "featurizer", "seed"):
+            if k in have and have[k] != job.overrides[k]:
+                raise ValueError(f"--out: {str(run)!r} holds a run with {k}={have[k]!r}, not "
+                                 f"{job.overrides[k]!r}; use another --out or delete that run")
+    return int(st["step"])
+
+
+def _read_eval(run: Path) -> dict | None:
+    p = run / "eval.json"
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except ValueError:
+        return None
+
+
+def job_status(job: Job, budget: int, evaluations: list[str], alpha: float) -> str:
+    """'done' (trained to the budget and evaluated in every space), 'trained' (needs the
+    evaluation), 'partial' (a checkpoint below the budget) or 'new'."""
+    run = Path(job.run_dir)
+    step = _checkpoint_step(run, job)
+    if step is None:
+        return "new"
+    if step < budget:
+        return "partial"
+    ev = _read_eval(run)
+    got = (ev or {}).get("alphas", {}).get(f"{float(alpha):g}", {})
+    if ev and ev.get("step") == step and all(e in got for e in evaluations):
+        return "done"
+    return "trained"
+
+
+def _run_job(cfg: ValidateConfig, job: Job, evaluations: list[str], threads: int) -> dict:
+    """Train (or continue) and evaluate one job; runs in a worker process or in-process."""
+    import torch
+
+    from generation.evaluate import evaluate_run
+    from generation.train import train
+
+    if threads:
+        torch.set_num_threads(threads)
+    status = job_status(job, cfg.budget, evaluations, cfg.eval_alpha)
+    t0 = time.perf_counter()
+    trained = None
+    if status in ("new", "partial"):
+        trained = train(_train_config(cfg, job), resume=status == "partial")
+    ev = None
+    if status != "done":
+        ev = evaluate_run(job.run_dir, n_per_class=cfg.eval_n_per_class, alphas=[cfg.eval_alpha],
+                          featurizers=evaluations, device=cfg.device, kid=False)
+    return {"candidate": job.candidate, "seed": job.seed, "status_before": status,
+            "train": trained, "evaluated": ev is not None,
+            "time_s": round(time.perf_counter() - t0, 3)}
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    """Strict JSON (NaN / inf written as null), atomically."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(_clean(obj), indent=1, allow_nan=False))
+    os.replace(tmp, path)
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _score(cfg: ValidateConfig, candidates: list[str], evaluations: list[str] | None,
+           out: Path) -> dict:
+    """Run (or reuse) `featsel score` into out/score."""
+    from featsel.score import ScoreConfig, run_score
+
+    sdir = out / "score"
+    res_path = sdir / "results.json"
+    if res_path.is_file():
+        try:
+            old = json.loads(res_path.read_text())
+            s = old["settings"]
+            want = {"featurizers": candidates, "n_repeats": cfg.score_repeats,
+                    "max_samples": cfg.score_max_samples, "seed": cfg.seed,
+                    "curve": cfg.score_curve}
+            if evaluations is not None:
+                want["evaluations"] = evaluations
+            if cfg.score_n is not None:
+                want["n"] = cfg.score_n
+            if (all(s.get(k) == v for k, v in want.items())
+                    and float(old["ranking"]["tau"]) == float(cfg.tau)):
+                return old
+        except (ValueError, KeyError):
+            pass
+    scfg = ScoreConfig(data=cfg.data, featurizers=candidates, evaluations=evaluations,
+                       max_samples=cfg.score_max_samples, n_repeats=cfg.score_repeats,
+                       tau=cfg.tau, taus=tuple(sorted({0.02, 0.05, 0.2, float(cfg.tau)})),
+                       curve=cfg.score_curve, n=cfg.score_n,
+                       device=cfg.device, seed=cfg.seed, progress=cfg.progress)
+    return run_score(scfg, sdir, force=True)
+
+
+def _resolve_lists(cfg: ValidateConfig) -> tuple[list[str], list[str]]:
+    from featsel.data import load_manifest
+
+    m = load_manifest(cfg.data)
+    cands = list(cfg.featurizers or m.candidates)
+    evals = list(cfg.evaluations if cfg.evaluations is not None else m.evaluation)
+    if not cands:
+        raise ValueError(f"--featurizers: no candidates given and manifest {m.name!r} lists none")
+    if not evals:
+        raise ValueError(f"--eval-featurizers: no evaluation featurizers given and manifest "
+                         f"{m.name!r} lists none")
+    return cands, evals
+
+
+def run_validate(cfg: ValidateConfig, out: str | os.PathLike, *, dry_run: bool = False,
+                 resume: bool = False) -> dict:
+    """The whole sweep (module docstring). Returns the validation dict (also written to
+    ``out/validation.json``); with ``dry_run``, ``{"commands": [...], "jobs": [...]}`` only."""
+    if cfg.jobs < 1:
+        raise ValueError(f"--jobs: expected >= 1, got {cfg.jobs}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: {str(out)!r} exists and is not a directory")
+    cands, evals = _resolve_lists(cfg)
+    jobs = plan_jobs(cfg, cands, out)
+    _train_config(cfg, jobs[0])  # a bad --config / --set fails before any work
+    if dry_run:
+        return {"commands": [train_command(cfg, j) for j in jobs],
+                "jobs": [asdict(j) for j in jobs]}
+    out.mkdir(parents=True, exist_ok=True)
+    status = {j.run_dir: job_status(j, cfg.budget, evals, cfg.eval_alpha) for j in jobs}
+    partial = [j.run_dir for j in jobs if status[j.run_dir] == "partial"]
+    if partial and not resume:
+        raise ValueError(f"--out: {len(partial)} unfinished job(s) hold checkpoints below the "
+                         f"budget (e.g. {partial[0]!r}); pass --resume to continue them")
+    t0 = time.perf_counter()
+    score = _score(cfg, cands, evals, out)
+    t_score = time.perf_counter() - t0
+    todo = [j for j in jobs if status[j.run_dir] != "done"]
+    results = []
+    t0 = time.perf_counter()
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="validate jobs",
+               disable=not cfg.progress)
+    if cfg.jobs == 1 or len(todo) <= 1:
+        for j in todo:
+            results.append(_run_job(cfg, j, evals, 0))
+            bar.update(1)
+    else:
+        import multiprocessing as mp
+
+        threads = max(1, (os.cpu_count() or 1) // cfg.jobs)
+        with ProcessPoolExecutor(max_workers=cfg.jobs, mp_context=mp.get_context("spawn")) as ex:
+            futs = [ex.submit(_run_job, cfg, j, evals, threads) for j in todo]
+            for f in as_completed(futs):
+                results.append(f.result())
+                bar.update(1)
+    bar.close()
+    t_jobs = time.perf_counter() - t0
+    report = summarize(cfg, cands, evals, jobs, score)
+    t0 = time.perf_counter()
+    report["figures"] = _figures(cfg, jobs, out) if cfg.figures else {}
+    t_fig = time.perf_counter() - t0
+    report["timings"] = {"score_s": round(t_score, 3), "jobs_s": round(t_jobs, 3),
+                         "figures_s": round(t_fig, 3)}
+    report["jobs_run"] = results
+    report["jobs_skipped"] = [j.run_dir for j in jobs if status[j.run_dir] == "done"]
+    _write_outputs(report, out)
+    return report
+
+
+def _figures(cfg: ValidateConfig, jobs: list[Job], out: Path) -> dict[str, str]:
+    """Paper Figure 4 / 5 per candidate, from its seed-0 run at ``eval_alpha``: a sample grid
+    (one row per class, ``figure_n`` samples) for images, or a UMAP of generated vs real samples
+    coloured by label for vectors (``reports.validation_figures.umap_figure``). Existing figures
+    are kept (resume). Returns ``{candidate: path relative to out}``."""
+    import torch
+
+    from featsel.data import load_dataset
+    from generation.sample import decode, generate, load_run
+
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for j in jobs:
+        if j.seed != 0:
+            continue
+        stem = f"samples_{candidate_dirname(j.candidate)}"
+        done = [p for p in (fig_dir / f"{stem}.png", fig_dir / f"{stem}_umap.png") if p.is_file()]
+        if done:
+            paths[j.candidate] = str(done[0].relative_to(out))
+            continue
+        model, tcfg, _ = load_run(j.run_dir, device=cfg.device)
+        ds = load_dataset(tcfg.data, split=tcfg.data_split)
+        space = ds.generation_space(tcfg.space or None)
+        labels = torch.arange(model.num_classes).repeat_interleave(cfg.figure_n)
+        with torch.no_grad():
+            x = decode(space, generate(model, labels, float(cfg.eval_alpha), seed=0).cpu())
+        if x.ndim == 4:
+            from torchvision.utils import save_image
+
+            target = fig_dir / f"{stem}.png"
+            tmp = fig_dir / f".{stem}.tmp{os.getpid()}.png"
+            save_image(x[:, :3].clamp(-1, 1), tmp, nrow=cfg.figure_n, normalize=True,
+                       value_range=(-1, 1))
+            os.replace(tmp, target)
+        else:
+            from reports.validation_figures import umap_figure
+
+            target = fig_dir / f"{stem}_umap.png"
+            real = ds.x.reshape(len(ds.x), -1).float().numpy()
+            real_labels = (ds.labels.numpy() if ds.labels is not None
+                           else torch.zeros(len(real), dtype=torch.long).numpy())
+            umap_figure(real, real_labels, x.reshape(len(x), -1).numpy(), labels.numpy(), target,
+                        class_names=list(ds.class_names) if ds.class_names else None,
+                        title=f"{j.candidate} (seed {j.seed}, alpha {cfg.eval_alpha:g})",
+                        seed=cfg.seed)
+        paths[j.candidate] = str(target.relative_to(out))
+    return paths
+
+
+def collect_fd(jobs: list[Job], evaluations: list[str], alpha: float) -> dict:
+    """``{candidate: {metric: [FD per seed]}}`` from every job's ``eval.json``."""
+    fd: dict[str, dict[str, list[float]]] = {}
+    key = f"{float(alpha):g}"
+    for j in sorted(jobs, key=lambda j: (j.candidate, j.seed)):
+        ev = _read_eval(Path(j.run_dir))
+        if ev is None or key not in ev.get("alphas", {}):
+            raise FileNotFoundError(f"no evaluation at alpha={key} in {j.run_dir}/eval.json")
+        row = fd.setdefault(j.candidate, {})
+        for e in evaluations:
+            row.setdefault(e, []).append(float(ev["alphas"][key][e]["fd"]))
+    return fd
+
+
+def _predictors(score: dict, cands: list[str], exclude) -> dict:
+    """``{diagnostic: ({cand: value}, lower_is_better)}`` from the score results."""
+    import numpy as np
+
+    per = score["ranking"]["candidates"]
+    out: dict[str, tuple[dict, bool]] = {}
+    delta_keys = sorted({t for c in cands for t in per[c]["delta"]}, key=float)
+    for t in delta_keys:
+        out[f"delta_ot@{t}"] = ({c: per[c]["delta"][t]["mean"] for c in cands}, True)
+    for k, lower in (("effective_rank", False), ("participation_ratio", False),
+                     ("curve_slope", True)):
+        vals = {c: per[c].get(k) for c in cands}
+        if all(v is not None for v in vals.values()):
+            out[k] = (vals, lower)
+    if all(per[c].get("same_class_mass") is not None for c in cands):
+        out["same_class_mass"] = ({c: per[c]["same_class_mass"] for c in cands}, False)
+    # alignment R^2 to the evaluation spaces, over independent (not hacked) pairs only
+    r2 = {}
+    for c in cands:
+        vals = [v for e, v in (per[c].get("alignment") or {}).items()
+                if v is not None and (c, e) not in exclude]
+        r2[c] = float(np.mean(vals)) if vals else math.nan
+    if any(np.isfinite(v) for v in r2.values()):
+        out["alignment_r2"] = (r2, False)
+    return out
+
+
+def summarize(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: list[Job],
+              score: dict) -> dict:
+    """The validation report from the score results and the jobs' eval.json files."""
+    from featsel.confirmation import (
+        compare_predictors,
+        hacked_pairs,
+        mean_fd_over_seeds,
+        mean_fd_rank_excluding,
+    )
+
+    fd = collect_fd(jobs, evals, cfg.eval_alpha)
+    flags = score["ranking"].get("flags", [])
+    same = [f for f in flags if "same network" in str(f.get("reason", ""))]
+    exclude = hacked_pairs(cands, evals, flags if cfg.exclude_aligned else same)
+    aligned = sorted(hacked_pairs(cands, evals, flags) - exclude)
+    mean_fd = mean_fd_over_seeds(fd)
+    table4 = mean_fd_rank_excluding(mean_fd, exclude)
+    tau_key = f"{float(cfg.tau):g}"
+    preds = _predictors(score, cands, exclude)
+    comp = compare_predictors(preds, fd, exclude=exclude, n_boot=cfg.n_boot, seed=cfg.seed)
+    main = comp["per_predictor"][f"delta_ot@{tau_key}"]
+    order_pred = score["ranking"]["order"]
+    mr = table4["mean_rank"]
+    order_out = sorted([c for c in cands if math.isfinite(mr[c])], key=lambda c: (mr[c], c))
+    rows = []
+    for c in cands:
+        r = {"candidate": c, "delta_ot_rank": order_pred.index(c) + 1,
+             f"delta_ot@{tau_key}": preds[f"delta_ot@{tau_key}"][0][c],
+             "mean_fd_rank": mr[c], "n_metrics_ranked": table4["n_metrics"][c],
+             "n_seeds": len(next(iter(fd[c].values())))}
+        for e in evals:
+            r[f"fd[{e}]"] = mean_fd[c][e]
+            r[f"fd_rank[{e}]"] = table4["ranks"].get(e, {}).get(c, math.nan)
+            r[f"hacked[{e}]"] = (c, e) in exclude
+        rows.append(r)
+    rows.sort(key=lambda r: (r["delta_ot_rank"]))
+    verdict = _verdict(main, order_pred, order_out, comp, len(cands))
+    return _clean({
+        "title": f"featsel validate: {score['settings']['data']} ({len(cands)} candidates x "
+                 f"{cfg.seeds} seeds, {cfg.budget} steps)",
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "settings": {**asdict(cfg), "candidates": cands, "evaluations": evals},
+        "predicted_order": order_pred,
+        "outcome_order": order_out,
+        "table": rows,
+        "mean_fd_rank": mr,
+        "fd_ranks": table4["ranks"],
+        "fd": fd,
+        "metric_hacking": [
+            {"candidate": c, "evaluation": e,
+             "note": "trained in (or aligned with) this evaluation space: its FD there is not "
+                     "independent evidence and is left out of that metric's rank"}
+            for c, e in sorted(exclude)],
+        "aligned_not_excluded": [
+            {"candidate": c, "evaluation": e,
+             "note": "features predict this evaluation space (alignment R^2 at or above the "
+                     "score threshold): read this FD with care; kept in the rank "
+                     "(exclude_aligned=False)"}
+            for c, e in aligned],
+        "correlation": {k: main[k] for k in ("spearman", "kendall", "spearman_ci", "kendall_ci",
+                                             "spearman_p", "n", "n_boot", "level", "n_seeds")},
+        "predictors": comp["per_predictor"],
+        "best_predictor": comp["best"],
+        "best_predictor_reason": comp["best_reason"],
+        "verdict": verdict,
+        "score_dir": "score",
+    })
+
+
+def _verdict(main: dict, order_pred: list[str], order_out: list[str], comp: dict,
+             n: int) -> str:
+    rho, tau = main["spearman"], main["kendall"]
+    lo, hi = main["spearman_ci"]
+    if not order_out:
+        top = "No candidate has an independent FD left after the metric-hacking exclusions."
+    elif order_pred[0] not in order_out:
+        top = (f"Delta_OT's first choice {order_pred[0]!r} has no independent FD (metric "
+               f"hacking); the best by mean FD rank was {order_out[0]!r}.")
+    else:
+        top = (f"Delta_OT's first choice {order_pred[0]!r} "
+               + ("was" if order_pred[0] == order_out[0] else "was not")
+               + f" the best by mean FD rank ({order_out[0]!r}).")
+    if not math.isfinite(rho):
+        return (f"Not enough to judge: {n} candidate(s) or constant ranks give no defined rank "
+                f"correlation. {top}").strip()
+    one_seed = min(main["n_seeds"].values()) < 2
+    if rho <= 0:
+        word = "did NOT predict the outcome"
+    elif one_seed:
+        word = ("agreed with the outcome, but with one seed per candidate there is no interval "
+                "over seeds (run more --seeds)")
+    elif lo > 0 and main["spearman_p"] < 0.05:
+        word = "predicted the outcome"
+    elif lo > 0:
+        word = (f"agreed with the outcome across seeds, but with {main['n']} candidates a random "
+                f"order agrees as well with probability {main['spearman_p']:.2f} (permutation "
+                "p-value): not distinguishable from chance")
+    else:
+        word = "leaned the right way, but the bootstrap interval over seeds includes 0 or less"
+    return (f"The Delta_OT ranking {word}: Spearman {rho:+.2f} (95% CI {lo:+.2f} to "
+            f"{hi:+.2f}), Kendall {tau:+.2f}, over {main['n']} candidates. {top} "
+            f"Best diagnostic: {comp['best_reason']}.")
+
+
+def _write_outputs(report: dict, out: Path) -> None:
+    import pandas as pd
+
+    _write_json(out / "validation.json", report)
+    tmp = out / f".validation.csv.tmp{os.getpid()}"
+    pd.DataFrame(report["table"]).to_csv(tmp, index=False)
+    os.replace(tmp, out / "validation.csv")

@@ -1,0 +1,205 @@
+"""featsel.confirmation: the analysis of `featsel validate` on hand-computed examples."""
+
+import math
+
+import pytest
+from scipy.stats import kendalltau, spearmanr
+
+from featsel.confirmation import (
+    bootstrap_agreement,
+    compare_predictors,
+    hacked_pairs,
+    mean_fd_over_seeds,
+    mean_fd_rank_excluding,
+    rank_agreement,
+)
+
+
+def test_mean_fd_rank_hand_example():
+    fd = {"a": {"m1": 1.0, "m2": 5.0}, "b": {"m1": 2.0, "m2": 3.0}, "c": {"m1": 3.0, "m2": 4.0}}
+    r = mean_fd_rank_excluding(fd)
+    # m1: a 1, b 2, c 3; m2: b 1, c 2, a 3
+    assert r["ranks"] == {"m1": {"a": 1.0, "b": 2.0, "c": 3.0},
+                          "m2": {"a": 3.0, "b": 1.0, "c": 2.0}}
+    assert r["mean_rank"] == {"a": 2.0, "b": 1.5, "c": 2.5}
+
+
+def test_mean_fd_rank_excludes_hacked_pair_and_shares_ties():
+    fd = {"a": {"m1": 1.0, "m2": 5.0}, "b": {"m1": 2.0, "m2": 3.0}, "c": {"m1": 3.0, "m2": 4.0}}
+    r = mean_fd_rank_excluding(fd, exclude=[("a", "m2")])
+    assert r["ranks"]["m2"] == {"b": 1.0, "c": 2.0}
+    assert r["mean_rank"] == {"a": 1.0, "b": 1.5, "c": 2.5}
+    assert r["n_metrics"] == {"a": 1, "b": 2, "c": 2}
+    tied = mean_fd_rank_excluding({"a": {"m": 1.0}, "b": {"m": 1.0}, "c": {"m": 2.0}})
+    assert tied["mean_rank"] == {"a": 1.5, "b": 1.5, "c": 3.0}
+    gone = mean_fd_rank_excluding({"a": {"m": 1.0}, "b": {"m": 2.0}}, exclude=[("a", "m")])
+    assert math.isnan(gone["mean_rank"]["a"]) and gone["mean_rank"]["b"] == 1.0
+
+
+def test_mean_fd_rank_bad_input():
+    with pytest.raises(ValueError, match="no FD for metric"):
+        mean_fd_rank_excluding({"a": {"m1": 1.0}, "b": {"m2": 1.0}})
+    with pytest.raises(ValueError, match="at least one candidate"):
+        mean_fd_rank_excluding({})
+
+
+def test_mean_fd_over_seeds():
+    assert mean_fd_over_seeds({"a": {"m": [1.0, 2.0, float("nan")]}}) == {"a": {"m": 1.5}}
+    with pytest.raises(ValueError, match="no finite FD"):
+        mean_fd_over_seeds({"a": {"m": [float("nan")]}})
+
+
+def test_hacked_pairs_same_spec_and_flags():
+    flags = [{"candidate": "id", "evaluation": "inc"}, {"candidate": "zz", "evaluation": "inc"}]
+    assert hacked_pairs(["pca", "id"], ["pca", "inc"], flags) == {("pca", "pca"), ("id", "inc")}
+
+
+def test_rank_agreement_hand_values():
+    out = {"a": 1.0, "b": 2.0, "c": 3.0}
+    r = rank_agreement({"a": 0.1, "b": 0.2, "c": 0.3}, out)
+    assert r["spearman"] == pytest.approx(1.0) and r["kendall"] == pytest.approx(1.0)
+    r = rank_agreement({"a": 0.3, "b": 0.2, "c": 0.1}, out)
+    assert r["spearman"] == pytest.approx(-1.0) and r["kendall"] == pytest.approx(-1.0)
+    # predictor ranks (1, 3, 2): rho = 1 - 6 * 2 / 24 = 0.5; Kendall (2 - 1) / 3
+    r = rank_agreement({"a": 0.1, "b": 0.3, "c": 0.2}, out)
+    assert r["spearman"] == pytest.approx(0.5, abs=1e-12)
+    assert r["kendall"] == pytest.approx(1 / 3, abs=1e-12)
+    # higher-is-better predictors are flipped: +1 = predicted
+    r = rank_agreement({"a": 3.0, "b": 2.0, "c": 1.0}, out, lower_is_better=False)
+    assert r["spearman"] == pytest.approx(1.0)
+    assert math.isnan(rank_agreement({"a": 0.1, "b": 0.2}, out)["spearman"])
+    # permutation p: of the 6 orders of 3, rho = 1 (1), 0.5 (2), -0.5 (2), -1 (1)
+    assert rank_agreement({"a": 0.1, "b": 0.2, "c": 0.3}, out)["spearman_p"] == pytest.approx(1 / 6)
+    assert rank_agreement({"a": 0.1, "b": 0.3, "c": 0.2}, out)["spearman_p"] == pytest.approx(0.5)
+    assert rank_agreement({"a": 0.3, "b": 0.2, "c": 0.1}, out)["spearman_p"] == pytest.approx(1.0)
+    assert math.isnan(rank_agreement({"a": 1.0, "b": 1.0, "c": 1.0}, out)["kendall"])
+
+
+def test_rank_agreement_matches_scipy_on_random_values():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    p, o = rng.normal(size=7), rng.normal(size=7)
+    names = [f"c{i}" for i in range(7)]
+    r = rank_agreement(dict(zip(names, p)), dict(zip(names, o)))
+    assert r["spearman"] == pytest.approx(spearmanr(p, o).statistic, abs=1e-12)
+    assert r["kendall"] == pytest.approx(kendalltau(p, o).statistic, abs=1e-12)
+
+
+def test_permutation_p_exact_and_monte_carlo():
+    import numpy as np
+
+    from featsel.confirmation import spearman_permutation_p
+
+    x = np.arange(4.0)
+    assert spearman_permutation_p(x, x) == pytest.approx(1 / 24)
+    # 10 candidates: Monte Carlo; a perfect order is essentially never matched by chance
+    y = np.arange(10.0)
+    assert spearman_permutation_p(y, y) < 1e-3
+    assert spearman_permutation_p(y, -y) == pytest.approx(1.0)
+
+
+def test_bootstrap_interval_hand_example():
+    # a's seeds (1, 10) resample to means 1 / 5.5 / 10 with probabilities 1/4, 1/2, 1/4,
+    # giving outcome orders a<b<c (rho 1), b<a<c (rho 0.5), b<c<a (rho -0.5).
+    fd = {"a": {"m": [1.0, 10.0]}, "b": {"m": [5.0, 5.0]}, "c": {"m": [6.0, 6.0]}}
+    pred = {"a": 0.1, "b": 0.2, "c": 0.3}
+    r = bootstrap_agreement(pred, fd, n_boot=2000, seed=0)
+    assert r["spearman"] == pytest.approx(0.5, abs=1e-12)  # point estimate: all seeds
+    assert r["spearman_ci"] == pytest.approx([-0.5, 1.0])
+    assert r["n_seeds"] == {"a": 2, "b": 2, "c": 2}
+    one = bootstrap_agreement(pred, {k: {"m": v["m"][:1]} for k, v in fd.items()}, n_boot=20)
+    assert one["spearman_ci"] == pytest.approx([1.0, 1.0])
+    with pytest.raises(ValueError, match="same non-zero number of seeds"):
+        bootstrap_agreement(pred, {"a": {"m": [1.0], "n": [1.0, 2.0]}, "b": {"m": [1.0],
+                                                                             "n": [1.0]}})
+
+
+def test_compare_predictors_picks_the_right_one():
+    fd = {"a": {"m": [1.0, 1.1]}, "b": {"m": [2.0, 2.1]}, "c": {"m": [3.0, 3.1]}}
+    preds = {"good": ({"a": 0.1, "b": 0.2, "c": 0.3}, True),
+             "reversed": ({"a": 0.1, "b": 0.2, "c": 0.3}, False),
+             "flat": ({"a": 1.0, "b": 1.0, "c": 1.0}, True)}
+    r = compare_predictors(preds, fd, n_boot=50)
+    assert r["best"] == "good"
+    assert r["per_predictor"]["reversed"]["spearman"] == pytest.approx(-1.0)
+    assert math.isnan(r["per_predictor"]["flat"]["spearman"])
+    none = compare_predictors({"flat": preds["flat"]}, fd, n_boot=5)
+    assert none["best"] is None
+
+
+def _fake_sweep(tmp_path, fds, flags, **kw):
+    """Eval files for a 3-candidate x 2-seed sweep (hand-chosen FDs) and a score dict."""
+    import json
+    from pathlib import Path
+
+    from generation.validate import ValidateConfig, plan_jobs
+
+    cfg = ValidateConfig(featurizers=list(fds), evaluations=["m1", "m2"], seeds=2, budget=5,
+                         n_boot=50, **kw)
+    names = list(fds)
+    jobs = plan_jobs(cfg, list(fds), tmp_path)
+    for j in jobs:
+        Path(j.run_dir).mkdir(parents=True)
+        ev = {"step": 5, "alphas": {"1": {m: {"fd": fds[j.candidate][m][j.seed]}
+                                          for m in ("m1", "m2")}}}
+        (Path(j.run_dir) / "eval.json").write_text(json.dumps(ev))
+    delta = {c: 0.1 * (i + 1) for i, c in enumerate(names)}     # a 0.1, b 0.2, c 0.3, ...
+    erank = {c: float(i + 1) for i, c in enumerate(names)}      # a 1, b 2, c 3, ...
+    score = {"settings": {"data": "toy"}, "ranking": {
+        "tau": 0.05, "order": names, "flags": flags,
+        "candidates": {c: {"delta": {"0.05": {"mean": delta[c]}}, "effective_rank": erank[c],
+                           "alignment": {}} for c in fds}}}
+    return cfg, jobs, score
+
+
+def test_summarize_reports_a_failed_prediction_honestly(tmp_path):
+    from generation.validate import summarize
+
+    fds = {"a": {"m1": [3.0, 3.2], "m2": [3.0, 3.1]}, "b": {"m1": [2.0, 2.1], "m2": [2.0, 2.2]},
+           "c": {"m1": [1.0, 1.1], "m2": [1.0, 1.3]}}
+    flags = [{"candidate": "c", "evaluation": "m2", "reason": "same network as the evaluation"},
+             {"candidate": "a", "evaluation": "m1", "reason": "features predict (R^2 = 0.95)"}]
+    cfg, jobs, score = _fake_sweep(tmp_path, fds, flags)
+    rep = summarize(cfg, ["a", "b", "c"], ["m1", "m2"], jobs, score)
+    # (c, m2) excluded; m2 ranks b 1, a 2 -> mean ranks a 2.5, b 1.5, c 1
+    assert rep["fd_ranks"]["m2"] == {"a": 2.0, "b": 1.0}
+    assert rep["mean_fd_rank"] == {"a": 2.5, "b": 1.5, "c": 1.0}
+    assert [(h["candidate"], h["evaluation"]) for h in rep["metric_hacking"]] == [("c", "m2")]
+    assert [(h["candidate"], h["evaluation"]) for h in rep["aligned_not_excluded"]] == [("a",
+                                                                                         "m1")]
+    assert rep["fd"]["a"]["m1"] == [3.0, 3.2]
+    assert rep["correlation"]["spearman"] == pytest.approx(-1.0)
+    assert rep["correlation"]["spearman_ci"] == pytest.approx([-1.0, -1.0])
+    assert "did NOT predict" in rep["verdict"]
+    # the effective rank (higher = better) ordered them right: it predicted best
+    assert rep["best_predictor"] == "effective_rank"
+    assert rep["predictors"]["effective_rank"]["spearman"] == pytest.approx(1.0)
+    assert rep["outcome_order"] == ["c", "b", "a"]
+    # with exclude_aligned, (a, m1) is left out too: m1 ranks b 2, c 1
+    cfg2, jobs2, score2 = _fake_sweep(tmp_path / "x", fds, flags, exclude_aligned=True)
+    rep2 = summarize(cfg2, ["a", "b", "c"], ["m1", "m2"], jobs2, score2)
+    assert rep2["fd_ranks"]["m1"] == {"b": 2.0, "c": 1.0}
+    assert rep2["mean_fd_rank"] == {"a": 2.0, "b": 1.5, "c": 1.0}
+
+
+def test_summarize_verdict_needs_seeds_and_enough_candidates(tmp_path):
+    from generation.validate import summarize
+
+    fds = {c: {"m1": [v, v + 0.1], "m2": [v, v + 0.2]}
+           for c, v in zip("abcd", (1.0, 2.0, 3.0, 4.0))}
+    cfg, jobs, score = _fake_sweep(tmp_path / "4", fds, [])
+    rep = summarize(cfg, list(fds), ["m1", "m2"], jobs, score)
+    assert rep["correlation"]["spearman"] == pytest.approx(1.0)
+    assert rep["correlation"]["spearman_p"] == pytest.approx(1 / 24)
+    assert rep["verdict"].startswith("The Delta_OT ranking predicted the outcome")
+    # one seed: no interval, not called a prediction
+    cfg.seeds = 1
+    rep1 = summarize(cfg, list(fds), ["m1", "m2"], [j for j in jobs if j.seed == 0], score)
+    assert "one seed per candidate" in rep1["verdict"]
+    # three candidates in perfect agreement: p = 1/6, indistinguishable from chance
+    fds3 = {c: fds[c] for c in "abc"}
+    cfg3, jobs3, score3 = _fake_sweep(tmp_path / "3", fds3, [])
+    rep3 = summarize(cfg3, list(fds3), ["m1", "m2"], jobs3, score3)
+    assert rep3["correlation"]["spearman"] == pytest.approx(1.0)
+    assert "not distinguishable from chance" in rep3["verdict"]

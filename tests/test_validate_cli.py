@@ -1,0 +1,126 @@
+"""`featsel validate`: dry-run commands, an end-to-end smoke sweep on digits, resume."""
+
+import json
+import math
+
+import pytest
+
+from featsel.cli import main
+from generation.validate import ValidateConfig, candidate_dirname, job_status, plan_jobs, run_validate
+
+TINY = ["n_gen=8", "n_pos=16", "n_unc=4", "queue_size=32", "uncond_queue_size=64",
+        "queue_push=16", "eval_n_per_class=12", "ema_decays=[0.9]", "warmup_steps=1"]
+
+
+def _cfg(**kw):
+    base = dict(data="digits", featurizers=["identity", "pca:dim=16"],
+                evaluations=["identity", "pca:dim=8"], budget=2, seeds=2,
+                config="configs/digits_tiny.yaml", overrides=list(TINY), score_max_samples=300,
+                score_repeats=2, n_boot=100, progress=False)
+    base.update(kw)
+    return ValidateConfig(**base)
+
+
+def test_dry_run_prints_one_command_per_job(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    rc = main(["validate", "--featurizers", "identity,pca:dim=16,random-vit:depth=2,tap_every=1",
+               "--seeds", "3", "--budget", "7", "--out", str(out), "--dry-run"])
+    assert rc == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 9
+    assert all(ln.startswith("featsel train ") and "--steps 7" in ln for ln in lines)
+    assert sum("--featurizer random-vit:depth=2,tap_every=1 " in ln for ln in lines) == 3
+    assert len({ln.split("--out ")[1].split()[0] for ln in lines}) == 9
+    assert not out.exists()  # a dry run writes nothing
+    rc = main(["validate", "--featurizers", "identity", "--seeds", "2", "--out", str(out),
+               "--dry-run", "--nproc", "4", "--json"])
+    cmds = json.loads(capsys.readouterr().out)["commands"]
+    assert len(cmds) == 2 and all(c.startswith("torchrun --nproc_per_node=4 -m featsel.cli train")
+                                  for c in cmds)
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="--budget"):
+        plan_jobs(_cfg(budget=0), ["identity"], tmp_path)
+    with pytest.raises(ValueError, match="--seeds"):
+        plan_jobs(_cfg(seeds=0), ["identity"], tmp_path)
+    with pytest.raises(ValueError, match="duplicate"):
+        plan_jobs(_cfg(), ["identity", "identity"], tmp_path)
+    with pytest.raises(ValueError, match="--jobs"):
+        run_validate(_cfg(jobs=0), tmp_path, dry_run=True)
+    with pytest.raises(ValueError, match="unknown config key"):
+        run_validate(_cfg(overrides=["no_such_key=1"]), tmp_path, dry_run=True)
+    assert candidate_dirname("identity") == "identity"
+    assert candidate_dirname("pca:dim=16") != candidate_dirname("pca_dim=16")
+
+
+def test_smoke_sweep_then_resume(tmp_path):
+    out = tmp_path / "sweep"
+    cfg = _cfg()
+    res = run_validate(cfg, out)
+    assert (out / "validation.json").is_file() and (out / "validation.csv").is_file()
+    assert (out / "score" / "results.json").is_file()
+    saved = json.loads((out / "validation.json").read_text())
+    assert saved["table"] == res["table"]
+    assert len(res["jobs_run"]) == 4 and res["jobs_skipped"] == []
+    for c in cfg.featurizers:
+        for k in range(2):
+            ev = json.loads((out / "runs" / candidate_dirname(c) / f"seed{k}" /
+                             "eval.json").read_text())
+            assert ev["step"] == 2
+            assert res["fd"][c]["pca:dim=8"][k] == ev["alphas"]["1"]["pca:dim=8"]["fd"]
+    # identity trained in the 'identity' evaluation space: marked and left out of that rank
+    assert {"candidate": "identity", "evaluation": "identity"} in [
+        {k: h[k] for k in ("candidate", "evaluation")} for h in res["metric_hacking"]]
+    assert set(res["fd_ranks"]["identity"]) == {"pca:dim=16"}
+    assert res["fd_ranks"]["identity"]["pca:dim=16"] == 1.0
+    rows = {r["candidate"]: r for r in res["table"]}
+    assert rows["identity"]["hacked[identity]"] and not rows["pca:dim=16"]["hacked[identity]"]
+    # mean FD rank recomputed from the per-seed FDs in the report
+    fd = {c: {m: sum(v) / len(v) for m, v in res["fd"][c].items()} for c in res["fd"]}
+    for m, ranks in res["fd_ranks"].items():
+        order = sorted(ranks, key=lambda c: fd[c][m])
+        assert [ranks[c] for c in order] == sorted(ranks.values())
+    assert rows["identity"]["mean_fd_rank"] == pytest.approx(
+        res["fd_ranks"]["pca:dim=8"]["identity"])
+    # two candidates: no defined rank correlation, and the report says so
+    assert res["correlation"]["spearman"] is None or math.isnan(res["correlation"]["spearman"])
+    assert "Not enough to judge" in res["verdict"]
+    assert set(res["predicted_order"]) == set(cfg.featurizers)
+    # one sample grid per candidate (digits are images)
+    assert set(res["figures"]) == set(cfg.featurizers)
+    for rel in res["figures"].values():
+        assert (out / rel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # a rerun skips every finished job and reuses the score
+    again = run_validate(cfg, out)
+    assert again["jobs_run"] == [] and len(again["jobs_skipped"]) == 4
+    assert again["table"] == res["table"]
+
+    # a larger budget makes every job unfinished: refused without resume, continued with it
+    more = _cfg(budget=3)
+    jobs = plan_jobs(more, more.featurizers, out)
+    assert {job_status(j, 3, more.evaluations, 1.0) for j in jobs} == {"partial"}
+    with pytest.raises(ValueError, match="--resume"):
+        run_validate(more, out)
+    res3 = run_validate(more, out, resume=True)
+    assert len(res3["jobs_run"]) == 4
+    assert all(r["status_before"] == "partial" and r["train"]["resumed_from"] == 2
+               and r["train"]["steps_run"] == 1 for r in res3["jobs_run"])
+    assert {job_status(j, 3, more.evaluations, 1.0) for j in jobs} == {"done"}
+
+
+def test_umap_figure_writes_png(tmp_path):
+    import numpy as np
+
+    from reports.validation_figures import umap_figure
+
+    rng = np.random.default_rng(0)
+    real = np.concatenate([rng.normal(0, 1, (40, 5)), rng.normal(6, 1, (40, 5))])
+    gen = np.concatenate([rng.normal(0, 1, (20, 5)), rng.normal(6, 1, (20, 5))])
+    lab_r, lab_g = np.repeat([0, 1], 40), np.repeat([0, 1], 20)
+    p = umap_figure(real, lab_r, gen, lab_g, tmp_path / "u.png", class_names=["a", "b"],
+                    title="t")
+    assert p.is_file() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="same D"):
+        umap_figure(real, lab_r, gen[:, :3], lab_g, tmp_path / "v.png")
