@@ -130,6 +130,17 @@ def write_state(d: Path, cfg: Any, step: int, modules: dict[str, Any], extra: di
     save_atomic(payload, d / "state.pt")
 
 
+def read_state(state: dict | None, modules: dict[str, Any], gen: torch.Generator) -> int:
+    """The inverse of `write_state`: load each module/optimiser and the RNG; return the step to
+    continue from (0 for a new run, `state` None)."""
+    if state is None:
+        return 0
+    for k, m in modules.items():
+        m.load_state_dict(state[k])
+    gen.set_state(state["rng"])
+    return int(state["step"])
+
+
 def check_positive(**kw: float) -> None:
     """ValueError for any argument <= 0."""
     for k, v in kw.items():

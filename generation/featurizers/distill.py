@@ -30,6 +30,7 @@ from generation.featurizers.common import (
     check_positive,
     load_space_samples,
     prepare_out,
+    read_state,
     student_spec,
     write_state,
 )
@@ -138,15 +139,8 @@ def train_distill(cfg: DistillConfig, *, resume: bool = False, progress: bool = 
     params = [*vit.parameters(), *head_g.parameters(), *head_p.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
-    start = 0
-    if state is not None:
-        feat.load_state_dict(state["featurizer"])
-        head_g.load_state_dict(state["head_g"])
-        head_p.load_state_dict(state["head_p"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["rng"])
-        start = int(state["step"])
     modules = {"featurizer": feat, "head_g": head_g, "head_p": head_p, "optimizer": opt}
+    start = read_state(state, modules, gen)
     losses = []
     for step in tqdm(range(start, cfg.steps), desc="distill", initial=start, total=cfg.steps,
                      disable=not progress):

@@ -32,6 +32,7 @@ from generation.featurizers.common import (
     check_positive,
     load_space_samples,
     prepare_out,
+    read_state,
     student_spec,
     write_state,
 )
@@ -150,17 +151,10 @@ def train_mae(cfg: MAEConfig, *, resume: bool = False, progress: bool = True) ->
     params = [*vit.parameters(), *decoder.parameters(), *head.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
-    start = 0
-    if state is not None:
-        feat.load_state_dict(state["featurizer"])
-        decoder.load_state_dict(state["decoder"])
-        head.load_state_dict(state["head"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["rng"])
-        start = int(state["step"])
+    modules = {"featurizer": feat, "decoder": decoder, "head": head, "optimizer": opt}
+    start = read_state(state, modules, gen)
     total = cfg.steps + cfg.finetune_steps
     losses: list[Tensor] = []
-    modules = {"featurizer": feat, "decoder": decoder, "head": head, "optimizer": opt}
     bar = tqdm(range(start, total), desc="mae", initial=start, total=total, disable=not progress)
     for step in bar:
         idx = torch.randint(len(u), (cfg.batch_size,), generator=gen)

@@ -20,7 +20,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from featsel.features.cnn import TEACHER_FORMAT, SmallCNN
-from generation.featurizers.common import check_positive, load_space_samples, prepare_out, write_state
+from generation.featurizers.common import (
+    check_positive,
+    load_space_samples,
+    prepare_out,
+    read_state,
+    write_state,
+)
 
 ARCH_KEYS = ("data", "split", "width", "depth", "seed", "n_max")
 
@@ -74,12 +80,8 @@ def train_teacher(cfg: TeacherConfig, *, resume: bool = False, progress: bool = 
     net = SmallCNN(x.shape[1], int(labels.max()) + 1, cfg.width, cfg.depth).to(cfg.device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
-    start = 0
-    if state is not None:
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["rng"])
-        start = int(state["step"])
+    modules = {"model": net, "optimizer": opt}
+    start = read_state(state, modules, gen)
     losses = []
     for step in tqdm(range(start, cfg.steps), desc="teacher", initial=start, total=cfg.steps,
                      disable=not progress):
@@ -90,8 +92,8 @@ def train_teacher(cfg: TeacherConfig, *, resume: bool = False, progress: bool = 
         opt.step()
         losses.append(loss.detach())
         if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
-            write_state(d, cfg, step + 1, {"model": net, "optimizer": opt}, {"rng": gen.get_state()})
-    write_state(d, cfg, cfg.steps, {"model": net, "optimizer": opt}, {"rng": gen.get_state()})
+            write_state(d, cfg, step + 1, modules, {"rng": gen.get_state()})
+    write_state(d, cfg, cfg.steps, modules, {"rng": gen.get_state()})
     net.eval()
     with torch.no_grad():
         pred = torch.cat([net(c.to(cfg.device)).argmax(1).cpu() for c in x.split(512)])

@@ -24,7 +24,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from generation.featurizers.common import check_positive, load_space_samples, prepare_out, write_state
+from generation.featurizers.common import (
+    check_positive,
+    load_space_samples,
+    prepare_out,
+    read_state,
+    write_state,
+)
 
 ARCH_KEYS = ("data", "split", "block_out_channels", "latent_channels", "layers_per_block",
              "norm_num_groups", "seed", "n_max")
@@ -100,12 +106,8 @@ def train_vae(cfg: VAEConfig, *, resume: bool = False, progress: bool = True) ->
     vae = build_vae(cfg, x.shape[1], x.shape[2]).to(cfg.device).train()
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
-    start = 0
-    if state is not None:
-        vae.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["rng"])
-        start = int(state["step"])
+    modules = {"model": vae, "optimizer": opt}
+    start = read_state(state, modules, gen)
     dim = x[0].numel()
     losses = []
     for step in tqdm(range(start, cfg.steps), desc="vae", initial=start, total=cfg.steps,
@@ -121,8 +123,8 @@ def train_vae(cfg: VAEConfig, *, resume: bool = False, progress: bool = True) ->
         opt.step()
         losses.append(loss.detach())
         if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
-            write_state(d, cfg, step + 1, {"model": vae, "optimizer": opt}, {"rng": gen.get_state()})
-    write_state(d, cfg, cfg.steps, {"model": vae, "optimizer": opt}, {"rng": gen.get_state()})
+            write_state(d, cfg, step + 1, modules, {"rng": gen.get_state()})
+    write_state(d, cfg, cfg.steps, modules, {"rng": gen.get_state()})
     vae.eval()
     with torch.no_grad():
         mu = torch.cat([vae.encode(c.to(cfg.device)).latent_dist.mean.cpu() for c in x.split(256)])
