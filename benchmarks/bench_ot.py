@@ -117,9 +117,10 @@ def timeit(fn, repeats, *args, **kwargs):
     return sorted(times)[len(times) // 2], out
 
 
-def training_section(quick, repeats):
+def training_section(quick, repeats, sizes=None, on_row=None):
     rows = []
-    sizes = [(257, 64)] if quick else [(257, 64), (1028, 64), (257, 1280), (1028, 1280)]
+    if sizes is None:
+        sizes = [(257, 64)] if quick else [(257, 64), (1028, 64), (257, 1280), (1028, 1280)]
     iters_list = [4, 50]
     shapes = [("cross", 64, 128)] if quick else [("cross", 64, 128), ("uncond", 64, 32)]
     for L, D in sizes:
@@ -149,6 +150,8 @@ def training_section(quick, repeats):
                 row["ours_over_floor"] = t_ours / row["matmul_floor_s"]
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+                if on_row:
+                    on_row(rows)
     return rows
 
 
@@ -310,6 +313,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--limit", type=float, default=300.0, help="seconds per large measurement")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    ap.add_argument("--training-sizes", default=None,
+                    help="training-shape problems as LxD,LxD,... (default: 257/1028 x 64/1280)")
     ap.add_argument("--large-sizes", default=None,
                     help="large problems as NxD,NxD,... (default: all six of the issue)")
     ap.add_argument("--solvers", default=None,
@@ -326,8 +331,22 @@ def main(argv=None):
         return 0
     torch.set_num_threads(args.threads)
     results = {"threads": args.threads, "torch": torch.__version__, "quick": args.quick}
+
+    def save(key=None, rows=None):  # after every row: a killed run keeps what it measured
+        if key:
+            results[key] = rows
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = args.out.with_suffix(".tmp")
+            tmp.write_text(json.dumps(results, indent=1))
+            os.replace(tmp, args.out)
+
     if args.section in ("training", "all"):
-        results["training"] = training_section(args.quick, 1 if args.quick else args.repeats)
+        sizes = None
+        if args.training_sizes:
+            sizes = [tuple(int(v) for v in it.split("x")) for it in args.training_sizes.split(",")]
+        results["training"] = training_section(args.quick, 1 if args.quick else args.repeats,
+                                               sizes, lambda rows: save("training", rows))
     if args.section in ("converge", "all"):
         results["converge"] = converge_section(args.quick, 1 if args.quick else args.repeats)
     if args.section in ("large", "all"):
@@ -336,11 +355,7 @@ def main(argv=None):
             sizes = [tuple(int(v) for v in item.split("x")) for item in args.large_sizes.split(",")]
         solvers = args.solvers.split(",") if args.solvers else None
         results["large"] = large_section(args.quick, args.threads, args.limit, sizes, solvers)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=1))
-        os.replace(tmp, args.out)
+    save()
     return 0
 
 

@@ -285,3 +285,10 @@ def test_far_from_origin_float32_is_centred():
     far = sinkhorn(x + 1e3, y + 1e3, eps=0.5, tol=0, max_iter=30)
     torch.testing.assert_close(far.coupling(), ref.coupling(), rtol=0, atol=1e-5)
     torch.testing.assert_close(far.barycentric_map() - 1e3, ref.barycentric_map(), rtol=0, atol=1e-3)
+
+
+def test_cost_std_high_dimension_route():
+    """D^2 > N M takes the Gram route; it must agree with the direct computation too."""
+    x, y = _clouds(n=6, m=7, d=50, batch=(2,))
+    ref = (torch.cdist(x, y) ** 2).flatten(-2).std(-1, correction=0)
+    torch.testing.assert_close(cost_std(x, y), ref, rtol=1e-10, atol=0)

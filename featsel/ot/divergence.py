@@ -68,7 +68,8 @@ def descent_field(
 def cost_std(x: Tensor, y: Tensor) -> Tensor:
     """Standard deviation of the entries of C_ij = ||x_i - y_j||^2 per problem, (...,).
 
-    Exact, from moments in float64 without forming C (O((N + M) D^2) instead of O(N M D)):
+    Exact, from moments in float64 without forming C: O((N + M) D^2) memory-light work when
+    D^2 <= N M, else one Gram matrix X Y^T (the cost of forming C, without the exps):
     with centred points, C = |x|^2 + |y|^2 - 2 x.y, and over independent uniform i, j,
     Var C = Var|x|^2 + Var|y|^2 + 4 E[(x.y)^2] - 4 E[|x|^2 x].E[y] ... expanded below.
     Population std (divide by N M).
@@ -81,13 +82,17 @@ def cost_std(x: Tensor, y: Tensor) -> Tensor:
     x, y = x - mu, y - mu
     nx, ny = (x * x).sum(-1), (y * y).sum(-1)  # (..., N), (..., M)
     mx, my = x.mean(-2), y.mean(-2)  # (..., D)
-    sx = x.transpose(-1, -2) @ x / x.shape[-2]  # E[x x^T], (..., D, D)
-    sy = y.transpose(-1, -2) @ y / y.shape[-2]
+    n, m, d = x.shape[-2], y.shape[-2], x.shape[-1]
     e_c = nx.mean(-1) + ny.mean(-1) - 2 * (mx * my).sum(-1)
     # E[C^2] = E[(A + B - 2P)^2], A = |x|^2, B = |y|^2, P = x.y, x and y independent
     e_a2, e_b2 = (nx * nx).mean(-1), (ny * ny).mean(-1)
     e_ab = nx.mean(-1) * ny.mean(-1)
-    e_p2 = (sx * sy).sum((-1, -2))  # tr(Sx Sy), both symmetric
+    if d * d <= n * m:  # E[P^2] = tr(Sx Sy) with Sx = E[x x^T]: (..., D, D) second moments
+        sx = x.transpose(-1, -2) @ x / n
+        sy = y.transpose(-1, -2) @ y / m
+        e_p2 = (sx * sy).sum((-1, -2))
+    else:  # high dimension: E[P^2] = |X Y^T|_F^2 / (N M), (..., N, M) instead of (..., D, D)
+        e_p2 = (x @ y.transpose(-1, -2)).pow(2).mean((-1, -2))
     e_ap = ((nx.unsqueeze(-1) * x).mean(-2) * my).sum(-1)  # E[|x|^2 x] . E[y]
     e_bp = ((ny.unsqueeze(-1) * y).mean(-2) * mx).sum(-1)
     e_c2 = e_a2 + e_b2 + 4 * e_p2 + 2 * e_ab - 4 * e_ap - 4 * e_bp
