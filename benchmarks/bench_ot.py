@@ -162,7 +162,7 @@ def clustered(n, d, k, seed):
     return centres[lab] + 0.3 * torch.randn(n, d, generator=g)
 
 
-def converge_section(quick, repeats):
+def converge_section(quick, repeats, on_row=None):
     """Time to a marginal error of 1e-4 at eps = 0.02 std(C) on clustered data."""
     from geomloss import SamplesLoss
 
@@ -175,19 +175,23 @@ def converge_section(quick, repeats):
         row.update(ours_s=t, ours_iters=out.n_iter, ours_error=float(out.marginal_error))
         c = sq_cost(x[None], y[None])[0]
         best = None
-        for scaling in (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995):
+        errors = {}
+        for scaling in (0.5, 0.8, 0.9, 0.95, 0.99):  # one untimed solve each, then time the first
             loss = SamplesLoss("sinkhorn", p=2, blur=math.sqrt(eps / 2), scaling=scaling,
                                debias=False, potentials=True, backend="tensorized")
-            tg, (F, G) = timeit(loss, repeats, x, y)
+            F, G = loss(x, y)
             # GeomLoss potentials solve OT_{eps/2}[C/2]: ours are f = 2F, g = 2G
             logpi = (2 * F[:, None] + 2 * G[None, :] - c) / eps - 2 * math.log(n)
             err = float((logpi.exp().sum(1) - 1 / n).abs().sum())
             err = max(err, float((logpi.exp().sum(0) - 1 / n).abs().sum()))
+            errors[str(scaling)] = err
             if err <= 1e-4:
+                tg, _ = timeit(loss, repeats, x, y)
                 best = {"geomloss_s": tg, "geomloss_scaling": scaling, "geomloss_error": err}
                 break
         if best is None:
-            best = {"geomloss_s": None, "geomloss_note": "no scaling <= 0.995 reached 1e-4"}
+            best = {"geomloss_s": None, "geomloss_errors": errors,
+                    "geomloss_note": "no scaling <= 0.99 reached 1e-4"}
         row.update(best)
         if best.get("geomloss_s"):
             row["speedup_vs_geomloss"] = best["geomloss_s"] / row["ours_s"]
@@ -204,6 +208,8 @@ def converge_section(quick, repeats):
         row["speedup_vs_pot"] = tp / row["ours_s"]
         rows.append(row)
         print(json.dumps(row), flush=True)
+        if on_row:
+            on_row(rows)
     return rows
 
 
@@ -348,7 +354,8 @@ def main(argv=None):
         results["training"] = training_section(args.quick, 1 if args.quick else args.repeats,
                                                sizes, lambda rows: save("training", rows))
     if args.section in ("converge", "all"):
-        results["converge"] = converge_section(args.quick, 1 if args.quick else args.repeats)
+        results["converge"] = converge_section(args.quick, 1 if args.quick else args.repeats,
+                                               lambda rows: save("converge", rows))
     if args.section in ("large", "all"):
         sizes = None
         if args.large_sizes:
