@@ -203,7 +203,7 @@ def converge_section(quick, repeats, on_row=None):
         for scaling in (0.5, 0.8, 0.9, 0.95, 0.99):  # one untimed solve each, then time the first
             loss = SamplesLoss("sinkhorn", p=2, blur=math.sqrt(eps / 2), scaling=scaling,
                                debias=False, potentials=True, backend="tensorized")
-            F, G = loss(x, y)
+            F, G = (t.reshape(-1) for t in loss(x, y))  # GeomLoss returns (1, N) potentials
             # GeomLoss potentials solve OT_{eps/2}[C/2]: ours are f = 2F, g = 2G
             logpi = (2 * F[:, None] + 2 * G[None, :] - c) / eps - 2 * math.log(n)
             err = float((logpi.exp().sum(1) - 1 / n).abs().sum())
