@@ -125,14 +125,15 @@ def matmul_floor(x, y, p):
 
 
 def timeit(fn, repeats, *args, **kwargs):
-    """Median wall time of fn(*args, **kwargs) over `repeats` runs after one warm-up."""
+    """Fastest wall time of fn(*args, **kwargs) over `repeats` runs after one warm-up (the
+    minimum is the estimate least disturbed by other jobs on a shared machine)."""
     fn(*args, **kwargs)  # warm-up (allocations, KeOps compiles)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         out = fn(*args, **kwargs)
         times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2], out
+    return min(times), out
 
 
 def training_section(quick, repeats, sizes=None, on_row=None):
