@@ -135,14 +135,20 @@ class DenseGeometry(Geometry):
         return hx.unsqueeze(-1) + hy.unsqueeze(-2) - self.cost / eps.view(-1, 1, 1)
 
     chunk: int | None = None  # problems per pass, set by the solver to keep passes in cache
+    kernel: Tensor | None = None  # a chunk's final kernel k with pi_ij ~ u_i k_ij, if kept
+    kernels: list[Tensor | None] | None = None  # per chunk of the full batch, set by the solver
 
     def barycentric(self, hy: Tensor, eps: Tensor, values: Tensor) -> Tensor:
         batch, n, _ = self.cost.shape
         step = self.chunk or batch
         values = values.to(self.cost.dtype)
         out = values.new_empty((batch, n, values.shape[-1]))
-        for s in range(0, batch, step):
+        for i, s in enumerate(range(0, batch, step)):
             sl = slice(s, s + step)
+            k = self.kernels[i] if self.kernels else None
+            if k is not None:  # rows of the kept kernel are the plan's rows up to a factor
+                torch.bmm(k, values[sl], out=out[sl]).div_(k.sum(-1, keepdim=True))
+                continue
             p = torch.div(self.cost[sl], -eps[sl].view(-1, 1, 1)).add_(hy[sl].unsqueeze(-2))
             torch.bmm(torch.softmax(p, dim=-1), values[sl], out=out[sl])
         return out

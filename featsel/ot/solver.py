@@ -240,6 +240,7 @@ def _kernel_iterate(cost, loga, logb, eps, f, g, n, tol, check_every, symmetric,
         done += 1
     f = f + e * u.log()
     g = f if symmetric else g + e * v.log()
+    k.mul_(v.unsqueeze(-2))  # now pi_ij ~ u_i k_ij: the barycentric map needs no exp (see caller)
     return f, g, done, err
 
 
@@ -260,7 +261,8 @@ def _dense_chunk(geom, loga, logb, eps, f, g, cfg: SolverConfig, symmetric, kern
             symmetric, buf,
         )
         f, g, done = f1, g1, done + more
-        if e1 is not None:  # finished in the kernel domain
+        if e1 is not None:  # finished in the kernel domain; `buf` holds the plan up to rows
+            geom.kernel = buf
             return f, g, done, e1
     if done < cfg.max_iter and (k != 0 or err is None):
         # the kernel domain kept overflowing (or is unusable: zero weights): finish in log domain
@@ -320,8 +322,11 @@ def _solve(x, y, a, b, eps, init, backend, cfg: SolverConfig, mask_diagonal, sym
         cost = geom.cost
         kernel_ok = bool((af > 0).all()) and bool((bf > 0).all())
         chunk = batch if x.device.type == "cuda" else max(1, cfg.chunk_bytes // (n * m * x.element_size()))
-        buf = torch.empty((min(chunk, batch), n, m), dtype=x.dtype, device=x.device)
+        # one kernel buffer per problem (not per chunk): the final kernels are kept for the
+        # barycentric map, which then costs one product instead of an exp and a softmax
+        kern = torch.empty_like(cost) if kernel_ok else None
         geom.chunk = chunk
+        geom.kernels = []
         errs, n_done = [], 0
         for s in range(0, batch, chunk):
             sl = slice(s, s + chunk)
@@ -333,8 +338,10 @@ def _solve(x, y, a, b, eps, init, backend, cfg: SolverConfig, mask_diagonal, sym
                 else:
                     fc, gc = _log_step(sub, lc, lb, st[sl], gc)
             fc, gc, done, e_c = _dense_chunk(
-                sub, lc, lb, ec, fc, gc, cfg, symmetric, kernel_ok, buf[: fc.shape[0]]
+                sub, lc, lb, ec, fc, gc, cfg, symmetric, kernel_ok,
+                kern[sl] if kernel_ok else None,
             )
+            geom.kernels.append(sub.kernel)
             f[sl], g[sl] = fc, gc
             errs.append(e_c)
             n_done = max(n_done, done + len(stages))
