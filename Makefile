@@ -18,7 +18,6 @@ venv: $(BIN)/featsel
 # The main job: rank candidate featurizers on bundled data (scikit-learn digits), with a report.
 demo: venv
 	$(BIN)/featsel score --data digits --out out/digits --recipe paper --repeats 4
-	@echo "report: out/digits/report.html"
 
 
 test: venv
