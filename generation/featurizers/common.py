@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,24 @@ from torch import Tensor
 
 STATE_FORMAT = "featsel-pretrain-state-v1"
 
+
+
+@dataclass
+class RunConfig:
+    """Options every pretraining run shares; each trainer's config extends it (one place for
+    each shared default, overridden where a trainer differs)."""
+
+    data: str = "mnist"
+    split: str = "train"
+    data_root: str | None = None
+    n_max: int | None = None  # use the first n_max samples only
+    out: str = "runs/pretrain"
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 1e-3
+    save_every: int = 500
+    seed: int = 0
+    device: str = "cpu"
 
 def load_space_samples(
     data: str, split: str, data_root: str | None, space: str, n_max: int | None = None

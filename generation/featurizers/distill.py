@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from generation.featurizers.common import (
+    RunConfig,
     build_student,
     check_positive,
     load_space_samples,
@@ -40,20 +41,13 @@ ARCH_KEYS = ("data", "split", "space", "teacher", "patch_size", "depth", "embed_
 
 
 @dataclass
-class DistillConfig:
+class DistillConfig(RunConfig):
     """Options of `train_distill` (one place for each default)."""
 
-    data: str = "mnist"
-    split: str = "train"
-    data_root: str | None = None
     space: str = "pixels"
-    n_max: int | None = None
     out: str = "runs/distill"
     teacher: str = "cnn"  # cnn | path to teacher.pt | featurizer spec (inception, dinov2, ...)
     teacher_steps: int = 500  # for teacher=cnn
-    steps: int = 2000
-    batch_size: int = 64
-    lr: float = 1e-3
     weight_decay: float = 0.05
     patch_weight: float = 1.0
     patch_size: int | None = None
@@ -61,9 +55,6 @@ class DistillConfig:
     embed_dim: int = 96
     num_heads: int = 3
     tap_every: int = 2
-    save_every: int = 500
-    seed: int = 0
-    device: str = "cpu"
 
 
 class Teacher(nn.Module):

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from generation.featurizers.common import (
+    RunConfig,
     build_student,
     check_positive,
     load_space_samples,
@@ -42,20 +43,13 @@ ARCH_KEYS = ("data", "split", "space", "patch_size", "depth", "embed_dim", "num_
 
 
 @dataclass
-class MAEConfig:
+class MAEConfig(RunConfig):
     """Options of `train_mae` (one place for each default)."""
 
-    data: str = "mnist"
-    split: str = "train"
-    data_root: str | None = None
     space: str = "pixels"  # generation space spec (pixels, vae:path=DIR, ...)
-    n_max: int | None = None  # use the first n_max samples only
     out: str = "runs/mae"
-    steps: int = 2000  # masked-autoencoding steps
-    finetune_steps: int = 0  # classification fine-tune steps after them
+    finetune_steps: int = 0  # classification fine-tune steps after the `steps` MAE steps
     mask_ratio: float = 0.75  # paper: 0.5 / 0.6 / 0.75
-    batch_size: int = 64
-    lr: float = 1e-3
     weight_decay: float = 0.05
     patch_size: int | None = None  # default: smallest p with H/p <= 16
     depth: int = 6
@@ -66,9 +60,6 @@ class MAEConfig:
     decoder_depth: int = 1
     cls_weight: float = 0.1
     cls_warmup: int = 100
-    save_every: int = 500
-    seed: int = 0
-    device: str = "cpu"
 
 
 class MAEDecoder(nn.Module):

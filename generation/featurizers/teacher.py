@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from featsel.features.cnn import TEACHER_FORMAT, SmallCNN
 from generation.featurizers.common import (
+    RunConfig,
     check_positive,
     load_space_samples,
     prepare_out,
@@ -32,22 +33,14 @@ ARCH_KEYS = ("data", "split", "width", "depth", "seed", "n_max")
 
 
 @dataclass
-class TeacherConfig:
+class TeacherConfig(RunConfig):
     """Options of `train_teacher` (one place for each default)."""
 
-    data: str = "mnist"
-    split: str = "train"
-    data_root: str | None = None
-    n_max: int | None = None
     out: str = "runs/teacher"
     steps: int = 500
-    batch_size: int = 64
     lr: float = 2e-3
     width: int = 32
     depth: int = 3
-    save_every: int = 500
-    seed: int = 0
-    device: str = "cpu"
 
 
 def load_teacher(path: str | Path) -> SmallCNN:

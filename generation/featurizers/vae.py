@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from generation.featurizers.common import (
+    RunConfig,
     check_positive,
     load_space_samples,
     prepare_out,
@@ -37,25 +38,15 @@ ARCH_KEYS = ("data", "split", "block_out_channels", "latent_channels", "layers_p
 
 
 @dataclass
-class VAEConfig:
+class VAEConfig(RunConfig):
     """Options of `train_vae` (one place for each default)."""
 
-    data: str = "mnist"
-    split: str = "train"
-    data_root: str | None = None
-    n_max: int | None = None
     out: str = "runs/vae"
-    steps: int = 2000
-    batch_size: int = 64
-    lr: float = 1e-3
     kl_weight: float = 1e-3
     block_out_channels: tuple[int, ...] = (32, 64, 64)  # 28x28 -> 7x7 latents
     latent_channels: int = 4
     layers_per_block: int = 1
     norm_num_groups: int = 8
-    save_every: int = 500
-    seed: int = 0
-    device: str = "cpu"
 
 
 def build_vae(cfg: VAEConfig, in_chans: int, size: int):
