@@ -160,6 +160,22 @@ def read_state(state: dict | None, modules: dict[str, Any], gen: torch.Generator
     return int(state["step"])
 
 
+def optimizer_step(
+    loss: torch.Tensor, opt: torch.optim.Optimizer, losses: list, d: Path, cfg: Any, step: int,
+    total: int, modules: dict[str, Any], gen: torch.Generator,
+) -> None:
+    """The tail every pretraining step shares: one optimiser step on `loss`, its value kept in
+    `losses`, and `state.pt` written every `cfg.save_every` steps before the last (the caller
+    writes the final state after its loop, also when a resumed run has no step left)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    losses.append(loss.detach())
+    done = step + 1
+    if done % cfg.save_every == 0 and done < total:
+        write_state(d, cfg, done, modules, {"rng": gen.get_state()})
+
+
 def check_positive(**kw: float) -> None:
     """ValueError for any argument <= 0."""
     for k, v in kw.items():

@@ -30,6 +30,7 @@ from generation.featurizers.common import (
     build_student,
     check_positive,
     load_space_samples,
+    optimizer_step,
     prepare_out,
     read_state,
     student_spec,
@@ -146,12 +147,7 @@ def train_distill(cfg: DistillConfig, *, resume: bool = False, progress: bool = 
             if sp.shape[-2:] != tp.shape[-2:]:
                 sp = F.interpolate(sp, size=tp.shape[-2:], mode="bilinear", align_corners=False)
             loss = loss + cfg.patch_weight * _cos_loss(sp, tp, dim=1)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.detach())
-        if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
-            write_state(d, cfg, step + 1, modules, {"rng": gen.get_state()})
+        optimizer_step(loss, opt, losses, d, cfg, step, cfg.steps, modules, gen)
     write_state(d, cfg, cfg.steps, modules, {"rng": gen.get_state()})
     feat.eval().requires_grad_(False)
     path = save_featurizer(feat, d / "featurizer.pt")

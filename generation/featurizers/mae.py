@@ -32,6 +32,7 @@ from generation.featurizers.common import (
     build_student,
     check_positive,
     load_space_samples,
+    optimizer_step,
     prepare_out,
     read_state,
     student_spec,
@@ -162,12 +163,7 @@ def train_mae(cfg: MAEConfig, *, resume: bool = False, progress: bool = True) ->
             tokens = vit.forward_features(ub)[:, vit.num_prefix_tokens :]
             ce = F.cross_entropy(head(tokens.mean(1)), labels[idx].to(cfg.device))
             loss = loss + w * ce
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.detach())
-        if (step + 1) % cfg.save_every == 0 and step + 1 < total:
-            write_state(d, cfg, step + 1, modules, {"rng": gen.get_state()})
+        optimizer_step(loss, opt, losses, d, cfg, step, total, modules, gen)
     write_state(d, cfg, total, modules, {"rng": gen.get_state()})
     feat.eval().requires_grad_(False)
     path = save_featurizer(feat, d / "featurizer.pt")

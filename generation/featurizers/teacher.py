@@ -24,8 +24,10 @@ from generation.featurizers.common import (
     RunConfig,
     check_positive,
     load_space_samples,
+    optimizer_step,
     prepare_out,
     read_state,
+    save_atomic,
     write_state,
 )
 
@@ -80,19 +82,12 @@ def train_teacher(cfg: TeacherConfig, *, resume: bool = False, progress: bool = 
                      disable=not progress):
         idx = torch.randint(len(x), (cfg.batch_size,), generator=gen)
         loss = F.cross_entropy(net(x[idx].to(cfg.device)), labels[idx].to(cfg.device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.detach())
-        if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
-            write_state(d, cfg, step + 1, modules, {"rng": gen.get_state()})
+        optimizer_step(loss, opt, losses, d, cfg, step, cfg.steps, modules, gen)
     write_state(d, cfg, cfg.steps, modules, {"rng": gen.get_state()})
     net.eval()
     with torch.no_grad():
         pred = torch.cat([net(c.to(cfg.device)).argmax(1).cpu() for c in x.split(512)])
     acc = (pred == labels).float().mean()
-    from generation.featurizers.common import save_atomic
-
     arch = {"in_chans": net.in_chans, "n_classes": net.n_classes, "width": net.width, "depth": net.depth}
     path = d / "teacher.pt"
     save_atomic({"format": TEACHER_FORMAT, "arch": arch, "model": net.state_dict()}, path)

@@ -28,6 +28,7 @@ from generation.featurizers.common import (
     RunConfig,
     check_positive,
     load_space_samples,
+    optimizer_step,
     prepare_out,
     read_state,
     write_state,
@@ -109,12 +110,7 @@ def train_vae(cfg: VAEConfig, *, resume: bool = False, progress: bool = True) ->
         z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen).to(cfg.device)
         rec = vae.decode(z).sample
         loss = F.mse_loss(rec, xb) + cfg.kl_weight * post.kl().mean() / dim
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.detach())
-        if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
-            write_state(d, cfg, step + 1, modules, {"rng": gen.get_state()})
+        optimizer_step(loss, opt, losses, d, cfg, step, cfg.steps, modules, gen)
     write_state(d, cfg, cfg.steps, modules, {"rng": gen.get_state()})
     vae.eval()
     with torch.no_grad():
