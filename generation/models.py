@@ -245,10 +245,12 @@ class DiTGenerator(nn.Module):
 
 
 class MLPGenerator(nn.Module):
-    """Vector generator: noise (B, noise_dim), labels (B,), alpha (B,) -> (B, out_dim).
+    """Vector generator: noise (B, noise_dim), labels (B,), alpha (B,) -> (B, *out_shape).
 
     Input `[noise, one_hot(label, K+1), fourier(alpha)]` (index K = null class), a linear
-    stem, `depth` pre-LayerNorm residual blocks `x + W2 silu(W1 LN(x))`, LayerNorm, linear head.
+    stem, `depth` pre-LayerNorm residual blocks `x + W2 silu(W1 LN(x))`, LayerNorm, linear head
+    to prod(out_shape) values, reshaped to `out_shape` (default `(out_dim,)`; a spatial shape such
+    as a small VAE latent (4, 7, 7) is generated as a flat vector, without spatial structure).
     """
 
     def __init__(
@@ -261,10 +263,14 @@ class MLPGenerator(nn.Module):
         depth: int = 4,
         n_freq: int = 32,
         label_dropout: float = 0.0,
+        out_shape: tuple[int, ...] | None = None,
     ):
         super().__init__()
         if out_dim < 1 or num_classes < 1:
             raise ValueError(f"out_dim and num_classes must be >= 1, got {out_dim}, {num_classes}")
+        self.out_shape = tuple(out_shape) if out_shape else (out_dim,)
+        if math.prod(self.out_shape) != out_dim:
+            raise ValueError(f"out_shape {self.out_shape} must hold out_dim={out_dim} values")
         self.noise_shape = (noise_dim or out_dim,)
         self.num_classes = num_classes
         self.n_freq = n_freq
@@ -288,7 +294,7 @@ class MLPGenerator(nn.Module):
         x = self.stem(torch.cat([noise, onehot, feats], dim=1))
         for blk in self.blocks:
             x = x + blk(x)
-        return self.head(x)
+        return self.head(x).view(len(x), *self.out_shape)
 
 
 # size -> (hidden, depth, heads, registers); patch size comes from the name ("B/2") or the data
@@ -311,14 +317,13 @@ def create_generator(
 
     name: DiT `"tiny" | "S" | "B" | "L"` with optional `/patch` (`"B/2"`; default patch 2 if it
     divides the image size, else 4, else 1) for `sample_shape = (C, H, H)`; `"mlp-tiny" | "mlp"`
-    for `sample_shape = (D,)`. overrides: any constructor argument (`hidden=..., depth=...`).
+    for any `sample_shape` (generated flat, reshaped). overrides: any constructor argument
+    (`hidden=..., depth=...`).
     """
     shape = tuple(int(s) for s in sample_shape)
     if name in MLP_PRESETS:
-        if len(shape) != 1:
-            raise ValueError(f"model {name!r} generates vectors; sample_shape {shape} is not (D,)")
-        return MLPGenerator(out_dim=shape[0], num_classes=num_classes,
-                            **{**MLP_PRESETS[name], **overrides})
+        return MLPGenerator(out_dim=math.prod(shape), num_classes=num_classes,
+                            out_shape=shape, **{**MLP_PRESETS[name], **overrides})
     size, _, patch = name.partition("/")
     if size not in DIT_PRESETS:
         known = sorted(DIT_PRESETS) + [f"{k}/2" for k in DIT_PRESETS] + sorted(MLP_PRESETS)

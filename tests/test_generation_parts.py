@@ -4,12 +4,13 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 
 from generation.checkpoint import load_checkpoint, save_checkpoint
 from generation.config import TrainConfig, load_config, save_config
 from generation.ema import MultiEMA
-from generation.models import DiTGenerator, create_generator, fourier_features
+from generation.models import DiTGenerator, MLPGenerator, create_generator, fourier_features
 from generation.queues import RealQueues
 from generation.train import sample_alpha
 
@@ -84,8 +85,17 @@ def test_presets_and_mlp_generator():
     assert y.shape == (5, 50)
     with pytest.raises(ValueError, match="model must be one of"):
         create_generator("huge", sample_shape=(4, 32, 32), num_classes=3)
-    with pytest.raises(ValueError, match="generates vectors"):
-        create_generator("mlp", sample_shape=(1, 8, 8), num_classes=3)
+    # a spatial sample shape is generated flat and reshaped: row b of the head's output is sample b
+    sp = create_generator("mlp-tiny", sample_shape=(4, 7, 7), num_classes=3)
+    z, lab, a = torch.randn(2, 196), torch.tensor([0, 2]), torch.ones(2)
+    y = sp(z, lab, a)
+    assert y.shape == (2, 4, 7, 7) and sp.noise_shape == (196,)
+    x = sp.stem(torch.cat([z, F.one_hot(lab, 4).float(), fourier_features(a, sp.n_freq)], 1))
+    for blk in sp.blocks:
+        x = x + blk(x)
+    assert torch.equal(y.flatten(1), sp.head(x))
+    with pytest.raises(ValueError, match="out_shape"):
+        MLPGenerator(out_dim=10, num_classes=2, out_shape=(3, 3))
     with pytest.raises(ValueError, match="divisible by patch_size"):
         create_generator("tiny/3", sample_shape=(1, 8, 8), num_classes=3)
 
