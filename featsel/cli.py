@@ -159,11 +159,19 @@ def _score(args: Any) -> dict | str:
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dir", help="a featsel score output directory (with results.json)")
+    p.add_argument("dir", help="a featsel score output directory (with results.json) or a "
+                   "featsel validate one (with validation.json)")
 
 
-@command("report", "re-render report.html and figures from a score directory", _report_args)
+@command("report", "re-render the HTML report (and figures) of a score or validate directory",
+         _report_args)
 def _report(args: Any) -> dict:
+    from pathlib import Path
+
+    if (Path(args.dir) / "validation.json").is_file():
+        from reports import render_validation_dir
+
+        return {"report": str(render_validation_dir(args.dir))}
     from featsel.score import render_existing
 
     return {"report": str(render_existing(args.dir))}
@@ -338,7 +346,8 @@ def _validate(args: Any) -> Any:
     lines = [f"{r['candidate']}: Delta_OT rank {r['delta_ot_rank']}, mean FD rank "
              f"{'-' if r['mean_fd_rank'] is None else format(r['mean_fd_rank'], '.2f')}"
              for r in res["table"]]
-    lines += [res["verdict"], f"report: {args.out}/validation.json"]
+    lines += [res["verdict"], f"results: {args.out}/validation.json",
+              f"report: {args.out}/validation.html"]
     return "\n".join(lines)
 
 

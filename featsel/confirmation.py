@@ -5,6 +5,8 @@ diagnostics of `featsel score`); outputs are plain dicts, so `reports` can rende
 
 - :func:`hacked_pairs`: the (candidate, metric) pairs whose FD is not independent evidence
   (the candidate's training featurizer is the evaluation featurizer, or the score flags say so);
+- :func:`exclude_metrics`: those pairs carried from evaluation spaces to the metrics measured in
+  them (each space gives two: the unconditional and the conditional FD, paper Table 3);
 - :func:`mean_fd_rank_excluding`: paper Table 4 with those pairs excluded. Within each metric,
   rank the candidates that are not excluded by mean FD over seeds (1 = lowest, ties share the
   average rank, ``scipy.stats.rankdata``), then average each candidate's ranks over the metrics
@@ -30,6 +32,7 @@ import numpy as np
 
 __all__ = [
     "hacked_pairs",
+    "exclude_metrics",
     "mean_fd_over_seeds",
     "mean_fd_rank_excluding",
     "rank_agreement",
@@ -57,6 +60,20 @@ def hacked_pairs(candidates: Iterable[str], metrics: Iterable[str],
         if c in cands and m in mets:
             out.add((c, m))
     return out
+
+
+def exclude_metrics(pairs: Iterable[tuple[str, str]],
+                    metric_space: Mapping[str, str]) -> set[tuple[str, str]]:
+    """(candidate, metric) pairs from (candidate, evaluation space) pairs.
+
+    metric_space: ``{metric: evaluation space it is measured in}``. A pair (c, e) excludes every
+    metric of space e (e.g. both ``fd[e]`` and ``cond_fd[e]``): the generator was trained in (or
+    aligned with) that space, so none of its FDs there is independent evidence.
+    """
+    by_space: dict[str, list[str]] = {}
+    for m, e in metric_space.items():
+        by_space.setdefault(e, []).append(m)
+    return {(c, m) for c, e in pairs for m in by_space.get(e, [])}
 
 
 def mean_fd_over_seeds(fd: FD) -> dict[str, dict[str, float]]:

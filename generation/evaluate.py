@@ -1,13 +1,27 @@
 """Evaluate a run: EMA samples over an alpha sweep, measured in every evaluation featurizer.
 
-For each alpha in `alphas` (default `cfg.eval_alphas`): `n_per_class` samples of every class
-with the EMA weights; for each evaluation featurizer of the data manifest
-(`featurizers.evaluation`), the Fréchet distance to the real samples of the evaluation split
-(`featsel.diagnostics.frechet_distance`, float64), plus KID and precision/recall from
-torch-fidelity's feature functions (`fidelity_metrics`) where they run. An evaluation
-featurizer's feature vector is its last map, flattened if global, mean-pooled over positions if
-spatial. Real features go through `featsel.cache.FeatureCache`, so the real side (its
-statistics) is computed once per (data, split, featurizer). Writes `eval.json` in the run.
+For each alpha in `alphas` (default `cfg.eval_alphas`) and each evaluation featurizer of the
+data manifest (`featurizers.evaluation`), against the real samples of the evaluation split
+(`featsel.diagnostics.frechet`, float64):
+
+- `fd` (unconditional): Fréchet distance between all generated and all real samples. The
+  generated labels follow the real split's class proportions (`proportional_counts`, largest
+  remainder, N = n_per_class * K in all), so the generated mixture targets the same marginal as
+  the real split: on an imbalanced data set (pbmc68k) a class-balanced sample would be far from
+  the real marginal even for a perfect generator;
+- `cond_fd` (conditional): the mean over classes of the per-class FD between generated class c
+  (`n_per_class` samples) and real class c, kept per class in `cond_fd_per_class`; classes with
+  fewer than 2 real samples have no covariance and are skipped (`cond_classes_skipped`);
+- KID and precision/recall of the unconditional set from torch-fidelity's feature functions
+  (`fidelity_metrics`) where they run.
+
+One generation per alpha serves both sets (`plan_labels`): class c gets
+m_c = max(n_per_class, N_c) samples; the conditional set takes the first n_per_class of them and
+the unconditional set the first N_c (N_c the proportional count), so the two sets share samples
+and nothing is generated twice. An evaluation featurizer's feature vector is its last map,
+flattened if global, mean-pooled over positions if spatial. Real features go through
+`featsel.cache.FeatureCache`, so the real side is computed once per (data, split, featurizer).
+Writes `eval.json` in the run.
 """
 
 from __future__ import annotations
@@ -17,18 +31,109 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from generation.sample import generate, load_run
 
-__all__ = ["evaluate_run", "feature_vectors"]
+__all__ = ["evaluate_run", "feature_vectors", "proportional_counts", "plan_labels",
+           "conditional_fd"]
 
 
 def feature_vectors(maps: list[Tensor]) -> Tensor:
     """Last map of a featurizer as (N, D): global (N, C) as is, spatial (N, C, H, W) pooled."""
     m = maps[-1]
     return m.mean(dim=(2, 3)) if m.ndim == 4 else m.flatten(1)
+
+
+def proportional_counts(class_counts, total: int) -> list[int]:
+    """Split ``total`` samples over classes in proportion to ``class_counts: (K,)`` (Hamilton's
+    largest-remainder method): N_c = floor(total p_c), then the remaining samples go one each to
+    the largest remainders (ties to the lower class index). Sums to ``total`` exactly and is
+    deterministic; a class with no real sample gets none."""
+    n = np.asarray(class_counts, dtype=np.int64)
+    if n.ndim != 1 or n.size == 0 or (n < 0).any() or n.sum() == 0:
+        raise ValueError(f"class_counts: expected non-negative counts (K,) with a positive sum, "
+                         f"got {n.tolist()}")
+    if total < 0:
+        raise ValueError(f"total: expected >= 0, got {total}")
+    quota = n * total / n.sum()
+    out = np.floor(quota).astype(np.int64)
+    rest = total - int(out.sum())
+    order = sorted(range(n.size), key=lambda c: (-(quota[c] - out[c]), c))
+    for c in order[:rest]:
+        out[c] += 1
+    return [int(v) for v in out]
+
+
+def plan_labels(real_labels: Tensor, num_classes: int, n_per_class: int) -> dict[str, Any]:
+    """Labels of one generation that serves both the conditional and the unconditional set.
+
+    real_labels: (N_real,) int codes in [0, K). Class c gets m_c = max(n_cond_c, n_unc_c)
+    consecutive samples, n_cond_c = n_per_class (0 when real class c has fewer than 2 samples)
+    and n_unc_c the proportional count of ``n_per_class * K``. Returns ``{"labels": (M,),
+    "cond_index": (sum n_cond,), "uncond_index": (n_per_class * K,), "n_uncond": [K],
+    "n_real": [K], "skipped": [class]}``; the index tensors select from ``labels``.
+    """
+    if n_per_class < 2:
+        raise ValueError(f"n_per_class: expected >= 2 (a per-class covariance), got {n_per_class}")
+    y = torch.as_tensor(real_labels).long().flatten()
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"real labels: expected codes in [0, {num_classes}), got "
+                         f"[{int(y.min())}, {int(y.max())}]")
+    n_real = torch.bincount(y, minlength=num_classes).tolist()
+    n_unc = proportional_counts(n_real, n_per_class * num_classes)
+    skipped = [c for c in range(num_classes) if n_real[c] < 2]
+    labels, cond, unc = [], [], []
+    start = 0
+    for c in range(num_classes):
+        n_cond = 0 if c in skipped else n_per_class
+        m = max(n_cond, n_unc[c])
+        labels += [c] * m
+        cond += range(start, start + n_cond)
+        unc += range(start, start + n_unc[c])
+        start += m
+    return {"labels": torch.tensor(labels, dtype=torch.long),
+            "cond_index": torch.tensor(cond, dtype=torch.long),
+            "uncond_index": torch.tensor(unc, dtype=torch.long),
+            "n_uncond": n_unc, "n_real": n_real, "skipped": skipped}
+
+
+def _fd(gen: Tensor, real: Tensor, refs: dict, key: Any) -> float:
+    """FD of gen (n_g, D) vs real (n_r, D). With both clouds larger than D the real side's
+    `FrechetReference` (its covariance factor) is built once under ``key`` and reused across
+    alphas; otherwise `frechet_distance`'s feature route, exact for rank-deficient covariances."""
+    from featsel.diagnostics.frechet import FrechetReference, frechet_distance
+
+    if min(len(gen), len(real)) > real.shape[1]:
+        if key not in refs:
+            refs[key] = FrechetReference.from_features(real)
+        return refs[key].distance_to_features(gen)
+    return frechet_distance(gen, real)
+
+
+def conditional_fd(gen: Tensor, gen_labels: Tensor, real: Tensor, real_labels: Tensor, *,
+                   refs: dict | None = None) -> dict[str, Any]:
+    """Mean over classes of FD(generated class c, real class c), float64.
+
+    gen: (n_g, D), gen_labels: (n_g,); real: (n_r, D), real_labels: (n_r,). A class is used
+    when it has at least 2 real samples and at least 2 generated ones; the others are listed in
+    ``skipped`` with their counts. refs: optional cache of per-class real references (reused
+    across alphas). Returns ``{"cond_fd": mean (NaN when no class is usable),
+    "per_class": {str(c): FD}, "skipped": [{"class", "n_real", "n_generated"}]}``.
+    """
+    refs = {} if refs is None else refs
+    gl, rl = torch.as_tensor(gen_labels).long(), torch.as_tensor(real_labels).long()
+    per, skipped = {}, []
+    for c in sorted(set(gl.tolist()) | set(rl.tolist())):
+        g, r = gen[gl == c], real[rl == c]
+        if len(g) < 2 or len(r) < 2:
+            skipped.append({"class": c, "n_real": int(len(r)), "n_generated": int(len(g))})
+            continue
+        per[str(c)] = _fd(g, r, refs, ("class", c))
+    mean = float(np.mean(list(per.values()))) if per else float("nan")
+    return {"cond_fd": mean, "per_class": per, "skipped": skipped}
 
 
 def evaluate_run(
@@ -48,24 +153,36 @@ def evaluate_run(
 
     split: real split to compare with (default "test" when the manifest has it, else the
     training split). featurizers: evaluation featurizer specs (default: the manifest's).
-    data: optional (u_real (N, *shape), labels, space, u_train) tuple instead of loading
-    (tests). Returns {"step", "decay", "n_per_class", "split", "alphas": {alpha: {spec:
-    {"fd", "kid_mean", "kid_std", "precision", "recall", "f_score"}}}}.
+    data: optional (u_real (N, *shape), labels (N,), space, u_train) tuple instead of loading
+    (tests). Returns {"step", "decay", "n_per_class", "num_classes", "split", "n_real",
+    "n_real_per_class": [K], "n_uncond_per_class": [K], "uncond_labels": "proportional",
+    "cond_classes_skipped": [class], "class_names", "alphas": {alpha: {spec: {"fd", "cond_fd",
+    "cond_fd_per_class": {class: FD}, "kid_mean", "kid_std", "precision", "recall",
+    "f_score"}}}}.
     """
     from featsel.cache import FeatureCache
-    from featsel.diagnostics.frechet import fidelity_metrics, frechet_distance
+    from featsel.diagnostics.frechet import fidelity_metrics
     from featsel.features import create_featurizer, extract_features
 
     model, cfg, meta = load_run(run, decay=decay, device=device)
     n_per_class = n_per_class or cfg.eval_n_per_class
     alphas = tuple(alphas or cfg.eval_alphas)
+    class_names = None
     if data is None:
-        data, split, featurizers = _load_eval_data(cfg, split, featurizers)
+        data, split, featurizers, class_names = _load_eval_data(cfg, split, featurizers)
     elif not featurizers:
         raise ValueError("featurizers must be given together with data")
-    u_real, _, space, u_train = data
+    u_real, real_labels, space, u_train = data
+    if real_labels is None or len(real_labels) != len(u_real):
+        raise ValueError("data: the real split needs one label per sample for the conditional "
+                         "FD (manifest key 'label')")
+    real_labels = torch.as_tensor(real_labels).long()
     K = model.num_classes
-    labels = torch.arange(K).repeat_interleave(n_per_class)
+    plan = plan_labels(real_labels, K, n_per_class)
+    if len(plan["skipped"]) == K:
+        raise ValueError(f"split {split!r}: no class has 2 or more real samples; the "
+                         f"conditional FD needs a per-class covariance")
+    labels, cond_idx, unc_idx = plan["labels"], plan["cond_index"], plan["uncond_index"]
     cache = FeatureCache()
     feats = {spec: create_featurizer(spec, space=space, fit_data=u_train,
                                      in_shape=tuple(u_real.shape[1:])) for spec in featurizers}
@@ -74,13 +191,19 @@ def evaluate_run(
         data_id = {"dataset": cfg.data, "split": split or "", "space": getattr(space, "spec", "")}
         real[spec] = feature_vectors(extract_features(f, u_real, cache=cache, data_id=data_id,
                                                       device=device, progress=False))
+    refs: dict[str, dict] = {spec: {} for spec in feats}   # real-side references, all alphas
     results: dict[str, Any] = {}
     for a in alphas:
         u_gen = generate(model, labels, float(a), seed=seed).cpu()
         res = {}
         for spec, f in feats.items():
-            g = feature_vectors(extract_features(f, u_gen, device=device, progress=False))
-            entry: dict[str, Any] = {"fd": frechet_distance(g, real[spec])}
+            g_all = feature_vectors(extract_features(f, u_gen, device=device, progress=False))
+            g = g_all[unc_idx]
+            cond = conditional_fd(g_all[cond_idx], labels[cond_idx], real[spec], real_labels,
+                                  refs=refs[spec])
+            entry: dict[str, Any] = {"fd": _fd(g, real[spec], refs[spec], "all"),
+                                     "cond_fd": cond["cond_fd"],
+                                     "cond_fd_per_class": cond["per_class"]}
             if kid:
                 try:
                     m = fidelity_metrics(g, real[spec], kid=True, prc=True, seed=seed)
@@ -91,7 +214,10 @@ def evaluate_run(
         results[f"{float(a):g}"] = res
     out = {"run": str(run), "step": meta["step"], "decay": meta["decay"],
            "n_per_class": n_per_class, "num_classes": K, "split": split,
-           "n_real": int(len(u_real)), "alphas": results}
+           "n_real": int(len(u_real)), "n_real_per_class": plan["n_real"],
+           "uncond_labels": "proportional", "n_uncond_per_class": plan["n_uncond"],
+           "cond_classes_skipped": plan["skipped"], "class_names": class_names,
+           "alphas": results}
     path = Path(run) / "eval.json"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(out, indent=1))
@@ -100,7 +226,8 @@ def evaluate_run(
 
 
 def _load_eval_data(cfg, split, featurizers):
-    """Real samples of `split` encoded with the training split's generation space."""
+    """Real samples of `split` encoded with the training split's generation space; returns
+    ((u_real, labels, space, u_train), split, featurizers, class_names)."""
     from featsel.data import load_dataset
 
     train_ds = load_dataset(cfg.data, split=cfg.data_split)
@@ -122,4 +249,5 @@ def _load_eval_data(cfg, split, featurizers):
 
     u_train = enc(train_ds)
     u_real = u_train if ds is train_ds else enc(ds)
-    return (u_real, ds.labels, space, u_train), split, featurizers
+    names = list(ds.class_names) if ds.class_names else None
+    return (u_real, ds.labels, space, u_train), split, featurizers, names

@@ -13,7 +13,10 @@ Stages (every stage resumable: a killed sweep continues where it stopped):
 3. each run is evaluated in every evaluation space (``generation.evaluate.evaluate_run``,
    ``eval.json`` in the run);
 4. ``OUT/validation.json`` and ``OUT/validation.csv``: per candidate the FD per metric (mean and
-   per seed), the mean FD rank (paper Table 4) with metric-hacking pairs excluded, Spearman and
+   per seed; two metrics per evaluation space, the unconditional ``fd[<space>]`` and the
+   conditional ``cond_fd[<space>]``, paper Table 3), the mean FD rank over all those metrics
+   (paper Table 4) with metric-hacking pairs excluded (a hacked (candidate, space) pair leaves
+   both metrics of that space), Spearman and
    Kendall correlations between the Delta_OT ranking and the outcome with a bootstrap interval
    over seeds, the same for the other diagnostics and which predicted best
    (``featsel.confirmation``), and a one-paragraph verdict that says so when the ranking did
@@ -155,8 +158,8 @@ def _read_eval(run: Path) -> dict | None:
 
 
 def job_status(job: Job, budget: int, evaluations: list[str], alpha: float) -> str:
-    """'done' (trained to the budget and evaluated in every space), 'trained' (needs the
-    evaluation), 'partial' (a checkpoint below the budget) or 'new'."""
+    """'done' (trained to the budget and evaluated in every space, conditional FD included),
+    'trained' (needs the evaluation), 'partial' (a checkpoint below the budget) or 'new'."""
     run = Path(job.run_dir)
     step = _checkpoint_step(run, job)
     if step is None:
@@ -165,7 +168,8 @@ def job_status(job: Job, budget: int, evaluations: list[str], alpha: float) -> s
         return "partial"
     ev = _read_eval(run)
     got = (ev or {}).get("alphas", {}).get(f"{float(alpha):g}", {})
-    if ev and ev.get("step") == step and all(e in got for e in evaluations):
+    # an eval.json written before the conditional FD (no cond_fd) is evaluated again
+    if ev and ev.get("step") == step and all("cond_fd" in got.get(e, {}) for e in evaluations):
         return "done"
     return "trained"
 
@@ -258,7 +262,8 @@ def _resolve_lists(cfg: ValidateConfig) -> tuple[list[str], list[str]]:
 def run_validate(cfg: ValidateConfig, out: str | os.PathLike, *, dry_run: bool = False,
                  resume: bool = False) -> dict:
     """The whole sweep (module docstring). Returns the validation dict (also written to
-    ``out/validation.json``); with ``dry_run``, ``{"commands": [...], "jobs": [...]}`` only."""
+    ``out/validation.json`` and rendered as ``out/validation.html``); with ``dry_run``,
+    ``{"commands": [...], "jobs": [...]}`` only."""
     if cfg.jobs < 1:
         raise ValueError(f"--jobs: expected >= 1, got {cfg.jobs}")
     out = Path(out)
@@ -310,6 +315,10 @@ def run_validate(cfg: ValidateConfig, out: str | os.PathLike, *, dry_run: bool =
     report["jobs_run"] = results
     report["jobs_skipped"] = [j.run_dir for j in jobs if status[j.run_dir] == "done"]
     _write_outputs(report, out)
+    from reports import render_validation_report
+
+    # the HTML page beside validation.json (Delta_OT intervals from the score table)
+    render_validation_report(report, out, score_table=score["ranking"].get("table"))
     return report
 
 
@@ -363,8 +372,17 @@ def _figures(cfg: ValidateConfig, jobs: list[Job], out: Path) -> dict[str, str]:
     return paths
 
 
+FD_KINDS = ("fd", "cond_fd")  # unconditional, conditional (mean of per-class FDs)
+
+
+def fd_metric(kind: str, evaluation: str) -> str:
+    """The name of one FD metric: ``fd[<space>]`` (unconditional) or ``cond_fd[<space>]``."""
+    return f"{kind}[{evaluation}]"
+
+
 def collect_fd(jobs: list[Job], evaluations: list[str], alpha: float) -> dict:
-    """``{candidate: {metric: [FD per seed]}}`` from every job's ``eval.json``."""
+    """``{candidate: {metric: [FD per seed]}}`` from every job's ``eval.json``; two metrics per
+    evaluation space, ``fd[<space>]`` and ``cond_fd[<space>]`` (`fd_metric`)."""
     fd: dict[str, dict[str, list[float]]] = {}
     key = f"{float(alpha):g}"
     for j in sorted(jobs, key=lambda j: (j.candidate, j.seed)):
@@ -373,7 +391,16 @@ def collect_fd(jobs: list[Job], evaluations: list[str], alpha: float) -> dict:
             raise FileNotFoundError(f"no evaluation at alpha={key} in {j.run_dir}/eval.json")
         row = fd.setdefault(j.candidate, {})
         for e in evaluations:
-            row.setdefault(e, []).append(float(ev["alphas"][key][e]["fd"]))
+            entry = ev["alphas"][key].get(e)
+            if entry is None:
+                raise FileNotFoundError(f"no evaluation in space {e!r} in {j.run_dir}/eval.json")
+            if "cond_fd" not in entry:
+                raise ValueError(f"{j.run_dir}/eval.json predates the conditional FD (no "
+                                 f"'cond_fd'); rerun featsel validate (--resume) or featsel "
+                                 f"evaluate to re-evaluate it")
+            for k in FD_KINDS:
+                v = entry[k]
+                row.setdefault(fd_metric(k, e), []).append(math.nan if v is None else float(v))
     return fd
 
 
@@ -409,21 +436,25 @@ def summarize(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: lis
     """The validation report from the score results and the jobs' eval.json files."""
     from featsel.confirmation import (
         compare_predictors,
+        exclude_metrics,
         hacked_pairs,
         mean_fd_over_seeds,
         mean_fd_rank_excluding,
     )
 
     fd = collect_fd(jobs, evals, cfg.eval_alpha)
+    metric_space = {fd_metric(k, e): e for e in evals for k in FD_KINDS}
     flags = score["ranking"].get("flags", [])
     same = [f for f in flags if "same network" in str(f.get("reason", ""))]
     exclude = hacked_pairs(cands, evals, flags if cfg.exclude_aligned else same)
     aligned = sorted(hacked_pairs(cands, evals, flags) - exclude)
+    # a hacked (candidate, space) pair is left out of both FD metrics of that space
+    exclude_m = exclude_metrics(exclude, metric_space)
     mean_fd = mean_fd_over_seeds(fd)
-    table4 = mean_fd_rank_excluding(mean_fd, exclude)
+    table4 = mean_fd_rank_excluding(mean_fd, exclude_m)
     tau_key = f"{float(cfg.tau):g}"
     preds = _predictors(score, cands, exclude)
-    comp = compare_predictors(preds, fd, exclude=exclude, n_boot=cfg.n_boot, seed=cfg.seed)
+    comp = compare_predictors(preds, fd, exclude=exclude_m, n_boot=cfg.n_boot, seed=cfg.seed)
     main = comp["per_predictor"][f"delta_ot@{tau_key}"]
     order_pred = score["ranking"]["order"]
     mr = table4["mean_rank"]
@@ -435,8 +466,10 @@ def summarize(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: lis
              "mean_fd_rank": mr[c], "n_metrics_ranked": table4["n_metrics"][c],
              "n_seeds": len(next(iter(fd[c].values())))}
         for e in evals:
-            r[f"fd[{e}]"] = mean_fd[c][e]
-            r[f"fd_rank[{e}]"] = table4["ranks"].get(e, {}).get(c, math.nan)
+            for k in FD_KINDS:
+                m = fd_metric(k, e)
+                r[m] = mean_fd[c][m]
+                r[f"{k}_rank[{e}]"] = table4["ranks"].get(m, {}).get(c, math.nan)
             r[f"hacked[{e}]"] = (c, e) in exclude
         rows.append(r)
     rows.sort(key=lambda r: (r["delta_ot_rank"]))
@@ -450,12 +483,16 @@ def summarize(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: lis
         "outcome_order": order_out,
         "table": rows,
         "mean_fd_rank": mr,
+        "fd_metrics": [{"metric": fd_metric(k, e), "evaluation": e, "kind": k}
+                       for e in evals for k in FD_KINDS],
         "fd_ranks": table4["ranks"],
-        "fd": fd,
+        "fd": {c: {e: fd[c][fd_metric("fd", e)] for e in evals} for c in cands},
+        "cond_fd": {c: {e: fd[c][fd_metric("cond_fd", e)] for e in evals} for c in cands},
         "metric_hacking": [
             {"candidate": c, "evaluation": e,
-             "note": "trained in (or aligned with) this evaluation space: its FD there is not "
-                     "independent evidence and is left out of that metric's rank"}
+             "note": "trained in (or aligned with) this evaluation space: its FDs there (fd and "
+                     "cond_fd) are not independent evidence and are left out of those metrics' "
+                     "ranks"}
             for c, e in sorted(exclude)],
         "aligned_not_excluded": [
             {"candidate": c, "evaluation": e,

@@ -1,9 +1,12 @@
 """HTML and PNG rendering of plain results (dicts, DataFrames, arrays).
 
 Imports neither featsel nor generation: ``build_report(results, out_dir)`` takes the plain dict
-that ``featsel score`` writes to ``results.json``.
+that ``featsel score`` writes to ``results.json``; ``render_validation_report(validation,
+out_dir)`` the one ``featsel validate`` writes to ``validation.json``.
 """
 
 from reports.html import build_figures, build_report, render_html
+from reports.validation_html import render_validation_dir, render_validation_report
 
-__all__ = ["build_figures", "build_report", "render_html"]
+__all__ = ["build_figures", "build_report", "render_html", "render_validation_dir",
+           "render_validation_report"]

@@ -29,7 +29,8 @@ import numpy as np
 
 from reports import figures as F
 
-__all__ = ["build_figures", "build_report", "render_html"]
+__all__ = ["build_figures", "build_report", "data_uri", "jinja_env", "render_html",
+           "write_text_atomic"]
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -106,16 +107,39 @@ def build_figures(results: Mapping, out_dir: str | os.PathLike) -> dict[str, lis
     return out
 
 
-def _data_uri(path: Path) -> str:
+def data_uri(path: str | os.PathLike) -> str:
+    """A PNG file as a ``data:image/png;base64,...`` URI (the page stays self-contained)."""
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def jinja_env() -> jinja2.Environment:
+    """The shared template environment: autoescaping on, undefined names are errors, and the
+    ``fmt`` filter (4 significant digits, ``None`` as empty)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters["fmt"] = _fmt
+    return env
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be read by others
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
 
 
 def render_html(results: Mapping, figures: Mapping[str, list[dict]], *,
                 embed: bool = True, base_dir: str | os.PathLike | None = None) -> str:
     """The HTML page as a string (autoescaped Jinja2 template ``report.html``)."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters["fmt"] = _fmt
+    env = jinja_env()
     ranking = results["ranking"]
     table = ranking.get("table", [])
     columns = list(table[0].keys()) if table else []
@@ -124,7 +148,7 @@ def render_html(results: Mapping, figures: Mapping[str, list[dict]], *,
     for section, items in figures.items():
         figs[section] = []
         for it in items:
-            src = (_data_uri(it["path"]) if embed
+            src = (data_uri(it["path"]) if embed
                    else os.path.relpath(it["path"], base_dir or Path(it["path"]).parent))
             figs[section].append({"src": src, "caption": it["caption"]})
     return env.get_template("report.html").render(
@@ -150,14 +174,4 @@ def build_report(results: Mapping, out_dir: str | os.PathLike, *,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     figs = build_figures(results, out_dir)
-    html = render_html(results, figs, embed=True)
-    path = out_dir / filename
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=filename, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_text_atomic(out_dir / filename, render_html(results, figs, embed=True))

@@ -1,5 +1,6 @@
 """Figures of `featsel validate` from plain arrays: generated vs real samples in a UMAP
-(paper Figure 5). Writes one PNG atomically (``reports.figures.save_figure``)."""
+(paper Figure 5) and the predicted-vs-outcome ranking scatter. Each writes one PNG atomically
+(``reports.figures.save_figure``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,78 @@ import numpy as np
 
 from reports.figures import plt, save_figure
 
-__all__ = ["umap_figure"]
+__all__ = ["ranking_scatter", "umap_figure"]
+
+
+def _plain(s: str) -> str:
+    """A label matplotlib draws verbatim (``$`` would start mathtext)."""
+    return str(s).replace("$", r"\$")
+
+
+def ranking_scatter(names: Sequence[str], delta: Sequence[float], mean_rank: Sequence[float],
+                    path: str | os.PathLike, *, delta_low: Sequence[float] | None = None,
+                    delta_high: Sequence[float] | None = None,
+                    rank_low: Sequence[float] | None = None,
+                    rank_high: Sequence[float] | None = None,
+                    pred_rank: Sequence[float] | None = None,
+                    outcome_rank: Sequence[float] | None = None, tau: float = 0.05) -> Path:
+    """Predicted vs outcome, one point per candidate (all sequences of length C) -> PNG.
+
+    Left: Delta_OT (x, with its interval ``delta_low..delta_high``) against the mean FD rank
+    (y, paper Table 4, with the spread ``rank_low..rank_high``, e.g. the min and max of the
+    per-metric ranks). Right: ``pred_rank`` (default: the order of ``delta``) against
+    ``outcome_rank`` (default: the order of ``mean_rank``), 1 = best, with the diagonal (points
+    on it = predicted exactly). Candidates with a non-finite mean rank (every FD
+    excluded) are left out of both panels.
+    """
+    d = np.asarray(delta, float)
+    r = np.asarray(mean_rank, float)
+    n = len(names)
+    if d.shape != (n,) or r.shape != (n,):
+        raise ValueError(f"delta and mean_rank must hold one value per name ({n}), got "
+                         f"{d.shape} and {r.shape}")
+    ok = np.isfinite(d) & np.isfinite(r)
+
+    def _err(mid, lo, hi):
+        if lo is None or hi is None:
+            return None
+        lo, hi = np.asarray(lo, float)[ok], np.asarray(hi, float)[ok]
+        e = np.vstack([mid - lo, hi - mid])
+        return np.where(np.isfinite(e), e, 0.0).clip(min=0)
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10.5, 4.2))
+    ax.errorbar(d[ok], r[ok], xerr=_err(d[ok], delta_low, delta_high),
+                yerr=_err(r[ok], rank_low, rank_high), fmt="o", color="#4c72b0", ecolor="#999",
+                capsize=3)
+    for name, x, y in zip(np.asarray(names, dtype=object)[ok], d[ok], r[ok]):
+        ax.annotate(_plain(name), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel(f"Delta_OT at tau={tau:g} (predicted; lower = better)")
+    ax.set_ylabel("mean FD rank (outcome; 1 = best)")
+    ax.set_title("Delta_OT against the outcome")
+    if pred_rank is None:  # ties: the order of the names
+        pred_rank = np.argsort(np.argsort(np.where(np.isfinite(d), d, np.inf), kind="stable"),
+                               kind="stable") + 1
+    if outcome_rank is None:
+        outcome_rank = np.argsort(np.argsort(np.where(ok, r, np.inf), kind="stable"),
+                                  kind="stable") + 1
+    pr = np.asarray(pred_rank, float)[ok]
+    orank = np.asarray(outcome_rank, float)[ok]
+    ax2.plot([0.5, n + 0.5], [0.5, n + 0.5], color="#bbb", lw=1, zorder=0)
+    ax2.scatter(pr, orank, color="#4c72b0")
+    for name, x, y in zip(np.asarray(names, dtype=object)[ok], pr, orank):
+        ax2.annotate(_plain(name), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ticks = np.arange(1, n + 1)
+    ax2.set_xticks(ticks)
+    ax2.set_yticks(ticks)
+    ax2.set_xlim(0.5, n + 0.5)
+    ax2.set_ylim(0.5, n + 0.5)
+    ax2.set_xlabel("Delta_OT rank (predicted)")
+    ax2.set_ylabel("outcome rank (by mean FD rank)")
+    ax2.set_title("Rank against rank (diagonal = predicted exactly)")
+    if not ok.all():
+        fig.text(0.01, 0.01, f"{int((~ok).sum())} candidate(s) without an outcome left out",
+                 fontsize=7)
+    return save_figure(fig, path)
 
 
 def umap_figure(real: np.ndarray, real_labels: np.ndarray, gen: np.ndarray,

@@ -154,7 +154,7 @@ def test_manifest_data_then_sample_and_evaluate(tmp_path, monkeypatch):
     """The CLI path on the bundled digits manifest: train 3 steps, sample a grid, evaluate."""
     monkeypatch.setenv("FEATSEL_CACHE_DIR", str(tmp_path / "cache"))
     from featsel.cli import main
-    from generation.evaluate import evaluate_run
+    from generation.evaluate import evaluate_run, proportional_counts
     from generation.sample import sample_run
 
     out = tmp_path / "run"
@@ -166,8 +166,14 @@ def test_manifest_data_then_sample_and_evaluate(tmp_path, monkeypatch):
     res = sample_run(out, classes=[0, 3], alphas=[1.0, 2.0], n=3, out=tmp_path / "g.png")
     assert res["n"] == 12 and (tmp_path / "g.png").stat().st_size > 0
     ev = evaluate_run(out, n_per_class=6, alphas=(1.0,), featurizers=["pca:dim=8"], kid=False)
-    fd = ev["alphas"]["1"]["pca:dim=8"]["fd"]
-    assert fd > 0 and (out / "eval.json").exists()
+    e = ev["alphas"]["1"]["pca:dim=8"]
+    assert e["fd"] > 0 and (out / "eval.json").exists()
+    # conditional FD: the mean of the per-class FDs; unconditional labels in class proportions
+    assert len(e["cond_fd_per_class"]) == 10 - len(ev["cond_classes_skipped"]) > 0
+    assert e["cond_fd"] == pytest.approx(
+        sum(e["cond_fd_per_class"].values()) / len(e["cond_fd_per_class"]), rel=1e-12)
+    assert sum(ev["n_real_per_class"]) == ev["n_real"]
+    assert ev["n_uncond_per_class"] == proportional_counts(ev["n_real_per_class"], 60)
     assert main(["train", "--data", "digits", "--out", str(out), "--set", "steps=0"]) == 1
     with pytest.raises(ValueError, match="alpha must be >= 1"):
         sample_run(out, alphas=[0.5], n=1, out=tmp_path / "h.png")

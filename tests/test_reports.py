@@ -1,13 +1,18 @@
-"""The HTML report from a plain results dict: figures, escaping, and a headless-browser render."""
+"""The HTML reports (featsel score, featsel validate) from plain dicts: figures, escaping, the
+`featsel report` command, and a headless-browser render."""
 
+import json
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from reports import build_report, render_html
+from reports import build_report, render_html, render_validation_dir, render_validation_report
+from reports.validation_figures import ranking_scatter
 
 
 def _results(name="pca"):
@@ -83,23 +88,187 @@ def _chromium():
     return None
 
 
-@pytest.mark.skipif(_chromium() is None, reason="headless chromium not installed "
-                    "(apt-get install -y chromium)")
-def test_report_renders_in_headless_chromium(tmp_path):
+def _render_in_chromium(path, tmp_path, height=1600):
+    """Headless chromium: (grey screenshot as a float array, the rendered DOM)."""
     from PIL import Image
 
-    path = build_report(_results(), tmp_path / "out")
     shot = tmp_path / "shot.png"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars"]
     url = path.resolve().as_uri()
-    subprocess.run([_chromium(), *flags, f"--screenshot={shot}", "--window-size=1200,1600", url],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run([_chromium(), *flags, f"--screenshot={shot}", f"--window-size=1200,{height}",
+                    url], check=True, capture_output=True, timeout=120)
     img = np.asarray(Image.open(shot).convert("L"), dtype=float)
-    assert img.shape[0] > 500 and img.std() > 10, "screenshot is blank"
-    assert (img < 128).mean() > 0.01  # text and figures drawn
     dom = subprocess.run([_chromium(), *flags, "--dump-dom", url], check=True,
                          capture_output=True, text=True, timeout=120).stdout
+    return img, dom
+
+
+needs_chromium = pytest.mark.skipif(_chromium() is None, reason="headless chromium not installed "
+                                    "(apt-get install -y chromium)")
+
+
+@needs_chromium
+def test_report_renders_in_headless_chromium(tmp_path):
+    path = build_report(_results(), tmp_path / "out")
+    img, dom = _render_in_chromium(path, tmp_path)
+    assert img.shape[0] > 500 and img.std() > 10, "screenshot is blank"
+    assert (img < 128).mean() > 0.01  # text and figures drawn
     assert 'id="ranking-table"' in dom
     assert dom.count("<tr") >= 3 and "identity" in dom
+
+
+# ---- featsel validate: validation.html -------------------------------------------------------
+
+STUDY = Path(__file__).resolve().parents[1] / "studies" / "pbmc"
+
+
+def _validation(tmp_path, name="identity"):
+    """A validation dict with two FD kinds per space (fd, cond_fd); ``name`` trained in the
+    'identity' evaluation space (metric hacking) and has a sample figure on disk."""
+    from PIL import Image
+
+    cands = [name, "pca:dim=16", "random-projection:dim=8"]
+    evals = ["identity", "pca:dim=10"]
+    fd = {name: {"identity": [1.0, 2.0, 4.0], "pca:dim=10": [5.0, 6.0, 7.0]},
+          "pca:dim=16": {"identity": [3.0, 3.0, 3.0], "pca:dim=10": [2.0, 2.5, 3.0]},
+          "random-projection:dim=8": {"identity": [9.0, 8.0, 7.0], "pca:dim=10": [10, 11, 12]}}
+    cond = {c: {e: [v + 1 for v in vs] for e, vs in row.items()} for c, row in fd.items()}
+    metrics = [{"metric": f"{k}[{e}]", "evaluation": e, "kind": k}
+               for e in evals for k in ("fd", "cond_fd")]
+    ranks = {}
+    for k in ("fd", "cond_fd"):
+        ranks[f"{k}[identity]"] = {"pca:dim=16": 1.0, "random-projection:dim=8": 2.0}
+        ranks[f"{k}[pca:dim=10]"] = {name: 2.0, "pca:dim=16": 1.0, "random-projection:dim=8": 3.0}
+    mean_rank = {name: 2.0, "pca:dim=16": 1.0, "random-projection:dim=8": 2.5}
+    table = []
+    for i, c in enumerate(cands):
+        r = {"candidate": c, "delta_ot_rank": i + 1, "delta_ot@0.05": 0.2 + 0.1 * i,
+             "mean_fd_rank": mean_rank[c], "n_seeds": 3}
+        for m in metrics:
+            src = fd if m["kind"] == "fd" else cond
+            r[m["metric"]] = float(np.mean(src[c][m["evaluation"]]))
+        for e in evals:
+            r[f"hacked[{e}]"] = (c, e) == (name, "identity")
+        table.append(r)
+    (tmp_path / "figures").mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(tmp_path / "figures" / "samples_a.png")
+    stats = {"spearman": 0.5, "kendall": 1 / 3, "spearman_ci": [-0.5, 1.0],
+             "kendall_ci": [-1 / 3, 1.0], "spearman_p": 0.5, "n": 3, "n_boot": 100,
+             "level": 0.95, "n_seeds": {c: 3 for c in cands}}
+    return {
+        "title": "validate test", "created": "2026-01-01 00:00:00",
+        "verdict": f"The Delta_OT ranking leaned the right way; first choice {name}.",
+        "predicted_order": cands, "outcome_order": ["pca:dim=16", name, cands[2]],
+        "table": table, "mean_fd_rank": mean_rank, "fd_metrics": metrics, "fd_ranks": ranks,
+        "fd": fd, "cond_fd": cond,
+        "metric_hacking": [{"candidate": name, "evaluation": "identity", "note": "trained in"}],
+        "aligned_not_excluded": [{"candidate": "pca:dim=16", "evaluation": "pca:dim=10",
+                                  "note": "aligned R2"}],
+        "correlation": stats,
+        "predictors": {"delta_ot@0.05": {**stats, "lower_is_better": True},
+                       "effective_rank": {**stats, "spearman": 1.0, "lower_is_better": False}},
+        "best_predictor": "effective_rank", "best_predictor_reason": "effective_rank: +1.00",
+        "figures": {name: "figures/samples_a.png", "pca:dim=16": "figures/not_there.png"},
+        "settings": {"data": "digits", "tau": 0.05, "featurizers": cands},
+        "command": f"featsel validate --featurizers {name}", "versions": {"featsel": "0.1.0"},
+        "timings": {"jobs_s": 3.0},
+    }
+
+
+_SCORE_TABLE = [{"candidate": c, "ci_low": lo, "ci_high": hi, "effective_rank": er}
+                for c, lo, hi, er in (("identity", 0.15, 0.25, 30.0),
+                                      ("pca:dim=16", 0.26, 0.34, 12.0),
+                                      ("random-projection:dim=8", 0.35, 0.45, 8.0))]
+
+
+def _rows(html):
+    """The candidate rows of validation-table, each as its HTML."""
+    return [p.split("</tr>")[0] for p in html.split('<tr class="candidate">')[1:]]
+
+
+def test_validation_report_table_and_exclusions(tmp_path):
+    import statistics
+
+    v = _validation(tmp_path)
+    path = render_validation_report(v, tmp_path, score_table=_SCORE_TABLE)
+    assert path == tmp_path / "validation.html" and not list(tmp_path.glob("*.tmp"))
+    html = path.read_text()
+    # the verdict comes first, then the table
+    assert html.index('id="verdict"') < html.index('id="validation-table"')
+    rows = _rows(html)
+    assert len(rows) == 3 and [r.split("</td>")[0][-len(c):] for r, c in
+                               zip(rows, v["predicted_order"])] == v["predicted_order"]
+    # metric columns in the listed order, both FD kinds per space
+    heads = re.findall(r"<th>((?:cond_)?fd\[[^<]*\])</th>", html)
+    assert heads == [m["metric"] for m in v["fd_metrics"]]
+    # the hacked space's two FDs are marked for 'identity' only
+    assert [r.count('class="excluded"') for r in rows] == [2, 0, 0]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", rows[0])
+    seeds = v["fd"]["identity"]["identity"]
+    want = f"{statistics.mean(seeds):.4g} &plusmn; {statistics.stdev(seeds):.4g} *"
+    assert cells[4] == want  # candidate, Delta_OT, its rank, effective rank, fd[identity]
+    assert cells[1] == "0.2 [0.15, 0.25]" and cells[3] == "30"
+    assert cells[-2:] == ["2", "2"]  # mean FD rank, outcome rank
+    # correlation block, best predictor highlighted, flags, settings
+    corr = html.split('id="correlation"')[1].split("</table>")[0]
+    assert "[-0.5, 1]" in corr and "0.3333" in corr and "95% bootstrap" in corr
+    best = re.findall(r'<tr class="best"><td class="name">([^<]*)</td>', html)
+    assert best == ["effective_rank (best)"]
+    assert "trained in" in html and "aligned R2" in html and "featsel validate --feat" in html
+    # ranking scatter drawn and embedded, the sample figure embedded, a missing one noted
+    assert (tmp_path / "figures" / "validation_ranking.png").read_bytes()[:4] == b"\x89PNG"
+    assert html.count("data:image/png;base64,") == 2
+    assert "figure missing" in html and "not_there.png" in html
+
+
+def test_validation_report_escapes_user_strings(tmp_path):
+    evil = '<script>alert("x")</script>'
+    v = _validation(tmp_path, name=evil)
+    html = render_validation_report(v, tmp_path / "out", base_dir=tmp_path).read_text()
+    assert "<script" not in html
+    assert html.count("&lt;script&gt;") >= 5  # table, verdict, orders, flags, settings, command
+    assert len(_rows(html)) == 3 and _rows(html)[0].count('class="excluded"') == 2
+    assert html.count("data:image/png;base64,") == 2  # figure paths resolved against base_dir
+
+
+def test_validation_report_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="validation"):
+        render_validation_report({"verdict": "x"}, tmp_path)
+    with pytest.raises(FileNotFoundError, match="validation.json"):
+        render_validation_dir(tmp_path)
+    with pytest.raises(ValueError, match="one value per name"):
+        ranking_scatter(["a", "b"], [0.1], [1.0, 2.0], tmp_path / "x.png")
+
+
+def test_featsel_report_renders_the_committed_pbmc_validation(tmp_path, capsys):
+    from featsel.cli import main
+
+    d = tmp_path / "pbmc"
+    shutil.copytree(STUDY, d)
+    v = json.loads((d / "validation.json").read_text())
+    assert main(["report", str(d)]) == 0
+    assert capsys.readouterr().out.strip() == f"report: {d / 'validation.html'}"
+    html = (d / "validation.html").read_text()
+    rows = _rows(html)
+    assert len(rows) == len(v["table"]) == 4
+    # one FD per space in this (older) file: the marked cells are the metric_hacking pairs
+    marked = {(r.split("</td>")[0].split(">")[-1], i) for r in rows
+              for i, cell in enumerate(re.findall(r"<td([^>]*)>", r)) if "excluded" in cell}
+    evals = v["settings"]["evaluations"]
+    assert {(c, evals[i - 4]) for c, i in marked} == {
+        (h["candidate"], h["evaluation"]) for h in v["metric_hacking"]}
+    assert "0.5945 [0.532, 0.6607]" in rows[0]  # Delta_OT CI from score_results.csv
+    assert html.count("data:image/png;base64,") == 1 + len(v["figures"])
+    assert html.count('<tr class="best">') == 1 and v["verdict"][:40] in html
+
+
+@needs_chromium
+def test_validation_report_renders_in_headless_chromium(tmp_path):
+    path = render_validation_report(_validation(tmp_path), tmp_path, score_table=_SCORE_TABLE)
+    img, dom = _render_in_chromium(path, tmp_path)
+    assert img.shape[0] > 500 and img.std() > 10, "screenshot is blank"
+    assert (img < 128).mean() > 0.01  # text and figures drawn
+    assert 'id="validation-table"' in dom and dom.count('<tr class="candidate">') == 3
+    assert 'id="verdict"' in dom and "random-projection:dim=8" in dom

@@ -8,6 +8,7 @@ from scipy.stats import kendalltau, spearmanr
 from featsel.confirmation import (
     bootstrap_agreement,
     compare_predictors,
+    exclude_metrics,
     hacked_pairs,
     mean_fd_over_seeds,
     mean_fd_rank_excluding,
@@ -128,20 +129,23 @@ def test_compare_predictors_picks_the_right_one():
     assert none["best"] is None
 
 
-def _fake_sweep(tmp_path, fds, flags, **kw):
-    """Eval files for a 3-candidate x 2-seed sweep (hand-chosen FDs) and a score dict."""
+def _fake_sweep(tmp_path, fds, flags, cond=None, **kw):
+    """Eval files for a 3-candidate x 2-seed sweep (hand-chosen FDs) and a score dict.
+    fds: unconditional FDs {cand: {space: [per seed]}}; cond: conditional ones (default fds)."""
     import json
     from pathlib import Path
 
     from generation.validate import ValidateConfig, plan_jobs
 
+    cond = fds if cond is None else cond
     cfg = ValidateConfig(featurizers=list(fds), evaluations=["m1", "m2"], seeds=2, budget=5,
                          n_boot=50, **kw)
     names = list(fds)
     jobs = plan_jobs(cfg, list(fds), tmp_path)
     for j in jobs:
         Path(j.run_dir).mkdir(parents=True)
-        ev = {"step": 5, "alphas": {"1": {m: {"fd": fds[j.candidate][m][j.seed]}
+        ev = {"step": 5, "alphas": {"1": {m: {"fd": fds[j.candidate][m][j.seed],
+                                              "cond_fd": cond[j.candidate][m][j.seed]}
                                           for m in ("m1", "m2")}}}
         (Path(j.run_dir) / "eval.json").write_text(json.dumps(ev))
     delta = {c: 0.1 * (i + 1) for i, c in enumerate(names)}     # a 0.1, b 0.2, c 0.3, ...
@@ -162,8 +166,8 @@ def test_summarize_reports_a_failed_prediction_honestly(tmp_path):
              {"candidate": "a", "evaluation": "m1", "reason": "features predict (R^2 = 0.95)"}]
     cfg, jobs, score = _fake_sweep(tmp_path, fds, flags)
     rep = summarize(cfg, ["a", "b", "c"], ["m1", "m2"], jobs, score)
-    # (c, m2) excluded; m2 ranks b 1, a 2 -> mean ranks a 2.5, b 1.5, c 1
-    assert rep["fd_ranks"]["m2"] == {"a": 2.0, "b": 1.0}
+    # (c, m2) excluded; m2 ranks b 1, a 2 -> mean ranks a 2.5, b 1.5, c 1 (cond_fd = fd here)
+    assert rep["fd_ranks"]["fd[m2]"] == rep["fd_ranks"]["cond_fd[m2]"] == {"a": 2.0, "b": 1.0}
     assert rep["mean_fd_rank"] == {"a": 2.5, "b": 1.5, "c": 1.0}
     assert [(h["candidate"], h["evaluation"]) for h in rep["metric_hacking"]] == [("c", "m2")]
     assert [(h["candidate"], h["evaluation"]) for h in rep["aligned_not_excluded"]] == [("a",
@@ -179,7 +183,7 @@ def test_summarize_reports_a_failed_prediction_honestly(tmp_path):
     # with exclude_aligned, (a, m1) is left out too: m1 ranks b 2, c 1
     cfg2, jobs2, score2 = _fake_sweep(tmp_path / "x", fds, flags, exclude_aligned=True)
     rep2 = summarize(cfg2, ["a", "b", "c"], ["m1", "m2"], jobs2, score2)
-    assert rep2["fd_ranks"]["m1"] == {"b": 2.0, "c": 1.0}
+    assert rep2["fd_ranks"]["fd[m1]"] == {"b": 2.0, "c": 1.0}
     assert rep2["mean_fd_rank"] == {"a": 2.0, "b": 1.5, "c": 1.0}
 
 
@@ -203,3 +207,63 @@ def test_summarize_verdict_needs_seeds_and_enough_candidates(tmp_path):
     rep3 = summarize(cfg3, list(fds3), ["m1", "m2"], jobs3, score3)
     assert rep3["correlation"]["spearman"] == pytest.approx(1.0)
     assert "not distinguishable from chance" in rep3["verdict"]
+
+
+def test_exclude_metrics_carries_a_space_to_both_of_its_metrics():
+    ms = {"fd[e1]": "e1", "cond_fd[e1]": "e1", "fd[e2]": "e2", "cond_fd[e2]": "e2"}
+    assert exclude_metrics({("a", "e1"), ("b", "zz")}, ms) == {("a", "fd[e1]"),
+                                                               ("a", "cond_fd[e1]")}
+
+
+def test_summarize_ranks_conditional_and_unconditional_fd_with_exclusion(tmp_path):
+    """Two FD metrics per space; a hacked (candidate, space) pair leaves both of them."""
+    from generation.validate import summarize
+
+    def seeds(v):
+        return [v, v + 0.01]
+
+    # means: fd m1 a 1 b 2 c 3; cond m1 a 3 b 1 c 2; fd m2 a 2 b 1 (c out); cond m2 a 1 b 2
+    fds = {"a": {"m1": seeds(1.0), "m2": seeds(2.0)}, "b": {"m1": seeds(2.0), "m2": seeds(1.0)},
+           "c": {"m1": seeds(3.0), "m2": seeds(0.5)}}
+    cond = {"a": {"m1": seeds(3.0), "m2": seeds(1.0)}, "b": {"m1": seeds(1.0), "m2": seeds(2.0)},
+            "c": {"m1": seeds(2.0), "m2": seeds(0.1)}}
+    flags = [{"candidate": "c", "evaluation": "m2", "reason": "same network as the evaluation"}]
+    cfg, jobs, score = _fake_sweep(tmp_path, fds, flags, cond=cond)
+    rep = summarize(cfg, ["a", "b", "c"], ["m1", "m2"], jobs, score)
+    assert rep["fd_ranks"] == {"fd[m1]": {"a": 1.0, "b": 2.0, "c": 3.0},
+                               "cond_fd[m1]": {"a": 3.0, "b": 1.0, "c": 2.0},
+                               "fd[m2]": {"a": 2.0, "b": 1.0},
+                               "cond_fd[m2]": {"a": 1.0, "b": 2.0}}
+    # a (1 + 3 + 2 + 1) / 4, b (2 + 1 + 1 + 2) / 4, c (3 + 2) / 2
+    assert rep["mean_fd_rank"] == {"a": 1.75, "b": 1.5, "c": 2.5}
+    assert rep["outcome_order"] == ["b", "a", "c"]
+    assert rep["fd"]["c"]["m2"] == [0.5, 0.51] and rep["cond_fd"]["a"]["m1"] == [3.0, 3.01]
+    assert {(m["metric"], m["evaluation"], m["kind"]) for m in rep["fd_metrics"]} == {
+        ("fd[m1]", "m1", "fd"), ("cond_fd[m1]", "m1", "cond_fd"),
+        ("fd[m2]", "m2", "fd"), ("cond_fd[m2]", "m2", "cond_fd")}
+    rows = {r["candidate"]: r for r in rep["table"]}
+    assert rows["c"]["n_metrics_ranked"] == 2 and rows["a"]["n_metrics_ranked"] == 4
+    assert rows["a"]["cond_fd[m1]"] == pytest.approx(3.005)
+    assert rows["a"]["cond_fd_rank[m1]"] == 3.0 and rows["a"]["fd_rank[m1]"] == 1.0
+    assert rows["c"]["hacked[m2]"] and rows["c"]["cond_fd_rank[m2]"] is None  # NaN -> null
+    # the correlation uses the same mean rank (Delta_OT a < b < c vs outcome b, a, c)
+    assert rep["correlation"]["spearman"] == pytest.approx(0.5)
+
+
+def test_eval_json_without_cond_fd_is_reevaluated(tmp_path, monkeypatch):
+    """An eval.json from before the conditional FD: job_status says 'trained' (validate
+    evaluates it again) and collect_fd names the fix."""
+    import json
+    from pathlib import Path
+
+    from generation import validate as v
+
+    fds = {c: {"m1": [1.0, 2.0], "m2": [1.0, 2.0]} for c in "ab"}
+    cfg, jobs, _ = _fake_sweep(tmp_path, fds, [])
+    old = {"step": 5, "alphas": {"1": {"m1": {"fd": 1.0}, "m2": {"fd": 1.0}}}}
+    (Path(jobs[0].run_dir) / "eval.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="predates the conditional FD"):
+        v.collect_fd(jobs, ["m1", "m2"], 1.0)
+    monkeypatch.setattr(v, "_checkpoint_step", lambda run, job=None: 5)  # trained to budget
+    assert v.job_status(jobs[0], 5, ["m1", "m2"], 1.0) == "trained"
+    assert v.job_status(jobs[1], 5, ["m1", "m2"], 1.0) == "done"

@@ -68,21 +68,26 @@ def test_smoke_sweep_then_resume(tmp_path):
             ev = json.loads((out / "runs" / candidate_dirname(c) / f"seed{k}" /
                              "eval.json").read_text())
             assert ev["step"] == 2
-            assert res["fd"][c]["pca:dim=8"][k] == ev["alphas"]["1"]["pca:dim=8"]["fd"]
-    # identity trained in the 'identity' evaluation space: marked and left out of that rank
+            for kind in ("fd", "cond_fd"):
+                assert res[kind][c]["pca:dim=8"][k] == ev["alphas"]["1"]["pca:dim=8"][kind]
+    # identity trained in the 'identity' evaluation space: marked and left out of the ranks of
+    # both FD metrics of that space
     assert {"candidate": "identity", "evaluation": "identity"} in [
         {k: h[k] for k in ("candidate", "evaluation")} for h in res["metric_hacking"]]
-    assert set(res["fd_ranks"]["identity"]) == {"pca:dim=16"}
-    assert res["fd_ranks"]["identity"]["pca:dim=16"] == 1.0
+    for m in ("fd[identity]", "cond_fd[identity]"):
+        assert res["fd_ranks"][m] == {"pca:dim=16": 1.0}
     rows = {r["candidate"]: r for r in res["table"]}
     assert rows["identity"]["hacked[identity]"] and not rows["pca:dim=16"]["hacked[identity]"]
     # mean FD rank recomputed from the per-seed FDs in the report
-    fd = {c: {m: sum(v) / len(v) for m, v in res["fd"][c].items()} for c in res["fd"]}
+    mean = {(c, m["metric"]): sum(v) / len(v) for m in res["fd_metrics"] for c in res["fd"]
+            for v in [res[m["kind"]][c][m["evaluation"]]]}
+    assert len(res["fd_ranks"]) == 4
     for m, ranks in res["fd_ranks"].items():
-        order = sorted(ranks, key=lambda c: fd[c][m])
+        order = sorted(ranks, key=lambda c: mean[c, m])
         assert [ranks[c] for c in order] == sorted(ranks.values())
     assert rows["identity"]["mean_fd_rank"] == pytest.approx(
-        res["fd_ranks"]["pca:dim=8"]["identity"])
+        (res["fd_ranks"]["fd[pca:dim=8]"]["identity"]
+         + res["fd_ranks"]["cond_fd[pca:dim=8]"]["identity"]) / 2)
     # two candidates: no defined rank correlation, and the report says so
     assert res["correlation"]["spearman"] is None or math.isnan(res["correlation"]["spearman"])
     assert "Not enough to judge" in res["verdict"]

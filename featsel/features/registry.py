@@ -123,14 +123,15 @@ def register(
 
 def _ensure_registered() -> None:
     # The featurizer modules register themselves on import.
-    from featsel.features import cnn, inception, simple, vit  # noqa: F401
+    from featsel.features import cnn, inception, mlpvae, simple, vit  # noqa: F401
 
 
 def list_featurizers() -> list[dict[str, Any]]:
     """[{name, description, options: {option: default}}] for every registered featurizer."""
     _ensure_registered()
     out = []
-    order = ["identity", "pca", "random-projection", "random-vit", "vit", "dinov2", "inception", "vae-latent"]
+    order = ["identity", "pca", "random-projection", "random-vit", "vit", "dinov2", "inception", "vae-latent",
+             "mlp-vae"]
     entries = sorted(
         _REGISTRY.values(), key=lambda e: (order.index(e.name) if e.name in order else len(order), e.name)
     )
@@ -174,13 +175,13 @@ def create_featurizer(
         from featsel.features.cnn import is_teacher_checkpoint
 
         if not is_teacher_checkpoint(spec):
-            return load_featurizer(spec)
+            return load_featurizer(spec, space=space)
         spec = f"cnn-teacher:path={spec}"  # a teacher.pt (featsel pretrain teacher)
     name, opts = parse_spec(spec)
     if name == "checkpoint":
         if set(opts) != {"path"}:
             raise ValueError(f"featurizer 'checkpoint' takes exactly one option, path; got {opts}")
-        return load_featurizer(opts["path"])
+        return load_featurizer(opts["path"], space=space)
     _ensure_registered()
     if name not in _REGISTRY:
         raise ValueError(
@@ -238,8 +239,11 @@ def save_featurizer(feat: Featurizer, path: str | os.PathLike) -> Path:
     return path
 
 
-def load_featurizer(path: str | os.PathLike) -> Featurizer:
-    """Load a featurizer checkpoint written by `save_featurizer` (torch.load weights_only)."""
+def load_featurizer(path: str | os.PathLike, *, space: Any | None = None) -> Featurizer:
+    """Load a featurizer checkpoint written by `save_featurizer` (torch.load weights_only).
+
+    space: the generation space of the inputs, for featurizers that decode through it (it is not
+    saved with the weights)."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise FileNotFoundError(f"featurizer checkpoint {p} does not exist")
@@ -256,7 +260,10 @@ def load_featurizer(path: str | os.PathLike) -> Featurizer:
         raise ValueError(f"{p}: unknown featurizer {name!r} in checkpoint")
     cfg = options_to_config(entry.config, opts, what=f"featurizer {name!r} in {p}")
     in_shape = tuple(payload["in_shape"]) or None
-    feat = entry.factory(cfg, space=None, in_shape=in_shape, fit_data=None, state_dict=payload["state_dict"])
+    feat = entry.factory(cfg, space=space, in_shape=in_shape, fit_data=None, state_dict=payload["state_dict"])
     feat.name = name
-    feat.load_state_dict(payload["state_dict"])
+    missing, unexpected = feat.load_state_dict(payload["state_dict"], strict=False)
+    bad = unexpected + [k for k in missing if not k.startswith("pixel_space.")]  # space: not saved
+    if bad:
+        raise ValueError(f"{p}: weights do not match featurizer {name!r} (keys {bad[:5]})")
     return feat.eval().requires_grad_(False)

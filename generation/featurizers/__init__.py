@@ -10,7 +10,8 @@
   `DistillConfig` / `train_distill`.
 - `teacher`: the small CNN classifier used as the in-run teacher, `TeacherConfig` / `train_teacher`.
 - `vae`: a small diffusers AutoencoderKL generation space, `VAEConfig` / `train_vae`
-  (`create_space("vae:path=<out>/vae")` loads it).
+  (`create_space("vae:path=<out>/vae")` loads it); on vector data (cells x genes) the MLP VAE
+  featurizer `mlp-vae` instead (`<out>/featurizer.pt`, `generation.featurizers.mlp_vae`).
 
 Every trainer writes `<out>/state.pt` (resume with `resume=True`), `<out>/config.json`, and its
 product (`featurizer.pt`, `teacher/teacher.pt` or `teacher.pt`, `vae/`), atomically.

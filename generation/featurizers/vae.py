@@ -11,6 +11,10 @@ weights), exactly what `featsel.spaces.VAESpace.from_pretrained` reads, so
 `scaling_factor` is set to 1 / std of the posterior means on the training data (the SD-VAE
 convention that gives latents of unit scale). Latents are (latent_channels, H/f, W/f) with
 f = 2 ** (len(block_out_channels) - 1).
+
+Vector data (a manifest with `modality: vector`, e.g. `pbmc68k`: cells x genes) trains the MLP
+Gaussian VAE of `featsel.features.mlpvae` instead (`generation.featurizers.mlp_vae`, fields
+`latent_dim`, `hidden`, `depth`, `kl_weight`), a candidate featurizer: `<out>/featurizer.pt`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from featsel.features.mlpvae import MLPVAEConfig
 from generation.featurizers.common import (
     RunConfig,
     check_positive,
@@ -43,11 +48,24 @@ class VAEConfig(RunConfig):
     """Options of `train_vae` (one place for each default)."""
 
     out: str = "runs/vae"
-    kl_weight: float = 1e-3
+    kl_weight: float | None = None  # None: 1e-3 on images, 1.0 on vectors (see kl())
     block_out_channels: tuple[int, ...] = (32, 64, 64)  # 28x28 -> 7x7 latents
     latent_channels: int = 4
     layers_per_block: int = 1
     norm_num_groups: int = 8
+    # vector data: the MLP VAE (featsel.features.mlpvae); its defaults are scVI's
+    latent_dim: int = MLPVAEConfig.latent_dim
+    hidden: int = MLPVAEConfig.hidden
+    depth: int = MLPVAEConfig.depth
+
+    def kl(self, vector: bool) -> float:
+        """The KL weight used: `kl_weight`, else 1e-3 on images (nearly an autoencoder, sharp
+        reconstructions) and 1.0 on vectors (a Gaussian likelihood of variance 1/2 per gene,
+        about the residual variance of log-normalised expression: a real VAE, as scVI)."""
+        w = (1.0 if vector else 1e-3) if self.kl_weight is None else self.kl_weight
+        if w < 0:
+            raise ValueError(f"kl_weight must be >= 0, got {w}")
+        return w
 
 
 def build_vae(cfg: VAEConfig, in_chans: int, size: int):
@@ -85,11 +103,20 @@ def _save_dir(vae, target: Path) -> None:
 
 def train_vae(cfg: VAEConfig, *, resume: bool = False, progress: bool = True) -> dict:
     """Train (or continue) the VAE. Returns a summary with `vae` (diffusers directory), `space`
-    (the spec for `create_space`), `latent_shape`, `step`, `losses`, `scaling_factor`."""
+    (the spec for `create_space`), `latent_shape`, `step`, `losses`, `scaling_factor`; on vector
+    data the MLP VAE's summary (`featurizer`: the checkpoint path, see `train_mlp_vae`)."""
+    from featsel.data import load_manifest
+
+    if load_manifest(cfg.data).modality == "vector":
+        from generation.featurizers.mlp_vae import load_vectors, train_mlp_vae
+
+        x = load_vectors(cfg.data, cfg.split, cfg.data_root, cfg.n_max)
+        return train_mlp_vae(cfg, x, resume=resume, progress=progress)
     check_positive(batch_size=cfg.batch_size, lr=cfg.lr, save_every=cfg.save_every,
                    latent_channels=cfg.latent_channels)
-    if cfg.steps < 0 or cfg.kl_weight < 0:
-        raise ValueError(f"steps and kl_weight must be >= 0, got {cfg.steps}, {cfg.kl_weight}")
+    if cfg.steps < 0:
+        raise ValueError(f"steps must be >= 0, got {cfg.steps}")
+    kl_weight = cfg.kl(vector=False)
     d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS)
     torch.manual_seed(cfg.seed)
     x, _, _, _ = load_space_samples(cfg.data, cfg.split, cfg.data_root, "pixels", cfg.n_max)
@@ -109,7 +136,7 @@ def train_vae(cfg: VAEConfig, *, resume: bool = False, progress: bool = True) ->
         post = vae.encode(xb).latent_dist
         z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen).to(cfg.device)
         rec = vae.decode(z).sample
-        loss = F.mse_loss(rec, xb) + cfg.kl_weight * post.kl().mean() / dim
+        loss = F.mse_loss(rec, xb) + kl_weight * post.kl().mean() / dim
         optimizer_step(loss, opt, losses, d, cfg, step, cfg.steps, modules, gen)
     write_state(d, cfg, cfg.steps, modules, {"rng": gen.get_state()})
     vae.eval()

@@ -1,0 +1,297 @@
+"""Render a ``featsel validate`` result (``validation.json``) as one HTML page.
+
+``render_validation_report(validation, out_dir)`` writes ``out_dir/validation.html`` (atomic)
+and the ranking scatter ``out_dir/figures/validation_ranking.png``; figures are embedded as
+base64 data URIs (``embed=False``: linked by relative path). The Jinja2 environment autoescapes,
+so every user string is escaped. Keys of ``validation`` used (all optional except ``table``)::
+
+    title, verdict, created, predicted_order, outcome_order: [candidate],
+    table: [{"candidate", "delta_ot_rank", "delta_ot@<tau>", "mean_fd_rank",
+             "<metric>" (mean FD), "hacked[<evaluation>]", ...}],
+    fd_metrics: [{"metric", "evaluation", "kind"}],  fd_ranks: {metric: {candidate: rank}},
+    fd, cond_fd, ... (one per kind): {candidate: {evaluation: [FD per seed]}},
+    mean_fd_rank: {candidate: float},
+    correlation: {"spearman", "kendall", "spearman_ci", "kendall_ci", "spearman_p", "n",
+                  "n_boot", "level", "n_seeds": {candidate: int}},
+    predictors: {diagnostic: {same keys, "lower_is_better"}}, best_predictor, best_predictor_reason,
+    metric_hacking / aligned_not_excluded: [{"candidate", "evaluation", "note"}],
+    figures: {candidate: PNG path relative to the validation folder},
+    settings, timings, versions: {key: value};  command: str
+
+The FD metrics (table columns) are read from the data, never from a fixed list: the
+``fd_metrics`` list (e.g. ``fd[<space>]`` and ``cond_fd[<space>]`` per space), or in a
+validation.json with one FD per space, the keys of ``fd`` (``fd_ranks`` then uses the bare
+space name as the metric). The Delta_OT interval and effective rank come from the score results
+(``score_table``: the rows of ``featsel score``'s ``ranking.table`` or its results.csv).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from reports.html import _fmt, _safe_name, data_uri, jinja_env, write_text_atomic
+
+__all__ = ["fd_metrics", "candidate_rows", "render_validation_html", "render_validation_report",
+           "render_validation_dir"]
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _num(v) -> float:
+    """A float from JSON/CSV (None, '' and junk -> NaN)."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _na(v) -> str:
+    """Like ``fmt`` but missing / NaN values read 'n/a'."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return _fmt(v)
+
+
+def _ci(v) -> str:
+    if not v or len(v) != 2:
+        return "n/a"
+    return f"[{_na(v[0])}, {_na(v[1])}]"
+
+
+def fd_metrics(validation: Mapping) -> list[dict]:
+    """The FD metrics of ``validation`` in their order (module doc), each as ``{"name"
+    (column header), "kind" (``fd`` / ``cond_fd`` / ...: the top-level key holding the
+    per-seed values), "evaluation" (the evaluation space), "table_key" (the mean FD's key in a
+    ``table`` row), "rank_key" (the key in ``fd_ranks``)}``.
+
+    Read from ``fd_metrics`` (``[{"metric", "evaluation", "kind"}]``) when present; otherwise
+    (one FD per space) from the keys of ``fd``, ``fd_ranks`` or the ``fd[...]`` table columns.
+    """
+    listed = validation.get("fd_metrics")
+    if listed:
+        out = []
+        for m in listed:
+            name = str(m["metric"])
+            kind = str(m.get("kind") or name.split("[", 1)[0])
+            ev = str(m.get("evaluation") or name.partition("[")[2].rstrip("]") or name)
+            out.append({"name": name, "kind": kind, "evaluation": ev, "table_key": name,
+                        "rank_key": name})
+        return out
+    seen: dict[str, None] = {}
+    for row in (validation.get("fd") or {}).values():
+        seen.update(dict.fromkeys(row))
+    if not seen:
+        seen.update(dict.fromkeys(validation.get("fd_ranks") or {}))
+    if not seen:
+        for row in validation.get("table", []):
+            seen.update(dict.fromkeys(k[3:-1] for k in row if k.startswith("fd[")
+                                      and k.endswith("]")))
+    return [{"name": f"fd[{e}]", "kind": "fd", "evaluation": e, "table_key": f"fd[{e}]",
+             "rank_key": e} for e in seen]
+
+
+def _delta_key(row: Mapping) -> str | None:
+    return next((k for k in row if k.startswith("delta_ot@")), None)
+
+
+def candidate_rows(validation: Mapping, score_table: Sequence[Mapping] | None = None
+                   ) -> list[dict]:
+    """One display row per candidate, in the order of ``validation['table']``.
+
+    Each row: ``candidate``, ``delta`` (Delta_OT), ``ci`` ((low, high) or None),
+    ``delta_rank``, ``effective_rank``, ``fd``: ``{metric: {"mean", "std", "n", "excluded"}}``
+    (``std`` is the sample std over seeds, NaN with one seed), ``mean_fd_rank``,
+    ``rank_low`` / ``rank_high`` (min / max of the per-metric ranks) and ``outcome_rank``
+    (position in ``outcome_order``, None when every FD was excluded).
+
+    A cell is ``excluded`` (left out of that metric's rank: metric hacking) when the table
+    says ``hacked[<evaluation>]``, when ``metric_hacking`` lists the (candidate, evaluation)
+    pair, or when ``fd_ranks``
+    ranks the metric but not this candidate although its FD is finite.
+    """
+    metrics = fd_metrics(validation)
+    ranks = validation.get("fd_ranks") or {}
+    flagged = {(str(h.get("candidate")), str(h.get("evaluation"))) for h in
+               validation.get("metric_hacking", [])}
+    score = {str(r.get("candidate")): r for r in (score_table or [])}
+    outcome = list(validation.get("outcome_order") or [])
+    mr_all = validation.get("mean_fd_rank") or {}
+    rows = []
+    for t in validation["table"]:
+        c = str(t["candidate"])
+        dk = _delta_key(t)
+        s = score.get(c, {})
+        lo, hi = _num(s.get("ci_low")), _num(s.get("ci_high"))
+        cells = {}
+        for m in metrics:
+            src = validation.get(m["kind"])
+            per_seed = (src[c].get(m["evaluation"]) if isinstance(src, Mapping)
+                        and isinstance(src.get(c), Mapping) else None)
+            if not isinstance(per_seed, list | tuple):
+                per_seed = [] if per_seed is None else [per_seed]
+            seeds = np.asarray([_num(v) for v in per_seed], float)
+            seeds = seeds[np.isfinite(seeds)]
+            mean = float(seeds.mean()) if seeds.size else _num(t.get(m["table_key"]))
+            std = float(seeds.std(ddof=1)) if seeds.size > 1 else math.nan
+            rk = m["rank_key"]
+            excluded = (bool(t.get(f"hacked[{m['evaluation']}]"))
+                        or (c, m["evaluation"]) in flagged
+                        or (rk in ranks and c not in ranks[rk] and math.isfinite(mean)))
+            cells[m["name"]] = {"mean": mean, "std": std, "n": int(seeds.size),
+                                "excluded": excluded}
+        mine = [_num(ranks[m["rank_key"]][c]) for m in metrics
+                if c in ranks.get(m["rank_key"], {})]
+        mine = [v for v in mine if math.isfinite(v)]
+        rows.append({
+            "candidate": c,
+            "delta": _num(t.get(dk)) if dk else _num(s.get(_delta_key(s) or "")),
+            "ci": (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None,
+            "delta_rank": t.get("delta_ot_rank"),
+            "effective_rank": _num(s.get("effective_rank", t.get("effective_rank"))),
+            "fd": cells,
+            "mean_fd_rank": _num(t.get("mean_fd_rank", mr_all.get(c))),
+            "rank_low": min(mine) if mine else math.nan,
+            "rank_high": max(mine) if mine else math.nan,
+            "outcome_rank": outcome.index(c) + 1 if c in outcome else None,
+        })
+    return rows
+
+
+def _tau(validation: Mapping, rows: Sequence[Mapping]) -> float:
+    tau = (validation.get("settings") or {}).get("tau")
+    if tau is None and validation.get("table"):
+        k = _delta_key(validation["table"][0])
+        tau = k.split("@", 1)[1] if k else 0.05
+    return _num(tau)
+
+
+def _figure_items(validation: Mapping, rows: Sequence[Mapping], out_dir: Path, base_dir: Path,
+                  embed: bool) -> dict[str, list[dict]]:
+    """The ranking scatter (drawn here) and the per-candidate sample grids / UMAPs (already
+    on disk, paths relative to ``base_dir``) as ``{section: [{"src", "caption", "missing"}]}``."""
+    from reports.validation_figures import ranking_scatter
+
+    def item(path: Path, caption: str) -> dict:
+        ok = path.is_file() and path.read_bytes()[:8] == PNG_MAGIC
+        if not ok:
+            return {"src": None, "caption": caption, "missing": str(path)}
+        src = data_uri(path) if embed else Path(os.path.relpath(path, out_dir)).as_posix()
+        return {"src": src, "caption": caption, "missing": ""}
+
+    out: dict[str, list[dict]] = {"ranking": [], "samples": []}
+    if rows and any(math.isfinite(r["delta"]) and math.isfinite(r["mean_fd_rank"])
+                    for r in rows):
+        has_ci = all(r["ci"] for r in rows)
+        tau = _tau(validation, rows)
+        p = ranking_scatter(
+            [r["candidate"] for r in rows], [r["delta"] for r in rows],
+            [r["mean_fd_rank"] for r in rows], out_dir / "figures" / "validation_ranking.png",
+            delta_low=[r["ci"][0] for r in rows] if has_ci else None,
+            delta_high=[r["ci"][1] for r in rows] if has_ci else None,
+            rank_low=[r["rank_low"] for r in rows], rank_high=[r["rank_high"] for r in rows],
+            pred_rank=[_num(r["delta_rank"]) for r in rows],
+            outcome_rank=[_num(r["outcome_rank"]) for r in rows], tau=tau)
+        out["ranking"].append(item(p, "Delta_OT" + (" (95% CI)" if has_ci else "")
+                                   + " against the mean FD rank (bars: min to max of the "
+                                   "per-metric ranks); right: rank against rank"))
+    for c, rel in (validation.get("figures") or {}).items():
+        out["samples"].append(item(base_dir / str(rel), f"{c} (seed 0)"))
+    return out
+
+
+def render_validation_html(validation: Mapping, rows: Sequence[Mapping],
+                           figures: Mapping[str, list[dict]]) -> str:
+    """The page as a string (autoescaped template ``validation.html``)."""
+    env = jinja_env()
+    env.filters["na"] = _na
+    env.filters["ci"] = _ci
+    corr = dict(validation.get("correlation") or {})
+    n_seeds = [int(v) for v in (corr.get("n_seeds") or {}).values() if v is not None]
+    corr_seeds = ("n/a" if not n_seeds else str(n_seeds[0]) if min(n_seeds) == max(n_seeds)
+                  else f"{min(n_seeds)} to {max(n_seeds)}")
+    settings = dict(validation.get("settings") or {})
+    if validation.get("created"):
+        settings = {"created": validation["created"], **settings}
+    return env.get_template("validation.html").render(
+        title=validation.get("title", "featsel validate report"),
+        verdict=validation.get("verdict", ""),
+        predicted_order=validation.get("predicted_order") or [],
+        outcome_order=validation.get("outcome_order") or [],
+        rows=rows,
+        metrics=fd_metrics(validation),
+        tau=_tau(validation, rows),
+        has_ci=any(r["ci"] for r in rows),
+        has_erank=any(math.isfinite(r["effective_rank"]) for r in rows),
+        corr=corr,
+        corr_seeds=corr_seeds,
+        predictors=validation.get("predictors") or {},
+        best=validation.get("best_predictor"),
+        best_reason=validation.get("best_predictor_reason", ""),
+        hacking=validation.get("metric_hacking") or [],
+        aligned=validation.get("aligned_not_excluded") or [],
+        figures=figures,
+        command=validation.get("command"),
+        settings=settings,
+        timings=validation.get("timings") or {},
+        versions=validation.get("versions") or {},
+    )
+
+
+def render_validation_report(validation: Mapping, out_dir: str | os.PathLike, *,
+                             score_table: Sequence[Mapping] | None = None,
+                             base_dir: str | os.PathLike | None = None, embed: bool = True,
+                             filename: str = "validation.html") -> Path:
+    """Write ``out_dir/filename`` (atomic) and ``out_dir/figures/validation_ranking.png``.
+
+    validation: the dict of ``validation.json``. score_table: score rows with ``candidate``,
+    ``ci_low``, ``ci_high``, ``effective_rank`` (optional: without it those columns are left
+    out). base_dir: the folder the ``figures`` paths are relative to (default ``out_dir``).
+    """
+    if not isinstance(validation, Mapping) or not isinstance(validation.get("table"), list):
+        raise ValueError("validation: expected the dict of validation.json with a 'table' list "
+                         "(the output of featsel validate)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = candidate_rows(validation, score_table)
+    figs = _figure_items(validation, rows, out_dir, Path(base_dir or out_dir), embed)
+    return write_text_atomic(out_dir / _safe_name(filename),
+                             render_validation_html(validation, rows, figs))
+
+
+def _score_table(folder: Path, validation: Mapping) -> list[dict] | None:
+    """The score rows beside a validation.json: ``<score_dir>/results.json``, else
+    ``<score_dir>/results.csv``, else ``score_results.csv`` (a study folder's copy)."""
+    sdir = folder / str(validation.get("score_dir") or "score")
+    if (sdir / "results.json").is_file():
+        try:
+            return list(json.loads((sdir / "results.json").read_text())["ranking"]["table"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    for p in (sdir / "results.csv", folder / "score_results.csv"):
+        if p.is_file():
+            with p.open(newline="", encoding="utf-8") as fh:
+                return list(csv.DictReader(fh))
+    return None
+
+
+def render_validation_dir(folder: str | os.PathLike) -> Path:
+    """`featsel report DIR` for a validate folder: re-render ``DIR/validation.html`` from
+    ``DIR/validation.json`` (and the score results beside it, when present)."""
+    folder = Path(folder)
+    path = folder / "validation.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"DIR: no validation.json in {str(folder)!r} (run featsel "
+                                "validate)")
+    try:
+        validation = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"DIR: {str(path)!r} is not valid JSON: {err}") from err
+    return render_validation_report(validation, folder,
+                                     score_table=_score_table(folder, validation))
