@@ -64,6 +64,26 @@ def test_identity_and_vae_latent():
     assert blocks["identity/per_loc"].x.shape == (3, 25, 4)
 
 
+def test_ambient_decodes_through_the_generation_space():
+    from sklearn.decomposition import PCA
+
+    from featsel.spaces import create_space
+
+    torch.manual_seed(0)
+    x = torch.randn(60, 12) @ torch.randn(12, 12)
+    sp = create_space("pca:dim=5", fit_data=x)  # the space holds float32: 1e-4 tolerance
+    u = torch.cat([sp.encode(c) for c in x.split(20)]).requires_grad_(True)
+    (a,) = create_featurizer("ambient", space=sp)(u)
+    ref = PCA(n_components=5).fit(x.numpy())  # independent inverse: sklearn's
+    want = ref.inverse_transform(ref.transform(x.double().numpy()))
+    np.testing.assert_allclose(a.detach().double().numpy(), want, rtol=1e-4, atol=1e-4)
+    a.sum().backward()
+    assert u.grad is not None and u.grad.abs().sum() > 0
+    img = torch.randn(3, 1, 4, 4)
+    (p,) = create_featurizer("ambient", space=create_space("pixels"))(img)
+    assert torch.equal(p, img.reshape(3, 16))
+
+
 def test_pca_matches_sklearn(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 3, 4, 4)) * np.linspace(0.1, 3, 48).reshape(1, 3, 4, 4)

@@ -130,8 +130,8 @@ def list_featurizers() -> list[dict[str, Any]]:
     """[{name, description, options: {option: default}}] for every registered featurizer."""
     _ensure_registered()
     out = []
-    order = ["identity", "pca", "random-projection", "random-vit", "vit", "dinov2", "inception", "vae-latent",
-             "mlp-vae"]
+    order = ["identity", "pca", "random-projection", "random-vit", "vit", "dinov2",
+             "inception", "vae-latent", "ambient", "mlp-vae"]
     entries = sorted(
         _REGISTRY.values(), key=lambda e: (order.index(e.name) if e.name in order else len(order), e.name)
     )

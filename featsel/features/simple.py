@@ -2,6 +2,9 @@
 
 - `identity`: the generation space itself: `[u]`, a spatial map `(B, C, H, W)` for images and
   latents (so per_loc blocks are the pixel/latent channels at each position), `(B, D)` for vectors.
+- `ambient`: the data's own space (pixels, genes): `[decode(u).flatten(1)]` `(B, D_ambient)`, u
+  decoded through the generation space (identity when generating in the ambient space), so
+  runs in different generation spaces are compared in one space (FD in pixels or genes).
 - `vae-latent`: the flattened generation space `[u.flatten(1)]` `(B, C*H*W)`: FD-VAE's space
   when generating in SD-VAE latents (4096 dims at 32x32x4).
 - `pca`: scikit-learn PCA fitted on `fit_data` (flattened), applied as the linear map
@@ -51,6 +54,29 @@ class IdentityFeaturizer(Featurizer):
 @register("identity", IdentityConfig, "the generation space itself (spatial for images/latents)")
 def _identity(cfg, *, space=None, in_shape=None, fit_data=None, state_dict=None):
     return IdentityFeaturizer(cfg, in_shape)
+
+
+@dataclass
+class AmbientConfig:
+    """ambient: no options."""
+
+
+class AmbientFeaturizer(Featurizer):
+    def __init__(self, config: AmbientConfig, space, in_shape: tuple[int, ...] | None = None):
+        super().__init__(config, ["ambient"])
+        # named pixel_space so that save_featurizer leaves it out (it is the caller's space)
+        self.pixel_space = space if space is not None and space.name != "pixels" else None
+        self.in_shape = in_shape
+
+    def forward(self, u: Tensor) -> list[Tensor]:
+        """u: (B, *space.shape) -> [(B, prod(ambient shape))] (differentiable through decode)."""
+        x = self.pixel_space.decode(u) if self.pixel_space is not None else u
+        return [x.flatten(1)]
+
+
+@register("ambient", AmbientConfig, "the data's ambient space (pixels/genes): u decoded, flattened")
+def _ambient(cfg, *, space=None, in_shape=None, fit_data=None, state_dict=None):
+    return AmbientFeaturizer(cfg, space, in_shape)
 
 
 @dataclass
