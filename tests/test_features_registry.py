@@ -80,7 +80,7 @@ def test_ambient_decodes_through_the_generation_space():
     a.sum().backward()
     assert u.grad is not None and u.grad.abs().sum() > 0
     img = torch.randn(3, 1, 4, 4)
-    (p,) = create_featurizer("ambient", space=create_space("pixels"))(img)
+    (p,) = create_featurizer("ambient", space=create_space("pixels", ambient_shape=(1, 4, 4)))(img)
     assert torch.equal(p, img.reshape(3, 16))
 
 
