@@ -59,6 +59,8 @@ def test_smoke_sweep_then_resume(tmp_path):
     cfg = _cfg()
     res = run_validate(cfg, out)
     assert (out / "validation.json").is_file() and (out / "validation.csv").is_file()
+    html = (out / "validation.html").read_text()
+    assert "<table" in html and all(c in html for c in cfg.featurizers)
     assert (out / "score" / "results.json").is_file()
     saved = json.loads((out / "validation.json").read_text())
     assert saved["table"] == res["table"]
