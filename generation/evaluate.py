@@ -12,6 +12,13 @@ data manifest (`featurizers.evaluation`), against the real samples of the evalua
 - `cond_fd` (conditional): the mean over classes of the per-class FD between generated class c
   (`n_per_class` samples) and real class c, kept per class in `cond_fd_per_class`; classes with
   fewer than 2 real samples have no covariance and are skipped (`cond_classes_skipped`);
+- the real side: a featurizer that decodes through the generation space (`ambient`,
+  `cnn-teacher`, `inception`, `mlp-vae`, a ViT on pixels: it has a `pixel_space`) sees the real
+  samples themselves, not their reconstructions decode(encode(x)), as FID of a latent-diffusion
+  model is measured against real images (`real_feature_vectors`); the reconstruction error of a
+  lossy generation space (a VAE, a PCA) then counts against it, and FDs of generators in
+  different generation spaces share one reference. Featurizers of the generation space itself
+  (identity, pca, vae-latent) see the encoded real samples;
 - KID and precision/recall of the unconditional set from torch-fidelity's feature functions
   (`fidelity_metrics`) where they run.
 
@@ -38,13 +45,41 @@ from torch import Tensor
 from generation.sample import generate, load_run
 
 __all__ = ["evaluate_run", "feature_vectors", "proportional_counts", "plan_labels",
-           "conditional_fd"]
+           "conditional_fd", "real_feature_vectors"]
 
 
 def feature_vectors(maps: list[Tensor]) -> Tensor:
     """Last map of a featurizer as (N, D): global (N, C) as is, spatial (N, C, H, W) pooled."""
     m = maps[-1]
     return m.mean(dim=(2, 3)) if m.ndim == 4 else m.flatten(1)
+
+
+def real_feature_vectors(
+    f, u_real: Tensor, x_real: Tensor | None, *, cache=None, data_id: dict | None = None,
+    device: str = "cpu",
+) -> tuple[Tensor, str]:
+    """Real-side feature vectors (N, D) of featurizer `f` and which samples it saw.
+
+    u_real: (N, *space.shape) encoded real samples; x_real: (N, *ambient) the same samples
+    before encoding, or None (data stored already encoded, e.g. SD-VAE latent shards). When `f`
+    decodes through the space (`f.pixel_space` set) and x_real is given, `f` runs on x_real with
+    its decoding switched off: returns (features, "ambient"); else (features of u_real,
+    "generation").
+    """
+    from featsel.features import extract_features
+
+    space = getattr(f, "pixel_space", None)
+    if space is None or x_real is None:
+        return feature_vectors(extract_features(f, u_real, cache=cache, data_id=data_id,
+                                                device=device, progress=False)), "generation"
+    did = {**(data_id or {}), "reference": "ambient"}
+    f.pixel_space = None  # the same weights, fed the real samples themselves
+    try:
+        maps = extract_features(f, x_real.float(), cache=cache, data_id=did, device=device,
+                                progress=False)
+    finally:
+        f.pixel_space = space
+    return feature_vectors(maps), "ambient"
 
 
 def proportional_counts(class_counts, total: int) -> list[int]:
@@ -153,10 +188,12 @@ def evaluate_run(
 
     split: real split to compare with (default "test" when the manifest has it, else the
     training split). featurizers: evaluation featurizer specs (default: the manifest's).
-    data: optional (u_real (N, *shape), labels (N,), space, u_train) tuple instead of loading
-    (tests). Returns {"step", "decay", "n_per_class", "num_classes", "split", "n_real",
+    data: optional (u_real (N, *shape), labels (N,), space, u_train[, x_real (N, *ambient)])
+    tuple instead of loading (tests); without x_real every featurizer sees u_real.
+    Returns {"step", "decay", "n_per_class", "num_classes", "split", "n_real",
     "n_real_per_class": [K], "n_uncond_per_class": [K], "uncond_labels": "proportional",
-    "cond_classes_skipped": [class], "class_names", "alphas": {alpha: {spec: {"fd", "cond_fd",
+    "cond_classes_skipped": [class], "class_names", "real_reference": {spec: "ambient" |
+    "generation"}, "alphas": {alpha: {spec: {"fd", "cond_fd",
     "cond_fd_per_class": {class: FD}, "kid_mean", "kid_std", "precision", "recall",
     "f_score"}}}}.
     """
@@ -172,7 +209,8 @@ def evaluate_run(
         data, split, featurizers, class_names = _load_eval_data(cfg, split, featurizers)
     elif not featurizers:
         raise ValueError("featurizers must be given together with data")
-    u_real, real_labels, space, u_train = data
+    u_real, real_labels, space, u_train, *rest = data
+    x_real = rest[0] if rest else None
     if real_labels is None or len(real_labels) != len(u_real):
         raise ValueError("data: the real split needs one label per sample for the conditional "
                          "FD (manifest key 'label')")
@@ -186,11 +224,11 @@ def evaluate_run(
     cache = FeatureCache()
     feats = {spec: create_featurizer(spec, space=space, fit_data=u_train,
                                      in_shape=tuple(u_real.shape[1:])) for spec in featurizers}
-    real = {}
+    real, reference = {}, {}
     for spec, f in feats.items():
         data_id = {"dataset": cfg.data, "split": split or "", "space": getattr(space, "spec", "")}
-        real[spec] = feature_vectors(extract_features(f, u_real, cache=cache, data_id=data_id,
-                                                      device=device, progress=False))
+        real[spec], reference[spec] = real_feature_vectors(f, u_real, x_real, cache=cache,
+                                                           data_id=data_id, device=device)
     refs: dict[str, dict] = {spec: {} for spec in feats}   # real-side references, all alphas
     results: dict[str, Any] = {}
     for a in alphas:
@@ -217,7 +255,7 @@ def evaluate_run(
            "n_real": int(len(u_real)), "n_real_per_class": plan["n_real"],
            "uncond_labels": "proportional", "n_uncond_per_class": plan["n_uncond"],
            "cond_classes_skipped": plan["skipped"], "class_names": class_names,
-           "alphas": results}
+           "real_reference": reference, "alphas": results}
     path = Path(run) / "eval.json"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(out, indent=1))
@@ -227,7 +265,7 @@ def evaluate_run(
 
 def _load_eval_data(cfg, split, featurizers):
     """Real samples of `split` encoded with the training split's generation space; returns
-    ((u_real, labels, space, u_train), split, featurizers, class_names)."""
+    ((u_real, labels, space, u_train, x_real or None), split, featurizers, class_names)."""
     from featsel.data import load_dataset
 
     train_ds = load_dataset(cfg.data, split=cfg.data_split)
@@ -250,4 +288,5 @@ def _load_eval_data(cfg, split, featurizers):
     u_train = enc(train_ds)
     u_real = u_train if ds is train_ds else enc(ds)
     names = list(ds.class_names) if ds.class_names else None
-    return (u_real, ds.labels, space, u_train), split, featurizers, names
+    x_real = None if ds.in_generation_space else ds.x
+    return (u_real, ds.labels, space, u_train, x_real), split, featurizers, names

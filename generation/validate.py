@@ -168,8 +168,10 @@ def job_status(job: Job, budget: int, evaluations: list[str], alpha: float) -> s
         return "partial"
     ev = _read_eval(run)
     got = (ev or {}).get("alphas", {}).get(f"{float(alpha):g}", {})
-    # an eval.json written before the conditional FD (no cond_fd) is evaluated again
-    if ev and ev.get("step") == step and all("cond_fd" in got.get(e, {}) for e in evaluations):
+    # an eval.json written before the conditional FD (no cond_fd) or before real references
+    # in the ambient space (no real_reference) is evaluated again
+    if (ev and ev.get("step") == step and "real_reference" in ev
+            and all("cond_fd" in got.get(e, {}) for e in evaluations)):
         return "done"
     return "trained"
 

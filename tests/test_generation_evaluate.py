@@ -72,3 +72,26 @@ def test_unconditional_labels_follow_class_proportions_and_share_one_generation(
         plan_labels(real_labels, 6, 1)
     with pytest.raises(ValueError, match="real labels"):
         plan_labels(torch.tensor([0, 1, 6]), 6, 5)
+
+
+def test_decoding_featurizers_see_the_real_samples_not_their_reconstructions():
+    from featsel.features import create_featurizer
+    from featsel.spaces import create_space
+    from generation.evaluate import real_feature_vectors
+
+    torch.manual_seed(0)
+    x = torch.randn(40, 9) @ torch.randn(9, 9)  # full rank: a PCA-3 round trip loses a lot
+    sp = create_space("pca:dim=3", fit_data=x)
+    u = sp.encode(x)
+    amb = create_featurizer("ambient", space=sp)
+    feats, ref = real_feature_vectors(amb, u, x)
+    assert ref == "ambient" and torch.equal(feats, x)  # the data itself, bit for bit
+    assert amb.pixel_space is sp  # decoding restored for the generated side
+    assert torch.allclose(amb(u)[0], sp.decode(u), atol=1e-6)
+    # without the raw samples (data stored encoded) it falls back to decode(encode(x))
+    feats, ref = real_feature_vectors(amb, u, None)
+    assert ref == "generation" and torch.allclose(feats, sp.decode(u), atol=1e-6)
+    assert (feats - x).abs().max() > 0.1
+    # a featurizer of the generation space itself keeps seeing u
+    feats, ref = real_feature_vectors(create_featurizer("identity"), u, x)
+    assert ref == "generation" and torch.equal(feats, u)

@@ -144,9 +144,10 @@ def _fake_sweep(tmp_path, fds, flags, cond=None, **kw):
     jobs = plan_jobs(cfg, list(fds), tmp_path)
     for j in jobs:
         Path(j.run_dir).mkdir(parents=True)
-        ev = {"step": 5, "alphas": {"1": {m: {"fd": fds[j.candidate][m][j.seed],
-                                              "cond_fd": cond[j.candidate][m][j.seed]}
-                                          for m in ("m1", "m2")}}}
+        ev = {"step": 5, "real_reference": {"m1": "generation", "m2": "generation"},
+              "alphas": {"1": {m: {"fd": fds[j.candidate][m][j.seed],
+                                   "cond_fd": cond[j.candidate][m][j.seed]}
+                               for m in ("m1", "m2")}}}
         (Path(j.run_dir) / "eval.json").write_text(json.dumps(ev))
     delta = {c: 0.1 * (i + 1) for i, c in enumerate(names)}     # a 0.1, b 0.2, c 0.3, ...
     erank = {c: float(i + 1) for i, c in enumerate(names)}      # a 1, b 2, c 3, ...
@@ -267,3 +268,8 @@ def test_eval_json_without_cond_fd_is_reevaluated(tmp_path, monkeypatch):
     monkeypatch.setattr(v, "_checkpoint_step", lambda run, job=None: 5)  # trained to budget
     assert v.job_status(jobs[0], 5, ["m1", "m2"], 1.0) == "trained"
     assert v.job_status(jobs[1], 5, ["m1", "m2"], 1.0) == "done"
+    # an eval.json from before the ambient real reference is evaluated again too
+    ev = json.loads((Path(jobs[1].run_dir) / "eval.json").read_text())
+    del ev["real_reference"]
+    (Path(jobs[1].run_dir) / "eval.json").write_text(json.dumps(ev))
+    assert v.job_status(jobs[1], 5, ["m1", "m2"], 1.0) == "trained"
