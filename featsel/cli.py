@@ -116,6 +116,8 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
     p.add_argument("--device", default="cpu", help="feature extraction device (cpu, cuda, ...)")
     p.add_argument("--split", help="data split (default: all for fraction splits, else test)")
+    p.add_argument("--space", help="generation space the candidates see (pixels, ambient, "
+                   "pca:dim=50, vae:path=DIR; default: the manifest's)")
     p.add_argument("--max-samples", type=int, help="subsample the pool to this many samples")
     p.add_argument("--n", type=int, help="Delta_OT minibatch size (default min(64, class/3))")
     p.add_argument("--taus", type=_floats, default=[0.02, 0.05, 0.2], help="comma-separated")
@@ -143,7 +145,7 @@ def _score(args: Any) -> dict | str:
                  else parse_featurizer_list(args.eval_featurizers))
     cfg = ScoreConfig(
         data=args.data, featurizers=parse_featurizer_list(args.featurizers), evaluations=evals,
-        split=args.split, max_samples=args.max_samples, n=args.n, taus=tuple(args.taus),
+        split=args.split, space=args.space, max_samples=args.max_samples, n=args.n, taus=tuple(args.taus),
         tau=args.tau, n_repeats=args.repeats, recipe=args.recipe, curve=not args.no_curve,
         max_locations=args.max_locations or None,
         device=args.device, cache=not args.no_cache, seed=args.seed, progress=not args.quiet,

@@ -52,6 +52,7 @@ class ScoreConfig:
     featurizers: list[str] | None = None      # None: the manifest's candidates
     evaluations: list[str] | None = None      # None: the manifest's evaluation featurizers
     split: str | None = None                  # None: "all" if fraction splits, else "test"
+    space: str | None = None                  # generation space spec; None: the manifest's
     max_samples: int | None = None            # subsample the pool (seeded)
     n: int | None = None                      # Delta_OT minibatch size; None: min(64, class/3)
     taus: tuple[float, ...] = (0.02, 0.05, 0.2)
@@ -235,8 +236,8 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
             keep = torch.randperm(len(x), generator=g)[: cfg.max_samples].sort().values
             x = x[keep]
             labels = labels[keep] if labels is not None else None
-        space = ds.generation_space(fit_on=x) if not ds.in_generation_space else \
-            ds.generation_space()
+        space = ds.generation_space(cfg.space, fit_on=x) if not ds.in_generation_space else \
+            ds.generation_space(cfg.space)
         u = x if ds.in_generation_space else space.encode(x)
         lab_np = labels.numpy() if labels is not None else None
         counts = np.bincount(lab_np) if lab_np is not None else np.array([len(u)])

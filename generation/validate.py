@@ -218,9 +218,12 @@ def _clean(obj: Any) -> Any:
 
 def _score(cfg: ValidateConfig, candidates: list[str], evaluations: list[str] | None,
            out: Path) -> dict:
-    """Run (or reuse) `featsel score` into out/score."""
+    """Run (or reuse) `featsel score` into out/score, on the training config's split and
+    generation space (the samples the generators are trained on)."""
     from featsel.score import ScoreConfig, run_score
+    from generation.config import load_config
 
+    tcfg = load_config(cfg.config, list(cfg.overrides))
     sdir = out / "score"
     res_path = sdir / "results.json"
     if res_path.is_file():
@@ -229,7 +232,8 @@ def _score(cfg: ValidateConfig, candidates: list[str], evaluations: list[str] | 
             s = old["settings"]
             want = {"featurizers": candidates, "n_repeats": cfg.score_repeats,
                     "max_samples": cfg.score_max_samples, "seed": cfg.seed,
-                    "curve": cfg.score_curve}
+                    "curve": cfg.score_curve, "split": tcfg.data_split,
+                    "space": tcfg.space or None}
             if evaluations is not None:
                 want["evaluations"] = evaluations
             if cfg.score_n is not None:
@@ -240,6 +244,7 @@ def _score(cfg: ValidateConfig, candidates: list[str], evaluations: list[str] | 
         except (ValueError, KeyError):
             pass
     scfg = ScoreConfig(data=cfg.data, featurizers=candidates, evaluations=evaluations,
+                       split=tcfg.data_split, space=tcfg.space or None,
                        max_samples=cfg.score_max_samples, n_repeats=cfg.score_repeats,
                        tau=cfg.tau, taus=tuple(sorted({0.02, 0.05, 0.2, float(cfg.tau)})),
                        curve=cfg.score_curve, n=cfg.score_n,

@@ -131,3 +131,19 @@ def test_umap_figure_writes_png(tmp_path):
     assert p.is_file() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="same D"):
         umap_figure(real, lab_r, gen[:, :3], lab_g, tmp_path / "v.png")
+
+
+def test_score_sees_the_training_split_and_generation_space(tmp_path):
+    """The candidates are scored on the samples the generators train on: the training config's
+    split and generation space (here a PCA-6 space set with --set), not the manifest's default;
+    a changed space is a new score, not a reused one."""
+    from generation.validate import _score
+
+    cfg = _cfg(overrides=[*TINY, "space=pca:dim=6"], featurizers=["identity"])
+    res = _score(cfg, ["identity"], ["pca:dim=4"], tmp_path)
+    s = res["settings"]
+    assert s["generation_space"] == "pca:dim=6" and s["split"] == "train"
+    (row,) = res["ranking"]["table"]
+    assert row["dim"] == 6  # identity of the PCA-6 space
+    res2 = _score(_cfg(featurizers=["identity"]), ["identity"], ["pca:dim=4"], tmp_path)
+    assert res2["settings"]["generation_space"] != "pca:dim=6"
