@@ -305,6 +305,8 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--score-max-samples", type=int, help="subsample the score pool")
     p.add_argument("--score-repeats", type=int, default=8, help="Delta_OT draws in score")
     p.add_argument("--score-n", type=int, help="Delta_OT minibatch size in score")
+    p.add_argument("--score-split", help="split scored (default: the training config's split; "
+                   "'all' when its smallest class is too small for --score-n)")
     p.add_argument("--exclude-aligned", action="store_true", help="also exclude FDs whose "
                    "candidate is aligned with the evaluation space (R^2 flag), not only the "
                    "same network")
@@ -335,7 +337,7 @@ def _validate(args: Any) -> Any:
         budget=args.budget, seeds=args.seeds, config=args.config, overrides=list(args.set),
         jobs=args.jobs, eval_n_per_class=args.eval_n_per_class, eval_alpha=args.eval_alpha,
         tau=args.tau, score_max_samples=args.score_max_samples, score_repeats=args.score_repeats,
-        score_n=args.score_n,
+        score_n=args.score_n, score_split=args.score_split,
         exclude_aligned=args.exclude_aligned, n_boot=args.n_boot, nproc=args.nproc,
         device=args.device, seed=args.seed, progress=not args.quiet,
         figures=not args.no_figures,

@@ -58,6 +58,7 @@ class ValidateConfig:
     score_max_samples: int | None = None    # subsample the score pool
     score_repeats: int = 8                  # Delta_OT draws in score
     score_n: int | None = None              # Delta_OT minibatch size; None: score's default
+    score_split: str | None = None          # split scored; None: the training config's split
     score_curve: bool = False               # also the Delta_OT(n) curves (figures only)
     exclude_aligned: bool = False           # also exclude pairs flagged by alignment R^2
     figures: bool = True                    # sample grid (images) / UMAP (vectors) per candidate
@@ -218,8 +219,9 @@ def _clean(obj: Any) -> Any:
 
 def _score(cfg: ValidateConfig, candidates: list[str], evaluations: list[str] | None,
            out: Path) -> dict:
-    """Run (or reuse) `featsel score` into out/score, on the training config's split and
-    generation space (the samples the generators are trained on)."""
+    """Run (or reuse) `featsel score` into out/score, on the training config's split (or
+    `score_split`, e.g. "all" when the training split's smallest class is too small for the
+    Delta_OT minibatch) and generation space (the samples the generators are trained on)."""
     from featsel.score import ScoreConfig, run_score
     from generation.config import load_config
 
@@ -232,7 +234,7 @@ def _score(cfg: ValidateConfig, candidates: list[str], evaluations: list[str] | 
             s = old["settings"]
             want = {"featurizers": candidates, "n_repeats": cfg.score_repeats,
                     "max_samples": cfg.score_max_samples, "seed": cfg.seed,
-                    "curve": cfg.score_curve, "split": tcfg.data_split,
+                    "curve": cfg.score_curve, "split": cfg.score_split or tcfg.data_split,
                     "space": tcfg.space or None}
             if evaluations is not None:
                 want["evaluations"] = evaluations
@@ -244,7 +246,7 @@ def _score(cfg: ValidateConfig, candidates: list[str], evaluations: list[str] | 
         except (ValueError, KeyError):
             pass
     scfg = ScoreConfig(data=cfg.data, featurizers=candidates, evaluations=evaluations,
-                       split=tcfg.data_split, space=tcfg.space or None,
+                       split=cfg.score_split or tcfg.data_split, space=tcfg.space or None,
                        max_samples=cfg.score_max_samples, n_repeats=cfg.score_repeats,
                        tau=cfg.tau, taus=tuple(sorted({0.02, 0.05, 0.2, float(cfg.tau)})),
                        curve=cfg.score_curve, n=cfg.score_n,

@@ -145,5 +145,7 @@ def test_score_sees_the_training_split_and_generation_space(tmp_path):
     assert s["generation_space"] == "pca:dim=6" and s["split"] == "train"
     (row,) = res["ranking"]["table"]
     assert row["dim"] == 6  # identity of the PCA-6 space
-    res2 = _score(_cfg(featurizers=["identity"]), ["identity"], ["pca:dim=4"], tmp_path)
+    res2 = _score(_cfg(featurizers=["identity"], score_split="all"), ["identity"], ["pca:dim=4"],
+                  tmp_path)
     assert res2["settings"]["generation_space"] != "pca:dim=6"
+    assert res2["settings"]["split"] == "all"
