@@ -3,6 +3,7 @@
     python -m benchmarks.bench_ot            # all sections (training shape, large, convergence)
     python -m benchmarks.bench_ot --quick    # a small version of each section (about a minute)
     python -m benchmarks.bench_ot --section training --threads 1 --out benchmarks/results/ot.json
+    python -m benchmarks.bench_ot --device cuda --out benchmarks/results/ot_cuda.json  # on a GPU
 
 Peers: the paper code's solver re-implemented in plain torch (alternating logsumexp over a
 materialised (g - C)/eps + log b), POT's batched solver (`ot.batch.solve_batch`, log-domain),
@@ -10,7 +11,9 @@ GeomLoss's tensorized and online (KeOps) Sinkhorn loops at a fixed eps (`sinkhor
 `eps_list = [eps] * k`; its cost is |x-y|^2/2, so it runs at eps/2, see SCIENCE.md). Every solver
 computes its own cost matrix with the same GEMM and returns the barycentric map of x, so each
 time is "points in, transport targets out". Large problems run in a subprocess each, for the
-peak resident memory (ru_maxrss) and a time limit.
+peak resident memory (ru_maxrss; on a GPU, the peak of torch's CUDA allocator) and a time
+limit. With `--device cuda` every solver and peer runs on the GPU, and every timed call ends
+with a `torch.cuda.synchronize()`.
 """
 
 from __future__ import annotations
@@ -123,15 +126,25 @@ def matmul_floor(x, y, p):
 
 # ---- timing ---------------------------------------------------------------------------------
 
+DEVICE = torch.device("cpu")  # set by --device
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
 
 def timeit(fn, repeats, *args, **kwargs):
     """Fastest wall time of fn(*args, **kwargs) over `repeats` runs after one warm-up (the
-    minimum is the estimate least disturbed by other jobs on a shared machine)."""
+    minimum is the estimate least disturbed by other jobs on a shared machine); on a GPU each
+    run is timed from a synchronized start to its synchronized end."""
     fn(*args, **kwargs)  # warm-up (allocations, KeOps compiles)
     times = []
     for _ in range(repeats):
+        _sync()
         t = time.perf_counter()
         out = fn(*args, **kwargs)
+        _sync()
         times.append(time.perf_counter() - t)
     return min(times), out
 
@@ -145,8 +158,8 @@ def training_section(quick, repeats, sizes=None, on_row=None):
     for L, D in sizes:
         for shape, n, m in shapes:
             g = torch.Generator().manual_seed(0)
-            x = torch.randn(L, n, D, generator=g)
-            y = torch.randn(L, m, D, generator=g) + 0.2
+            x = torch.randn(L, n, D, generator=g).to(DEVICE)
+            y = (torch.randn(L, m, D, generator=g) + 0.2).to(DEVICE)
             eps = eps_from_tau(x, y, 0.05)
             eps_shared = eps.mean().expand(L).contiguous()  # POT needs one eps for the batch
             # the paper's code: 4 cross / 2 self iterations; 50 where iterations dominate
@@ -170,7 +183,7 @@ def training_section(quick, repeats, sizes=None, on_row=None):
                     row[f"{name}_maxdiff"] = float((tm - t_map).abs().max())
                 best = min(row[f"{k}_s"] for k in peers)
                 row["speedup_vs_best_peer"] = best / t_ours
-                p = torch.softmax(torch.randn(L, n, m), -1)
+                p = torch.softmax(torch.randn(L, n, m), -1).to(DEVICE)
                 row["matmul_floor_s"], _ = timeit(matmul_floor, repeats, x, y, p)
                 row["ours_over_floor"] = t_ours / row["matmul_floor_s"]
                 rows.append(row)
@@ -193,7 +206,7 @@ def converge_section(quick, repeats, on_row=None):
 
     rows = []
     for n, d in ([(500, 16)] if quick else [(500, 16), (2000, 64)]):
-        x, y = clustered(n, d, 10, 0), clustered(n, d, 10, 1)
+        x, y = clustered(n, d, 10, 0).to(DEVICE), clustered(n, d, 10, 1).to(DEVICE)
         eps = float(eps_from_tau(x, y, 0.02))
         row = {"N": n, "D": d, "eps": eps, "target_error": 1e-4}
         t, out = timeit(sinkhorn, repeats, x, y, eps=eps, tol=1e-4, max_iter=100000)
@@ -224,7 +237,7 @@ def converge_section(quick, repeats, on_row=None):
         # the column marginal; 1e-4 / sqrt(N) bounds the L1 error by 1e-4)
         import ot
 
-        w = torch.full((n,), 1.0 / n, dtype=torch.float64)
+        w = torch.full((n,), 1.0 / n, dtype=torch.float64, device=DEVICE)
         cd = c.double()
         tp, plan = timeit(ot.sinkhorn, repeats, w, w, cd, eps, method="sinkhorn_log",
                           numItermax=100000, stopThr=1e-4 / math.sqrt(n))
@@ -244,20 +257,31 @@ LARGE_ITERS = 10
 
 
 def large_worker(spec):
+    global DEVICE
     torch.set_num_threads(spec["threads"])
+    DEVICE = torch.device(spec.get("device", "cpu"))
     n, d, solver = spec["N"], spec["D"], spec["solver"]
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(1, n, d, generator=g)
-    y = torch.randn(1, n, d, generator=g) + 0.2
+    x = torch.randn(1, n, d, generator=g).to(DEVICE)
+    y = (torch.randn(1, n, d, generator=g) + 0.2).to(DEVICE)
     eps = eps_from_tau(x, y, 0.05)
-    if solver.endswith("keops") or solver.endswith("online"):  # compile (or load) KeOps formulas
+    # compile (or load) KeOps formulas; on a GPU also CUDA's context and kernels
+    if solver.endswith("keops") or solver.endswith("online") or DEVICE.type == "cuda":
         _run_large(solver, x[:, :64], y[:, :64], eps, 1)
+    _sync()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if DEVICE.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(DEVICE)
+        gpu_base = torch.cuda.memory_allocated(DEVICE) / 2**20
     t = time.perf_counter()
     _run_large(solver, x, y, eps, LARGE_ITERS)
+    _sync()
     wall = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB on Linux
-    print(json.dumps({"seconds": wall, "peak_rss_mib": rss, "extra_rss_mib": rss - base}))
+    row = {"seconds": wall, "peak_rss_mib": rss, "extra_rss_mib": rss - base}
+    if DEVICE.type == "cuda":
+        row["extra_gpu_mib"] = torch.cuda.max_memory_allocated(DEVICE) / 2**20 - gpu_base
+    print(json.dumps(row))
 
 
 def _run_large(solver, x, y, eps, iters):
@@ -282,7 +306,7 @@ def large_section(quick, threads, limit_s, sizes=None, solvers=None):
     rows = []
     for n, d in sizes:
         for solver in solvers:
-            spec = {"N": n, "D": d, "solver": solver, "threads": threads}
+            spec = {"N": n, "D": d, "solver": solver, "threads": threads, "device": str(DEVICE)}
             row = dict(spec, iters=LARGE_ITERS)
             try:
                 res = subprocess.run(
@@ -305,7 +329,8 @@ def large_section(quick, threads, limit_s, sizes=None, solvers=None):
 
 def markdown(results):
     """Markdown tables of a results dict (as written by --out)."""
-    lines = [f"threads: {results.get('threads')}, torch {results.get('torch')}", ""]
+    lines = [f"device: {results.get('device', 'cpu')} {results.get('device_name', '')}, "
+             f"threads: {results.get('threads')}, torch {results.get('torch')}", ""]
     if results.get("training"):
         lines += ["| L | D | shape | iters | ours s | paper s | POT s | GeomLoss s | "
                   "speedup vs best peer | matmul floor s | ours / floor |",
@@ -328,11 +353,13 @@ def markdown(results):
                          f"{r['ours_error']:.1e}) | {r.get('pot_s', float('nan')):.3f} | {gl} |")
         lines.append("")
     if results.get("large"):
-        lines += ["| N | D | solver | seconds | extra RSS MiB | note |", "|---|---|---|---|---|---|"]
+        gpu = any("extra_gpu_mib" in r for r in results["large"])
+        mem, key = ("extra GPU MiB", "extra_gpu_mib") if gpu else ("extra RSS MiB", "extra_rss_mib")
+        lines += [f"| N | D | solver | seconds | {mem} | note |", "|---|---|---|---|---|---|"]
         for r in results["large"]:
-            sec = f"{r['seconds']:.2f}" if r.get("seconds") else "-"
-            rss = f"{r['extra_rss_mib']:.0f}" if r.get("extra_rss_mib") is not None else "-"
-            lines.append(f"| {r['N']} | {r['D']} | {r['solver']} | {sec} | {rss} | "
+            sec = f"{r['seconds']:.3f}" if r.get("seconds") else "-"
+            m = f"{r[key]:.0f}" if r.get(key) is not None else "-"
+            lines.append(f"| {r['N']} | {r['D']} | {r['solver']} | {sec} | {m} | "
                          f"{r.get('note', r.get('error', ''))} |")
     return "\n".join(lines)
 
@@ -342,6 +369,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="small sizes only (the demo)")
     ap.add_argument("--section", choices=["training", "large", "converge", "all"], default="all")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:i]: where every solver runs")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--limit", type=float, default=300.0, help="seconds per large measurement")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -362,7 +390,14 @@ def main(argv=None):
         large_worker(json.loads(args.worker))
         return 0
     torch.set_num_threads(args.threads)
-    results = {"threads": args.threads, "torch": torch.__version__, "quick": args.quick}
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: CUDA is not available")
+    results = {"threads": args.threads, "torch": torch.__version__, "quick": args.quick,
+               "device": str(DEVICE)}
+    if DEVICE.type == "cuda":
+        results["device_name"] = torch.cuda.get_device_name(DEVICE)
 
     def save(key=None, rows=None):  # after every row: a killed run keeps what it measured
         if key:

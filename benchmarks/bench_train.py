@@ -12,6 +12,11 @@ and iteration counts; only the scaling + OT + loss differ.
 
     python -m benchmarks.bench_train            # CPU, 1 thread; prints a table, writes JSON
     python -m benchmarks.bench_train --quick    # fewer repeats
+    python -m benchmarks.bench_train --device cuda --amp --model B/2 --size 32 --classes 8 \
+        --n-gen 64 --n-pos 128 --n-unc 32 --out benchmarks/results/bench_train_cuda.json
+
+On a GPU every time stamp follows a `torch.cuda.synchronize()`; `--amp` runs the generator and
+the featurizer under bf16 autocast, as training does (the OT part stays float32 in both steps).
 
 Reports per step: OT time (scaling + solves + field), network time (generator + featurizer
 forward/backward + optimiser), samples/s, OT share, the ratio paper/featsel of OT time, and the
@@ -30,6 +35,20 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+DEVICE = torch.device("cpu")  # set by --device
+AMP = False  # set by --amp: bf16 autocast for the networks on a GPU
+
+
+def _now() -> float:
+    """A time stamp after the queued GPU work (on a GPU), so stages are timed, not launched."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+    return time.perf_counter()
+
+
+def _autocast():
+    return torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=AMP)
 
 # ----------------------------------------------------------------- paper-code reference
 
@@ -68,7 +87,7 @@ def paper_displacement(h_gen: Tensor, h_pos: Tensor, h_unc: Tensor, w: Tensor,
         wb = w[:, None, None]
         C_qp = _paper_sq_euclidean(h_gen, h_pos)
         C_qq = _paper_sq_euclidean(h_gen, h_gen)
-        idx = torch.arange(N)
+        idx = torch.arange(N, device=C_qq.device)
         C_qq[:, idx, idx] = float("inf")
         C_qu = _paper_sq_euclidean(h_gen, h_unc)
         scale = float(C_qp.reshape(-1).float().std(unbiased=False).clamp(min=1e-8).item())
@@ -125,37 +144,40 @@ def _setup(args):
 
     torch.manual_seed(0)
     shape = (4, args.size, args.size)
-    cfg = load_config(None, dict(model="tiny/2", n_gen=args.n_gen, n_pos=args.n_pos,
+    cfg = load_config(None, dict(model=args.model, n_gen=args.n_gen, n_pos=args.n_pos,
                                  n_unc=args.n_unc, n_classes=args.classes))
-    model = create_generator("tiny/2", sample_shape=shape, num_classes=args.classes)
-    feat = create_featurizer(f"random-projection:dim={args.feat_dim},spatial=true",
-                             in_shape=shape)
+    model = create_generator(args.model, sample_shape=shape, num_classes=args.classes)
+    spec = args.featurizer or f"random-projection:dim={args.feat_dim},spatial=true"
+    feat = create_featurizer(spec, in_shape=shape).to(DEVICE).eval().requires_grad_(False)
     loss_fn = SinkhornCFGLoss(cfg.loss, args.classes)
-    return cfg, shape, model, feat, loss_fn
+    return cfg, shape, model.to(DEVICE), feat, loss_fn
 
 
 def _batch(args, shape, seed):
     g = torch.Generator().manual_seed(seed)
     K = args.classes
-    return dict(
+    b = dict(
         noise=torch.randn(K * args.n_gen, *shape, generator=g),
         labels=torch.arange(K).repeat_interleave(args.n_gen),
         alpha=1 + 3 * torch.rand(K, generator=g),
         pos=torch.randn(K, args.n_pos, *shape, generator=g),
         unc=torch.randn(K, args.n_unc, *shape, generator=g),
+        classes=torch.arange(K),
     )
+    return {k: v.to(DEVICE) for k, v in b.items()}
 
 
 def _raw_blocks(feat, x_gen, pos, unc):
     K, N = x_gen.shape[:2]
-    gb = feat.blocks(x_gen.flatten(0, 1))
-    with torch.no_grad():
-        rb = feat.blocks(torch.cat([pos.flatten(0, 1), unc.flatten(0, 1)]))
+    with _autocast():
+        gb = feat.blocks(x_gen.flatten(0, 1))
+        with torch.no_grad():
+            rb = feat.blocks(torch.cat([pos.flatten(0, 1), unc.flatten(0, 1)]))
     out = {}
     M = pos.shape[1]
     for k, b in gb.items():
-        r = rb[k].x
-        out[k] = (b.x.unflatten(0, (K, N)), r[: K * M].unflatten(0, (K, M)),
+        r = rb[k].x.float()
+        out[k] = (b.x.float().unflatten(0, (K, N)), r[: K * M].unflatten(0, (K, M)),
                   r[K * M :].unflatten(0, (K, unc.shape[1])))
     return out
 
@@ -163,18 +185,19 @@ def _raw_blocks(feat, x_gen, pos, unc):
 def step_featsel(model, feat, loss_fn, opt, b, args):
     from generation.train import featurize_blocks
 
-    t0 = time.perf_counter()
-    x = model(b["noise"], b["labels"], b["alpha"].repeat_interleave(args.n_gen))
-    x = x.unflatten(0, (args.classes, args.n_gen))
-    t1 = time.perf_counter()
-    blocks = featurize_blocks(feat, x, b["pos"], b["unc"])
-    t2 = time.perf_counter()
-    loss, info = loss_fn(blocks, b["alpha"] - 1, torch.arange(args.classes), log=False)
-    t3 = time.perf_counter()
+    t0 = _now()
+    with _autocast():
+        x = model(b["noise"], b["labels"], b["alpha"].repeat_interleave(args.n_gen))
+        x = x.unflatten(0, (args.classes, args.n_gen))
+        t1 = _now()
+        blocks = featurize_blocks(feat, x, b["pos"], b["unc"])
+    t2 = _now()
+    loss, info = loss_fn(blocks, b["alpha"] - 1, b["classes"], log=False)
+    t3 = _now()
     opt.zero_grad()
     loss.backward()
     opt.step()
-    t4 = time.perf_counter()
+    t4 = _now()
     # OT part = feature scaling + solves + field (the loss call minus its MSE, negligible)
     ot = (t2 - t1) - _feat_time(feat, x, b) + (t3 - t2)
     return t4 - t0, ot
@@ -187,24 +210,25 @@ def _feat_time(feat, x, b):
     """Featurizer forward time alone (measured once per shape), to separate it from scaling."""
     key = tuple(x.shape)
     if key not in _FEAT_T:
-        t = time.perf_counter()
+        t = _now()
         _raw_blocks(feat, x.detach(), b["pos"], b["unc"])
-        _FEAT_T[key] = time.perf_counter() - t
+        _FEAT_T[key] = _now() - t
     return _FEAT_T[key]
 
 
 def step_paper(model, feat, opt, b, args):
-    t0 = time.perf_counter()
-    x = model(b["noise"], b["labels"], b["alpha"].repeat_interleave(args.n_gen))
+    t0 = _now()
+    with _autocast():
+        x = model(b["noise"], b["labels"], b["alpha"].repeat_interleave(args.n_gen))
     x = x.unflatten(0, (args.classes, args.n_gen))
     raw = _raw_blocks(feat, x, b["pos"], b["unc"])
-    t2 = time.perf_counter()
+    t2 = _now()
     loss = paper_loss(raw, b["alpha"] - 1)
-    t3 = time.perf_counter()
+    t3 = _now()
     opt.zero_grad()
     loss.backward()
     opt.step()
-    t4 = time.perf_counter()
+    t4 = _now()
     return t4 - t0, t3 - t2
 
 
@@ -214,10 +238,10 @@ def field_agreement(args) -> float:
 
     g = torch.Generator().manual_seed(1)
     K, L, C = args.classes, 16, args.feat_dim
-    q = torch.randn(K, L, args.n_gen, C, generator=g)
-    p = torch.randn(K, L, args.n_pos, C, generator=g) + 0.5
-    r = torch.randn(K, L, args.n_unc, C, generator=g)
-    w = torch.rand(K, generator=g) * 2
+    q = torch.randn(K, L, args.n_gen, C, generator=g).to(DEVICE)
+    p = (torch.randn(K, L, args.n_pos, C, generator=g) + 0.5).to(DEVICE)
+    r = torch.randn(K, L, args.n_unc, C, generator=g).to(DEVICE)
+    w = (torch.rand(K, generator=g) * 2).to(DEVICE)
     V, _ = cfg_field(q, p, r, w, LossConfig())
     Vp = paper_displacement(q.flatten(0, 1), p.flatten(0, 1), r.flatten(0, 1),
                             w.repeat_interleave(L)).reshape(V.shape)
@@ -231,10 +255,10 @@ def ot_only(args, repeats):
     g = torch.Generator().manual_seed(2)
     K = args.classes
     L = args.size // 1 * args.size // 1  # per_loc of the spatial projection: H*W problems
-    blocks = [(torch.randn(K, L, args.n_gen, args.feat_dim, generator=g),
-               torch.randn(K, L, args.n_pos, args.feat_dim, generator=g),
-               torch.randn(K, L, args.n_unc, args.feat_dim, generator=g))]
-    w = torch.rand(K, generator=g) * 2
+    blocks = [(torch.randn(K, L, args.n_gen, args.feat_dim, generator=g).to(DEVICE),
+               torch.randn(K, L, args.n_pos, args.feat_dim, generator=g).to(DEVICE),
+               torch.randn(K, L, args.n_unc, args.feat_dim, generator=g).to(DEVICE))]
+    w = (torch.rand(K, generator=g) * 2).to(DEVICE)
     cfg = LossConfig()
 
     def run_featsel():
@@ -251,9 +275,9 @@ def ot_only(args, repeats):
         fn()
         ts = []
         for _ in range(repeats):
-            t = time.perf_counter()
+            t = _now()
             fn()
-            ts.append(time.perf_counter() - t)
+            ts.append(_now() - t)
         out[name] = min(ts)
     return out
 
@@ -268,12 +292,22 @@ def main(argv=None) -> dict:
     ap.add_argument("--n-unc", type=int, default=16)
     ap.add_argument("--size", type=int, default=16, help="latent side (4 x size x size)")
     ap.add_argument("--feat-dim", type=int, default=16)
+    ap.add_argument("--featurizer", help="featurizer spec (default: spatial random projection "
+                    "to --feat-dim)")
+    ap.add_argument("--model", default="tiny/2", help="generator (DiT preset, e.g. B/2)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
+    ap.add_argument("--amp", action="store_true", help="bf16 autocast for the networks (GPU)")
     ap.add_argument("--out", default="benchmarks/results/bench_train.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    global DEVICE, AMP
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: CUDA is not available")
+    AMP = bool(args.amp) and DEVICE.type == "cuda"
     repeats = 3 if args.quick else 8
     cfg, shape, model, feat, loss_fn = _setup(args)
-    model_p = type(model)(**_ctor(model, shape, args.classes))
+    model_p = type(model)(**_ctor(model, shape, args.classes)).to(DEVICE)
     model_p.load_state_dict(model.state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95))
     opt_p = torch.optim.AdamW(model_p.parameters(), lr=1e-4, betas=(0.9, 0.95))
@@ -294,9 +328,11 @@ def main(argv=None) -> dict:
                       "ot_share": ot / step}
     only = ot_only(args, repeats)
     out = {
-        "device": "cpu", "threads": args.threads, "torch": torch.__version__,
+        "device": str(DEVICE), "threads": args.threads, "torch": torch.__version__,
+        "device_name": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else "cpu",
+        "amp": AMP,
         "config": {k: getattr(args, k) for k in ("classes", "n_gen", "n_pos", "n_unc", "size",
-                                                 "feat_dim")},
+                                                 "feat_dim", "model", "featurizer")},
         "iterations": "4 cross / 2 self, 3 taus", "step": summary,
         "ot_speedup_in_step": summary["paper"]["ot_s"] / summary["featsel"]["ot_s"],
         "ot_only_s": only, "ot_only_speedup": only["paper"] / only["featsel"],
@@ -307,8 +343,9 @@ def main(argv=None) -> dict:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(out, indent=1))
     os.replace(tmp, path)
-    print(f"threads={args.threads} classes={args.classes} n_gen={args.n_gen} "
-          f"n_pos={args.n_pos} n_unc={args.n_unc} latents 4x{args.size}x{args.size}")
+    print(f"device={out['device_name']} amp={AMP} threads={args.threads} model={args.model} "
+          f"classes={args.classes} n_gen={args.n_gen} n_pos={args.n_pos} n_unc={args.n_unc} "
+          f"latents 4x{args.size}x{args.size}")
     print(f"{'step':8s} {'step ms':>9s} {'OT ms':>8s} {'net ms':>8s} {'samples/s':>10s} "
           f"{'OT share':>9s}")
     for k, s in summary.items():

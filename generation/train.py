@@ -165,14 +165,17 @@ def _resolve_device(name: str, local_rank: int) -> torch.device:
     return dev
 
 
-def _init_distributed() -> tuple[int, int, int]:
+def _init_distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world) under torchrun (WORLD_SIZE > 1), else (0, 1). The backend follows the
+    training device, not the machine: NCCL for CUDA, gloo for a CPU run (also on a GPU host)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
-    return 0, 1, 0
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def _truncate_metrics(path: Path, last_step: int) -> None:
@@ -203,8 +206,8 @@ def train(
     `cfg.data` / `cfg.featurizer` (tests, notebooks). With `resume`, continue from
     `cfg.out/checkpoint.pt` if present (else start fresh)."""
     cfg.validate()
-    rank, world, local_rank = _init_distributed()
-    device = _resolve_device(cfg.device, local_rank)
+    device = _resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    rank, world = _init_distributed(device)
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT_NAME
     if not resume and ckpt_path.exists():

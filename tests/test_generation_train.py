@@ -111,7 +111,8 @@ def _ddp_worker(rank, world, port, out, data, feat):
     import torch.distributed as dist
 
     try:
-        train(_cfg(out, steps=3, ckpt_every=3), data=data, featurizer=feat)
+        # CPU tensors, hence gloo, also on a GPU host
+        train(_cfg(out, steps=3, ckpt_every=3, device="cpu"), data=data, featurizer=feat)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -123,7 +124,7 @@ def test_ddp_two_gloo_processes_equal_one_process(tmp_path):
     data, feat = _digits(), _featurizer()
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "ddp"), data, feat), nprocs=2,
              join=True)
-    train(_cfg(tmp_path / "one", steps=3, ckpt_every=3), data=data, featurizer=feat)
+    train(_cfg(tmp_path / "one", steps=3, ckpt_every=3, device="cpu"), data=data, featurizer=feat)
     a = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")
     b = load_checkpoint(tmp_path / "one" / "checkpoint.pt")
     assert a["step"] == b["step"] == 3
@@ -138,7 +139,7 @@ def test_ddp_two_gloo_processes_equal_one_process(tmp_path):
 def test_ddp_rejects_indivisible_classes(tmp_path, monkeypatch):
     import generation.train as gt
 
-    monkeypatch.setattr(gt, "_init_distributed", lambda: (0, 3, 0))
+    monkeypatch.setattr(gt, "_init_distributed", lambda device: (0, 3))
     with pytest.raises(ValueError, match="divisible by the number of ranks"):
         train(_cfg(tmp_path / "r"), data=_digits(), featurizer=_featurizer())
 

@@ -268,6 +268,7 @@ def test_barycentric_of_other_values():
         out.barycentric_map(torch.ones(29, 2, dtype=F64))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
 def test_cuda_float32_matches_cpu():
     x, y = _clouds(n=64, m=128, d=32, batch=(50,), dtype=torch.float32)
