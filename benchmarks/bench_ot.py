@@ -317,8 +317,9 @@ def large_section(quick, threads, limit_s, sizes=None, solvers=None):
                 lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
                 if res.returncode == 0 and lines:
                     row.update(json.loads(lines[-1]))
-                else:
-                    row["error"] = (res.stderr.strip().splitlines() or ["failed"])[-1][:200]
+                else:  # the last words of the worker (KeOps reports on stdout), and its exit
+                    tail = (res.stderr + res.stdout).strip().splitlines() or ["no output"]
+                    row["error"] = f"exit {res.returncode}: {tail[-1][:200]}"
             except subprocess.TimeoutExpired:
                 row["seconds"] = None
                 row["note"] = f"over the {limit_s} s limit"

@@ -157,11 +157,15 @@ def _step_generators(seed: int, step: int, device: torch.device):
 
 
 def _resolve_device(name: str, local_rank: int) -> torch.device:
+    """"auto" -> this rank's GPU if there is one, else the CPU; "cuda" -> this rank's GPU
+    (torchrun's LOCAL_RANK), "cuda:i" as given."""
     if name == "auto":
-        name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", local_rank)
     return dev
 
 
@@ -170,8 +174,8 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
     training device, not the machine: NCCL for CUDA, gloo for a CPU run (also on a GPU host)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
+        if device.type == "cuda":  # NCCL talks to the current device
+            torch.cuda.set_device(device.index if device.index is not None else 0)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()

@@ -40,8 +40,8 @@ def test_float32_backends_on_the_device_match_a_float64_cpu_solve(backend):
     """Same problem, 300 iterations at eps = 0.5 (about 0.03 of the mean cost): the float32
     potentials on the device agree with float64 on the CPU to 2e-4 absolute (costs are O(16)),
     the barycentric maps to 1e-4."""
-    if backend == "keops" and not keops_available():
-        pytest.skip("pykeops not installed")
+    if backend == "keops" and not keops_available(DEV.type):
+        pytest.skip("KeOps not usable on this device (not installed or failed its test)")
     x, y = _clouds()
     ref = sinkhorn(x, y, eps=0.5, tol=0, max_iter=300, backend="dense")
     out = sinkhorn(x.float().to(DEV), y.float().to(DEV), eps=0.5, tol=0, max_iter=300,
@@ -54,13 +54,12 @@ def test_float32_backends_on_the_device_match_a_float64_cpu_solve(backend):
                                rtol=0, atol=1e-4)
 
 
-def test_auto_backend_on_the_device_takes_keops_past_the_memory_budget():
-    if not keops_available():
-        pytest.skip("pykeops not installed")
+def test_auto_backend_past_the_memory_budget_is_keops_or_blocked_on_the_device():
     x, y = _clouds(b=1, n=300, m=300, d=32)
     out = sinkhorn(x.float().to(DEV), y.float().to(DEV), eps=2.0, tol=0, max_iter=50,
                    memory_budget=1024)
-    want = "keops" if DEV.type == "cuda" else "blocked"  # D = 32 > 16: blocked on a CPU
+    # KeOps on a GPU when it passed its test there; D = 32 > 16: blocked on a CPU
+    want = "keops" if DEV.type == "cuda" and keops_available("cuda") else "blocked"
     assert out.backend == want
     ref = sinkhorn(x, y, eps=2.0, tol=0, max_iter=50, backend="dense")
     torch.testing.assert_close(out.f.cpu().double(), ref.f, rtol=0, atol=1e-3)
@@ -169,6 +168,10 @@ def test_distributed_backend_follows_the_training_device(monkeypatch):
     gt._init_distributed(torch.device("cpu"))
     gt._init_distributed(DEV)
     assert seen == ["gloo", "nccl" if DEV.type == "cuda" else "gloo"]
+    # "cuda" without an index is this rank's GPU (torchrun's LOCAL_RANK)
+    if DEV.type == "cuda":
+        assert gt._resolve_device("cuda", 0) == torch.device("cuda", 0)
+        assert gt._resolve_device("auto", 0) == torch.device("cuda", 0)
 
 
 def _free_port() -> int:
@@ -185,7 +188,7 @@ def _frechet_sync_worker(rank, port, x, out):
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     if DEV.type == "cuda":
-        torch.cuda.set_device(DEV)
+        torch.cuda.set_device(0)
     dist.init_process_group("nccl" if DEV.type == "cuda" else "gloo", rank=0, world_size=1)
     try:
         st = FrechetStatistics()

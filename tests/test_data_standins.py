@@ -95,7 +95,10 @@ def test_imagenet_latents_precompute_resume_and_ranks(tmp_path):
         num_workers=0,
         dtype="float32",
     )
-    stats = precompute_latents(cfg, space=space, rank=0, world_size=1, progress=False)
+    # on the CPU (also on a GPU host): the shards are compared bit for bit with the space's
+    # own CPU encoding below
+    stats = precompute_latents(cfg, space=space, rank=0, world_size=1, progress=False,
+                               device="cpu")
     assert stats == {"n": 7, "n_shards": 3, "written": 3, "skipped": 0}
     index = json.loads((out / "index.json").read_text())
     assert index["classes"] == ["n01", "n02"] and index["shape"] == [4, 8, 8]
@@ -118,7 +121,8 @@ def test_imagenet_latents_precompute_resume_and_ranks(tmp_path):
     # resumable: a lost shard is recomputed identically, the others skipped
     before = torch.load(out / "shard-00002.pt", weights_only=True)
     (out / "shard-00002.pt").unlink()
-    stats = precompute_latents(cfg, space=space, rank=0, world_size=1, progress=False)
+    stats = precompute_latents(cfg, space=space, rank=0, world_size=1, progress=False,
+                               device="cpu")
     assert stats["written"] == 1 and stats["skipped"] == 2
     after = torch.load(out / "shard-00002.pt", weights_only=True)
     torch.testing.assert_close(after["latents"], before["latents"])
@@ -127,8 +131,8 @@ def test_imagenet_latents_precompute_resume_and_ranks(tmp_path):
     cfg2 = LatentPrecomputeConfig(
         cfg.image_root, str(out2), image_size=16, shard_size=3, batch_size=2, num_workers=0, dtype="float32"
     )
-    s0 = precompute_latents(cfg2, space=space, rank=0, world_size=2, progress=False)
-    s1 = precompute_latents(cfg2, space=space, rank=1, world_size=2, progress=False)
+    s0 = precompute_latents(cfg2, space=space, rank=0, world_size=2, progress=False, device="cpu")
+    s1 = precompute_latents(cfg2, space=space, rank=1, world_size=2, progress=False, device="cpu")
     assert (s0["written"], s1["written"]) == (2, 1)
     x2, y2, _ = load_latent_shards(out2)
     torch.testing.assert_close(x2, x)

@@ -111,8 +111,8 @@ def test_checkpoint_round_trip(vit, tmp_path):
         load_featurizer(tmp_path / "missing.pt")
 
 
-def test_timm_weights_file_overlay(vit, tmp_path):
-    # a plain timm state dict given as `weights=` loads through timm's pretrained_cfg overlay
+def test_timm_weights_file_loads_exactly(vit, tmp_path):
+    # a plain timm state dict given as `weights=` reproduces the saved weights exactly
     sd = {k[len("model.") :]: v for k, v in vit.state_dict().items() if k.startswith("model.")}
     torch.save(sd, tmp_path / "timm.pth")
     feat = create_featurizer(
@@ -121,6 +121,29 @@ def test_timm_weights_file_overlay(vit, tmp_path):
         in_shape=(4, 8, 8),
     )
     assert feat.weights_hash() == vit.weights_hash()
+
+
+def test_weights_file_wrapped_with_head_safetensors_and_mismatch(vit, tmp_path):
+    """Training checkpoints wrap the state dict and carry a classifier head; safetensors files
+    load the same; a file of another architecture is a clear error, not random weights."""
+    from safetensors.torch import save_file
+
+    sd = {k[len("model.") :]: v for k, v in vit.state_dict().items() if k.startswith("model.")}
+    spec = ("vit:model=vit_tiny_patch16_224,depth=4,tap_every=2,embed_dim=32,num_heads=4,"
+            f"qk_norm=true,patch_size={vit.patch[0]},weights=")
+    head = {"head.weight": torch.zeros(10, 32), "head.bias": torch.zeros(10)}
+    torch.save({"model": {**sd, **head}, "epoch": 3}, tmp_path / "ckpt.pth")
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp_path / "w.safetensors"))
+    for name in ("ckpt.pth", "w.safetensors"):
+        feat = create_featurizer(spec + str(tmp_path / name), in_shape=(4, 8, 8))
+        assert feat.weights_hash() == vit.weights_hash(), name
+    del sd["blocks.3.mlp.fc2.weight"]
+    torch.save(sd, tmp_path / "partial.pth")
+    with pytest.raises(ValueError, match="does not fit 'vit_tiny_patch16_224'.*blocks.3.mlp.fc2"):
+        create_featurizer(spec + str(tmp_path / "partial.pth"), in_shape=(4, 8, 8))
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(ValueError, match="does not hold a state dict"):
+        create_featurizer(spec + str(tmp_path / "list.pth"), in_shape=(4, 8, 8))
 
 
 def test_pixel_input_resizes_and_normalises():

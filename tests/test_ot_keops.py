@@ -7,7 +7,7 @@ from featsel.ot import keops_available, sinkhorn, sinkhorn_self
 
 pytestmark = [
     pytest.mark.keops,
-    pytest.mark.skipif(not keops_available(), reason="pykeops not installed"),
+    pytest.mark.skipif(not keops_available(), reason="KeOps not installed or failed its test"),
 ]
 
 

@@ -293,3 +293,28 @@ def test_cost_std_high_dimension_route():
     x, y = _clouds(n=6, m=7, d=50, batch=(2,))
     ref = (torch.cdist(x, y) ** 2).flatten(-2).std(-1, correction=0)
     torch.testing.assert_close(cost_std(x, y), ref, rtol=1e-10, atol=0)
+
+
+def test_keops_that_crashes_its_test_is_not_used(monkeypatch):
+    """A KeOps whose JIT crashes (a segfault on some CUDA toolkits; here a simulated abort) is
+    reported unavailable with a warning: `auto` falls back to blocked and an explicit
+    backend='keops' is a clear error, not a crashed interpreter."""
+    import featsel.ot.geometry as geo
+
+    pytest.importorskip("pykeops")
+    monkeypatch.delenv("FEATSEL_KEOPS", raising=False)
+    monkeypatch.setattr(geo, "_KEOPS_PROBE", "import os; os.abort()")
+    geo._keops_probe.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="test reduction on 'cpu' failed"):
+            assert not geo.keops_available("cpu")
+        cpu = torch.device("cpu")
+        assert choose_backend(1, 20000, 20000, 8, cpu, torch.float32, memory_budget=1 << 20) == "blocked"
+        x, y = _clouds(n=20, m=30)
+        with pytest.raises(ValueError, match="backend='keops' is not usable on 'cpu'"):
+            sinkhorn(x, y, eps=0.5, backend="keops")
+        monkeypatch.setenv("FEATSEL_KEOPS", "0")  # off without a test
+        geo._keops_probe.cache_clear()
+        assert not geo.keops_available("cpu") and geo._keops_probe.cache_info().currsize == 0
+    finally:
+        geo._keops_probe.cache_clear()  # the real test runs again for the other tests

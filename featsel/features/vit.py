@@ -119,27 +119,68 @@ def build_timm_vit(cfg: ViTConfig, in_shape: tuple[int, ...] | None) -> nn.Modul
         v = getattr(cfg, k)
         if v is not None:
             kwargs[k] = v
-    pretrained = cfg.pretrained and not _is_featsel_checkpoint(cfg.weights)
-    if pretrained:
-        if cfg.weights:
-            p = Path(cfg.weights).expanduser()
-            if not p.is_file():
-                raise FileNotFoundError(f"featurizer vit: weights file {p} does not exist")
-            kwargs["pretrained_cfg_overlay"] = {"file": str(p)}
-        else:
-            _check_offline(cfg)
+    weights_file = None
+    if cfg.pretrained and cfg.weights and not _is_featsel_checkpoint(cfg.weights):
+        weights_file = Path(cfg.weights).expanduser()
+        if not weights_file.is_file():
+            raise FileNotFoundError(f"featurizer vit: weights file {weights_file} does not exist")
+    elif cfg.pretrained and not cfg.weights:
+        _check_offline(cfg)
     try:
         with _seeded(cfg.seed):
-            model = timm.create_model(cfg.model, pretrained=pretrained, **kwargs)
+            model = timm.create_model(cfg.model, pretrained=cfg.pretrained and not cfg.weights,
+                                      **kwargs)
     except RuntimeError as err:
         if "Unknown model" in str(err):
             raise ValueError(f"featurizer vit: {err}") from err
         raise
-    if cfg.weights and _is_featsel_checkpoint(cfg.weights):
+    if weights_file is not None:
+        load_weights_file(model, weights_file, cfg.model)
+    elif cfg.weights and _is_featsel_checkpoint(cfg.weights):
         sd = torch.load(cfg.weights, map_location="cpu", weights_only=True)["state_dict"]
         sd = {k[len("model.") :]: v for k, v in sd.items() if k.startswith("model.")}
         model.load_state_dict(sd)
     return model
+
+
+def load_weights_file(model: nn.Module, path: Path, name: str) -> None:
+    """A local timm/HF weights file (.safetensors, .pth/.pt/.bin state dict, or JAX .npz) into a
+    timm model, through the model family's `checkpoint_filter_fn` (key renames, position
+    embeddings resampled to the model's grid), strictly but for a classifier head the
+    featurizer does not have (num_classes=0).
+
+    Why not timm's `pretrained_cfg_overlay={"file": ...}`: local files load differently across
+    timm releases (before 1.0.31 a ViT tag's npz loader took any file; 1.0.29 loaded a state
+    dict that did not reproduce the saved weights), and torch.load must run with weights_only.
+    """
+    import sys
+
+    if path.suffix == ".npz":
+        model.load_pretrained(str(path))  # timm's loader of the original JAX checkpoints
+        return
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        sd: Any = load_file(str(path))
+    else:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model", "module"):  # common training-checkpoint wrappers
+        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+            sd = sd[key]
+            break
+    if not isinstance(sd, dict) or not all(isinstance(v, Tensor) for v in sd.values()):
+        raise ValueError(f"featurizer vit: weights file {path} does not hold a state dict "
+                         f"(name -> tensor)")
+    filter_fn = getattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn", None)
+    if filter_fn is not None:
+        sd = filter_fn(sd, model)
+    own = model.state_dict()
+    sd = {k: v for k, v in sd.items() if k in own or not k.startswith("head")}
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"featurizer vit: weights file {path} does not fit {name!r} with these "
+                         f"options: missing {list(missing)[:5]}, unexpected "
+                         f"{list(unexpected)[:5]}")
 
 
 def _is_featsel_checkpoint(path: str | None) -> bool:

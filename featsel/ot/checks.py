@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -80,7 +82,12 @@ def as_weights(name: str, w: Tensor | None, like: Tensor) -> Tensor:
 
 
 def as_eps(eps: float | Tensor, batch_shape: torch.Size, like: Tensor) -> Tensor:
-    """Return eps as a tensor of shape `batch_shape`; a float or any broadcastable tensor is taken."""
+    """Return eps as a tensor of shape `batch_shape`; a float or any broadcastable tensor is taken.
+    A number is checked on the host; a tensor with one device read (a GPU sync)."""
+    if isinstance(eps, (int, float)) and not isinstance(eps, bool):
+        if not (math.isfinite(eps) and eps > 0):
+            raise ValueError("eps must be finite and > 0")
+        return torch.full(batch_shape, float(eps), dtype=like.dtype, device=like.device)
     e = torch.as_tensor(eps, dtype=like.dtype, device=like.device).detach()
     try:
         e = e.expand(batch_shape).contiguous()
@@ -89,7 +96,7 @@ def as_eps(eps: float | Tensor, batch_shape: torch.Size, like: Tensor) -> Tensor
             f"eps must be a number or a tensor broadcastable to the batch shape {tuple(batch_shape)}, "
             f"got shape {tuple(e.shape)}"
         ) from None
-    if not bool(torch.isfinite(e).all()) or bool((e <= 0).any()):
+    if bool((~torch.isfinite(e) | (e <= 0)).any()):
         raise ValueError("eps must be finite and > 0")
     return e
 

@@ -88,13 +88,14 @@ def choose_backend(
 
     dense when its memory (cost, kernel and one softmax temporary: 3 B N M floats) fits the
     budget; otherwise KeOps on a GPU or at low dimension (D <= 16) on a CPU, where its symbolic
-    cost is cheap; otherwise blocked GEMM. KeOps cannot mask a diagonal: blocked then.
+    cost is cheap, if KeOps passes its test reduction there (`keops_available`); otherwise
+    blocked GEMM. KeOps cannot mask a diagonal: blocked then.
     """
     budget = default_memory_budget(device) if memory_budget is None else memory_budget
     itemsize = torch.finfo(dtype).bits // 8
     if 3 * batch * n * m * itemsize <= budget:
         return "dense"
-    if not mask_diagonal and keops_available() and (device.type == "cuda" or d <= 16):
+    if not mask_diagonal and (device.type == "cuda" or d <= 16) and keops_available(device.type):
         return "keops"
     return "blocked"
 
