@@ -20,6 +20,7 @@ grey channels to in_chans, resizes to img_size (bicubic) and applies the model's
 from __future__ import annotations
 
 import contextlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,8 @@ def build_timm_vit(cfg: ViTConfig, in_shape: tuple[int, ...] | None) -> nn.Modul
         if v is not None:
             kwargs[k] = v
     weights_file = None
-    if cfg.pretrained and cfg.weights and not _is_featsel_checkpoint(cfg.weights):
+    featsel_checkpoint = _is_featsel_checkpoint(cfg.weights)
+    if cfg.pretrained and cfg.weights and not featsel_checkpoint:
         weights_file = Path(cfg.weights).expanduser()
         if not weights_file.is_file():
             raise FileNotFoundError(f"featurizer vit: weights file {weights_file} does not exist")
@@ -136,7 +138,7 @@ def build_timm_vit(cfg: ViTConfig, in_shape: tuple[int, ...] | None) -> nn.Modul
         raise
     if weights_file is not None:
         load_weights_file(model, weights_file, cfg.model)
-    elif cfg.weights and _is_featsel_checkpoint(cfg.weights):
+    elif featsel_checkpoint:
         sd = torch.load(cfg.weights, map_location="cpu", weights_only=True)["state_dict"]
         sd = {k[len("model.") :]: v for k, v in sd.items() if k.startswith("model.")}
         model.load_state_dict(sd)
@@ -153,8 +155,6 @@ def load_weights_file(model: nn.Module, path: Path, name: str) -> None:
     timm releases (before 1.0.31 a ViT tag's npz loader took any file; 1.0.29 loaded a state
     dict that did not reproduce the saved weights), and torch.load must run with weights_only.
     """
-    import sys
-
     if path.suffix == ".npz":
         model.load_pretrained(str(path))  # timm's loader of the original JAX checkpoints
         return
