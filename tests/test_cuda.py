@@ -1,24 +1,24 @@
 """CUDA paths, skipped without a GPU: the OT backends on the GPU against a float64 CPU solve,
 KeOps on the GPU, the training step's block scaling and OT in float32 under bf16 autocast,
-training with AMP + resume + sampling + evaluation on the GPU, DDP through NCCL, and
+training with AMP + resume + sampling + evaluation on the GPU, the distributed backend per
+device and a Fréchet-statistics sync through NCCL, and
 featurizer pretraining on the GPU with checkpoints that load on a CPU.
 
 `FEATSEL_CUDA_TEST_DEVICE=cpu` runs the same tests on the CPU (a dry run of their logic on a
 machine without a GPU; CI skips them).
 """
 
-import json
 import os
 import socket
 
 import pytest
 import torch
-from sklearn.datasets import load_digits
+from train_helpers import digits_data, projection_featurizer, read_metrics
 
 from featsel.ot import keops_available, sinkhorn
 from generation.checkpoint import load_checkpoint
 from generation.config import load_config
-from generation.train import TrainData, train
+from generation.train import train
 
 DEV = torch.device(os.environ.get("FEATSEL_CUDA_TEST_DEVICE", "cuda"))
 pytestmark = [
@@ -102,38 +102,22 @@ SMALL = dict(steps=4, model="tiny/4", n_classes=4, n_gen=8, n_pos=16, n_unc=8, q
              warmup_steps=2, ema_decays=[0.9], device=str(DEV), amp=True)
 
 
-def _digits() -> TrainData:
-    d = load_digits()
-    x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 8.0 - 1.0  # (N, 1, 8, 8)
-    return TrainData(x=x, y=torch.tensor(d.target), num_classes=10, name="digits")
-
-
-def _featurizer():
-    from featsel.features import create_featurizer
-
-    return create_featurizer("random-projection:dim=8,spatial=true", in_shape=(1, 8, 8))
-
-
-def _metrics(path):
-    return [json.loads(ln) for ln in open(path)]
-
-
 def test_train_with_amp_resume_sample_and_evaluate_on_the_device(tmp_path, monkeypatch):
     from featsel.spaces import PixelSpace
     from generation.evaluate import evaluate_run
     from generation.sample import load_run, sample_run
 
     monkeypatch.setenv("FEATSEL_CACHE_DIR", str(tmp_path / "cache"))
-    data = _digits()
+    data = digits_data()
     cfg = load_config(None, {**SMALL, "out": str(tmp_path / "run")})
-    res = train(cfg, data=data, featurizer=_featurizer())
+    res = train(cfg, data=data, featurizer=projection_featurizer())
     assert res["steps_run"] == 4
     st = load_checkpoint(tmp_path / "run" / "checkpoint.pt")  # map_location cpu
     assert all(v.device.type == "cpu" for v in st["model"].values())
     cfg6 = load_config(None, {**SMALL, "steps": 6, "out": str(tmp_path / "run")})
-    res = train(cfg6, data=data, featurizer=_featurizer(), resume=True)
+    res = train(cfg6, data=data, featurizer=projection_featurizer(), resume=True)
     assert res["resumed_from"] == 4 and res["steps_run"] == 2
-    rows = _metrics(tmp_path / "run" / "metrics.jsonl")
+    rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
     assert [r["step"] for r in rows] == list(range(1, 7))
     for key in ("loss", "grad_norm", "marginal_error/cond", "lambda"):
         assert all(torch.isfinite(torch.tensor(r[key])) for r in rows), key

@@ -1,13 +1,12 @@
 """The training loop: a few steps of a tiny model, exact resume after a kill, DDP on two gloo
 processes equal to one process, and the CLI path (train -> sample -> evaluate)."""
 
-import json
 import os
 import socket
 
 import pytest
 import torch
-from sklearn.datasets import load_digits
+from train_helpers import digits_data, projection_featurizer, read_metrics
 
 from generation.checkpoint import load_checkpoint
 from generation.config import load_config
@@ -20,31 +19,15 @@ SMALL = dict(steps=6, model="tiny/4", n_classes=4, n_gen=8, n_pos=16, n_unc=8, q
              warmup_steps=2, ema_decays=[0.9, 0.99])
 
 
-def _digits() -> TrainData:
-    d = load_digits()
-    x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 8.0 - 1.0  # (N, 1, 8, 8)
-    return TrainData(x=x, y=torch.tensor(d.target), num_classes=10, name="digits")
-
-
-def _featurizer():
-    from featsel.features import create_featurizer
-
-    return create_featurizer("random-projection:dim=8,spatial=true", in_shape=(1, 8, 8))
-
-
-def _metrics(path):
-    return [json.loads(ln) for ln in open(path)]
-
-
 def _cfg(out, **kw):
     return load_config(None, {**SMALL, "out": str(out), **kw})
 
 
 def test_few_steps_write_metrics_checkpoint_and_move_the_model(tmp_path):
-    data = _digits()
-    res = train(_cfg(tmp_path / "r"), data=data, featurizer=_featurizer())
+    data = digits_data()
+    res = train(_cfg(tmp_path / "r"), data=data, featurizer=projection_featurizer())
     assert res["steps_run"] == 6
-    rows = _metrics(tmp_path / "r" / "metrics.jsonl")
+    rows = read_metrics(tmp_path / "r" / "metrics.jsonl")
     assert [r["step"] for r in rows] == list(range(1, 7))
     for key in ("loss", "lambda", "grad_norm", "marginal_error/cond", "marginal_error/self",
                 "marginal_error/uncond", "time_ot", "samples_per_s", "lr"):
@@ -57,7 +40,7 @@ def test_few_steps_write_metrics_checkpoint_and_move_the_model(tmp_path):
     moved = [not torch.equal(st["model"][k], v) for k, v in fresh.state_dict().items()]
     assert any(moved)
     with pytest.raises(ValueError, match="already holds a checkpoint"):
-        train(_cfg(tmp_path / "r"), data=data, featurizer=_featurizer())
+        train(_cfg(tmp_path / "r"), data=data, featurizer=projection_featurizer())
 
 
 class _KilledAt(torch.nn.Module):
@@ -76,15 +59,15 @@ class _KilledAt(torch.nn.Module):
 
 @pytest.mark.parametrize("warm", [False, True])
 def test_resume_after_kill_continues_the_same_curve(tmp_path, warm):
-    data = _digits()
+    data = digits_data()
     over = {"loss": {"warm_start": warm}}
-    train(_cfg(tmp_path / "a", **over), data=data, featurizer=_featurizer())
+    train(_cfg(tmp_path / "a", **over), data=data, featurizer=projection_featurizer())
     with pytest.raises(KeyboardInterrupt):  # killed during step 5 (2 blocks calls per step)
-        train(_cfg(tmp_path / "b", **over), data=data, featurizer=_KilledAt(_featurizer(), 9))
+        train(_cfg(tmp_path / "b", **over), data=data, featurizer=_KilledAt(projection_featurizer(), 9))
     assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 4  # lost < 1 interval
-    res = train(_cfg(tmp_path / "b", **over), data=data, featurizer=_featurizer(), resume=True)
+    res = train(_cfg(tmp_path / "b", **over), data=data, featurizer=projection_featurizer(), resume=True)
     assert res["resumed_from"] == 4 and res["steps_run"] == 2
-    a, b = _metrics(tmp_path / "a" / "metrics.jsonl"), _metrics(tmp_path / "b" / "metrics.jsonl")
+    a, b = read_metrics(tmp_path / "a" / "metrics.jsonl"), read_metrics(tmp_path / "b" / "metrics.jsonl")
     assert [r["step"] for r in b] == list(range(1, 7))
     for key in ("loss", "lambda", "grad_norm", "marginal_error/cond"):
         assert [r[key] for r in a] == [r[key] for r in b], key
@@ -121,7 +104,7 @@ def _ddp_worker(rank, world, port, out, data, feat):
 def test_ddp_two_gloo_processes_equal_one_process(tmp_path):
     import torch.multiprocessing as mp
 
-    data, feat = _digits(), _featurizer()
+    data, feat = digits_data(), projection_featurizer()
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "ddp"), data, feat), nprocs=2,
              join=True)
     train(_cfg(tmp_path / "one", steps=3, ckpt_every=3, device="cpu"), data=data, featurizer=feat)
@@ -130,7 +113,7 @@ def test_ddp_two_gloo_processes_equal_one_process(tmp_path):
     assert a["step"] == b["step"] == 3
     for k in b["model"]:
         assert torch.allclose(a["model"][k], b["model"][k], atol=1e-5, rtol=1e-4), k
-    ma, mb = _metrics(tmp_path / "ddp" / "metrics.jsonl"), _metrics(tmp_path / "one" /
+    ma, mb = read_metrics(tmp_path / "ddp" / "metrics.jsonl"), read_metrics(tmp_path / "one" /
                                                                     "metrics.jsonl")
     # rank 0 logs its own half of the classes; the gradient (global) must agree
     assert [r["grad_norm"] for r in ma] == pytest.approx([r["grad_norm"] for r in mb], rel=1e-4)
@@ -141,12 +124,12 @@ def test_ddp_rejects_indivisible_classes(tmp_path, monkeypatch):
 
     monkeypatch.setattr(gt, "_init_distributed", lambda device: (0, 3))
     with pytest.raises(ValueError, match="divisible by the number of ranks"):
-        train(_cfg(tmp_path / "r"), data=_digits(), featurizer=_featurizer())
+        train(_cfg(tmp_path / "r"), data=digits_data(), featurizer=projection_featurizer())
 
 
 def test_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match="exceeds the number of classes"):
-        train(_cfg(tmp_path / "r", n_classes=12), data=_digits(), featurizer=_featurizer())
+        train(_cfg(tmp_path / "r", n_classes=12), data=digits_data(), featurizer=projection_featurizer())
     with pytest.raises(ValueError, match="TrainData"):
         TrainData(x=torch.zeros(3, 4), y=torch.zeros(2), num_classes=2)
 
