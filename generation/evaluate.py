@@ -20,7 +20,12 @@ data manifest (`featurizers.evaluation`), against the real samples of the evalua
   different generation spaces share one reference. Featurizers of the generation space itself
   (identity, pca, vae-latent) see the encoded real samples;
 - KID and precision/recall of the unconditional set from torch-fidelity's feature functions
-  (`fidelity_metrics`) where they run.
+  (`fidelity_metrics`) where they run;
+- `collapse`: whether the conditional set is collapsed in that space
+  (`featsel.confirmation.collapse_stats`): the mean over classes of tv(generated class c) /
+  tv(real class c) (total variance = trace of the covariance), the share of generated class-c
+  samples nearest to real class c's centroid, the class coverage, and `collapsed` with its
+  reasons under `collapse_rule` (default: variance ratio < 0.1 or coverage < 0.5).
 
 One generation per alpha serves both sets (`plan_labels`): class c gets
 m_c = max(n_per_class, N_c) samples; the conditional set takes the first n_per_class of them and
@@ -183,6 +188,7 @@ def evaluate_run(
     kid: bool = True,
     seed: int = 0,
     data: Any = None,
+    collapse_rule: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Metrics of a run's EMA generator; also written to `run/eval.json` (atomically).
 
@@ -190,14 +196,18 @@ def evaluate_run(
     training split). featurizers: evaluation featurizer specs (default: the manifest's).
     data: optional (u_real (N, *shape), labels (N,), space, u_train[, x_real (N, *ambient)])
     tuple instead of loading (tests); without x_real every featurizer sees u_real.
+    collapse_rule: thresholds of `featsel.confirmation.collapse_verdict` (``min_variance_ratio``,
+    ``min_coverage``, ``min_share``; default its defaults).
     Returns {"step", "decay", "n_per_class", "num_classes", "split", "n_real",
     "n_real_per_class": [K], "n_uncond_per_class": [K], "uncond_labels": "proportional",
     "cond_classes_skipped": [class], "class_names", "real_reference": {spec: "ambient" |
     "generation"}, "alphas": {alpha: {spec: {"fd", "cond_fd",
     "cond_fd_per_class": {class: FD}, "kid_mean", "kid_std", "precision", "recall",
-    "f_score"}}}}.
+    "f_score", "collapse": {"collapsed", "reasons", "variance_ratio", "coverage",
+    "variance_ratio_per_class", "nearest_share_per_class", ...}}}}.
     """
     from featsel.cache import FeatureCache
+    from featsel.confirmation import collapse_stats
     from featsel.diagnostics.frechet import fidelity_metrics
     from featsel.features import create_featurizer, extract_features
 
@@ -242,6 +252,11 @@ def evaluate_run(
             entry: dict[str, Any] = {"fd": _fd(g, real[spec], refs[spec], "all"),
                                      "cond_fd": cond["cond_fd"],
                                      "cond_fd_per_class": cond["per_class"]}
+            # collapse on the class-balanced conditional set, float64 (numpy)
+            entry["collapse"] = collapse_stats(
+                g_all[cond_idx].detach().cpu().double().numpy(), labels[cond_idx].numpy(),
+                real[spec].detach().cpu().double().numpy(), real_labels.cpu().numpy(),
+                **(collapse_rule or {}))
             if kid:
                 try:
                     m = fidelity_metrics(g, real[spec], kid=True, prc=True, seed=seed)

@@ -51,6 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from featsel.defaults import PAPER_TAUS
+
 __all__ = ["LossConfig", "SinkhornCFGLoss", "cfg_field"]
 
 
@@ -58,7 +60,7 @@ __all__ = ["LossConfig", "SinkhornCFGLoss", "cfg_field"]
 class LossConfig:
     """Options of the Sinkhorn-CFG loss (see module docstring)."""
 
-    taus: tuple[float, ...] = (0.02, 0.05, 0.2)
+    taus: tuple[float, ...] = PAPER_TAUS
     iterations: str = "paper"  # "paper" (cross_iters / self_iters, tol 0) | "converged"
     cross_iters: int = 4
     self_iters: int = 2

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,11 +206,20 @@ def train(
     resume: bool = False,
     data: TrainData | None = None,
     featurizer: nn.Module | None = None,
+    until: int | None = None,
 ) -> dict[str, Any]:
     """Train per `cfg` into `cfg.out`; returns a summary dict. `data` / `featurizer` replace
     `cfg.data` / `cfg.featurizer` (tests, notebooks). With `resume`, continue from
-    `cfg.out/checkpoint.pt` if present (else start fresh)."""
+    `cfg.out/checkpoint.pt` if present (else start fresh).
+
+    until: stop after this step (1 <= until; capped at `cfg.steps`) with a checkpoint and the
+    metrics flushed there, e.g. to evaluate an intermediate model. The schedule still follows
+    `cfg.steps`, so training to `until` and then resuming to `cfg.steps` gives the same run as
+    training straight through (the run is a pure function of (config, step))."""
     cfg.validate()
+    if until is not None and until < 1:
+        raise ValueError(f"until: expected a step >= 1, got {until}")
+    stop = cfg.steps if until is None else min(int(until), cfg.steps)
     device = _resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     rank, world = _init_distributed(device)
     out = Path(cfg.out)
@@ -279,7 +289,8 @@ def train(
 
     bar = tqdm(total=cfg.steps, initial=step0, disable=not (cfg.progress and rank == 0),
                desc="train", dynamic_ncols=True)
-    for step in range(step0 + 1, cfg.steps + 1):
+    warned_no_grad = False
+    for step in range(step0 + 1, stop + 1):
         t0 = time.perf_counter()
         g, g_cpu = _step_generators(cfg.seed, step, device)
         if cfg.queue_push:
@@ -299,10 +310,18 @@ def train(
                         alpha.repeat_interleave(cfg.n_gen))
             blocks = featurize_blocks(featurizer, x_gen.unflatten(0, (k_loc, cfg.n_gen)),
                                       x_pos, x_unc, reduce_mean)
-        log_step = step % cfg.log_every == 0 or step == cfg.steps
+        log_step = step % cfg.log_every == 0 or step == stop  # nothing pending at a stop
         loss, info = loss_fn(blocks, alpha - 1.0, classes, sync=log_step, log=log_step)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if loss.requires_grad:
+            loss.backward()
+        elif not warned_no_grad:
+            # features without a gradient (the noise/constant controls on vector data): the
+            # generator receives nothing from them and keeps its initial weights (up to weight
+            # decay): the outcome of training on features that carry no information
+            warnings.warn("the featurizer gives no gradient to the generator (a control?): "
+                          "the generator receives nothing from the features", stacklevel=1)
+            warned_no_grad = True
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf)
         lr = opt.param_groups[0]["lr"]
         opt.step()
@@ -323,7 +342,7 @@ def train(
         if log_step:
             pending = []
         bar.update(1)
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+        if step % cfg.ckpt_every == 0 or step == stop:
             if rank == 0:
                 save_checkpoint({
                     "step": step, "config": cfg.to_dict(), "model": model.state_dict(),
@@ -336,7 +355,8 @@ def train(
                 dist.barrier()
     bar.close()
     elapsed = time.perf_counter() - t_start
-    return {"out": str(out), "steps": cfg.steps, "resumed_from": step0,
+    return {"out": str(out), "steps": cfg.steps, "stopped_at": max(stop, step0),
+            "resumed_from": step0,
             "steps_run": done_steps, "time_s": round(elapsed, 3),
             "final_loss": last.get("loss"), "final_lambda": last.get("lambda")}
 

@@ -9,9 +9,13 @@ Stages (every stage resumable: a killed sweep continues where it stopped):
    (``jobs``; 1 = in this process). A finished job (checkpoint at the budget and ``eval.json``)
    is skipped; an unfinished one (a checkpoint below the budget) continues with ``resume``
    and is refused without it. ``dry_run`` returns one ``featsel train`` command per job
-   (prefixed ``torchrun --nproc_per_node G -m featsel.cli`` when ``nproc`` > 0) for a scheduler;
+   (prefixed ``torchrun --nproc_per_node G -m featsel.cli`` when ``nproc`` > 0) for a scheduler
+   (those jobs train straight to the budget: their curves hold the final step only);
 3. each run is evaluated in every evaluation space (``generation.evaluate.evaluate_run``,
-   ``eval.json`` in the run);
+   ``eval.json`` in the run) at every step of ``eval_steps`` (``eval_fractions`` of the budget,
+   default 25/50/75/100%): a job trains to the first such step, is evaluated, resumes to the
+   next, ... (``eval_curve.json`` in the run holds one point per step; ``eval.json`` is the
+   final step's, as before); see ``_run_job``;
 4. ``OUT/validation.json`` and ``OUT/validation.csv``: per candidate the FD per metric (mean and
    per seed; two metrics per evaluation space, the unconditional ``fd[<space>]`` and the
    conditional ``cond_fd[<space>]``, paper Table 3), the mean FD rank over all those metrics
@@ -20,7 +24,11 @@ Stages (every stage resumable: a killed sweep continues where it stopped):
    Kendall correlations between the Delta_OT ranking and the outcome with a bootstrap interval
    over seeds, the same for the other diagnostics and which predicted best
    (``featsel.confirmation``), and a one-paragraph verdict that says so when the ranking did
-   not predict the outcome.
+   not predict the outcome; and whether the outcome can be trusted (``training_health``): per
+   candidate and metric the FD-vs-step curve (mean over seeds per step), a warning when a
+   candidate's mean curve or the best run of a metric was still improving by more than
+   ``improving_threshold`` (5%) over the last quarter of the budget, and every collapsed run
+   (``collapsed: true`` with its reasons and numbers; its FDs are kept).
 """
 
 from __future__ import annotations
@@ -37,7 +45,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ValidateConfig", "Job", "plan_jobs", "job_status", "run_validate", "train_command"]
+from featsel.confirmation import (
+    COLLAPSE_MIN_COVERAGE,
+    COLLAPSE_MIN_SHARE,
+    COLLAPSE_MIN_VARIANCE_RATIO,
+    STILL_IMPROVING_THRESHOLD,
+)
+from featsel.defaults import PAPER_TAUS
+
+__all__ = ["ValidateConfig", "Job", "plan_jobs", "job_status", "run_validate", "train_command",
+           "eval_steps", "read_curve", "training_health"]
 
 
 @dataclass
@@ -68,6 +85,13 @@ class ValidateConfig:
     device: str = "cpu"
     seed: int = 0                           # score / bootstrap seed
     progress: bool = True
+    # trustworthy outcomes (training_health): evaluation steps as fractions of the budget (the
+    # outcome is read at the final step), the still-improving warning and the collapse rule
+    eval_fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+    improving_threshold: float = STILL_IMPROVING_THRESHOLD  # warn: FD fell > 5% in last quarter
+    collapse_min_variance_ratio: float = COLLAPSE_MIN_VARIANCE_RATIO  # per-class tv ratio
+    collapse_min_coverage: float = COLLAPSE_MIN_COVERAGE    # fraction of real classes covered
+    collapse_min_share: float = COLLAPSE_MIN_SHARE          # share that covers a class
 
 
 @dataclass
@@ -96,6 +120,7 @@ def plan_jobs(cfg: ValidateConfig, candidates: list[str], out: str | os.PathLike
         raise ValueError(f"--budget: expected >= 1 training steps, got {cfg.budget}")
     if cfg.seeds < 1:
         raise ValueError(f"--seeds: expected >= 1, got {cfg.seeds}")
+    eval_steps(cfg.eval_fractions, cfg.budget)  # bad --eval-fractions fail before any work
     if len(set(candidates)) != len(candidates):
         raise ValueError(f"--featurizers: duplicate specs in {candidates}")
     jobs = []
@@ -169,16 +194,29 @@ def job_status(job: Job, budget: int, evaluations: list[str], alpha: float) -> s
         return "partial"
     ev = _read_eval(run)
     got = (ev or {}).get("alphas", {}).get(f"{float(alpha):g}", {})
-    # an eval.json written before the conditional FD (no cond_fd) or before real references
-    # in the ambient space (no real_reference) is evaluated again
+    # an eval.json written before the conditional FD (no cond_fd), before real references
+    # in the ambient space (no real_reference) or before the collapse statistics (no
+    # collapse) is evaluated again
     if (ev and ev.get("step") == step and "real_reference" in ev
-            and all("cond_fd" in got.get(e, {}) for e in evaluations)):
+            and all("cond_fd" in got.get(e, {}) and "collapse" in got.get(e, {})
+                    for e in evaluations)):
         return "done"
     return "trained"
 
 
 def _run_job(cfg: ValidateConfig, job: Job, evaluations: list[str], threads: int) -> dict:
-    """Train (or continue) and evaluate one job; runs in a worker process or in-process."""
+    """Train (or continue) and evaluate one job at every step of ``eval_steps``; runs in a
+    worker process or in-process.
+
+    Staged training: train to the first evaluation step s_1 (``train(..., until=s_1)``, which
+    checkpoints there), evaluate, record the point in ``eval_curve.json``, resume to s_2, ...,
+    up to the budget (whose evaluation is also ``eval.json``). Chosen over keeping a checkpoint
+    per step because it reuses the one resume mechanism (the run is a pure function of
+    (config, step), so the staged run equals a straight one), keeps one checkpoint per run on
+    disk, and a sweep killed anywhere resumes: a checkpoint at an evaluation step without its
+    point is evaluated first, one between steps trains on to the next. A step the checkpoint
+    has already passed (a run trained before this sweep asked for it) cannot be evaluated any
+    more: its curve lacks that point (``training_health`` warns)."""
     import torch
 
     from generation.evaluate import evaluate_run
@@ -188,15 +226,42 @@ def _run_job(cfg: ValidateConfig, job: Job, evaluations: list[str], threads: int
         torch.set_num_threads(threads)
     status = job_status(job, cfg.budget, evaluations, cfg.eval_alpha)
     t0 = time.perf_counter()
-    trained = None
-    if status in ("new", "partial"):
-        trained = train(_train_config(cfg, job), resume=status == "partial")
-    ev = None
+    stages, evaluated = [], []
+    run = Path(job.run_dir)
     if status != "done":
-        ev = evaluate_run(job.run_dir, n_per_class=cfg.eval_n_per_class, alphas=[cfg.eval_alpha],
-                          featurizers=evaluations, device=cfg.device, kid=False)
+        step = _checkpoint_step(run, job) or 0
+        curve = read_curve(run)
+        rule = {"min_variance_ratio": cfg.collapse_min_variance_ratio,
+                "min_coverage": cfg.collapse_min_coverage, "min_share": cfg.collapse_min_share}
+
+        def evaluate_here() -> dict[int, dict]:
+            """Evaluate the checkpoint (eval.json) and add it to the curve."""
+            ev = evaluate_run(job.run_dir, n_per_class=cfg.eval_n_per_class,
+                              alphas=[cfg.eval_alpha], featurizers=evaluations,
+                              device=cfg.device, kid=False, collapse_rule=rule)
+            evaluated.append(int(ev["step"]))
+            return _add_curve_point(run, ev, cfg.budget)
+
+        for s in eval_steps(cfg.eval_fractions, cfg.budget):
+            if s < step:
+                continue
+            if s > step:
+                stages.append(train(_train_config(cfg, job), resume=step > 0, until=s))
+                step = s
+            # the final step is always evaluated here (the job was not done); an intermediate
+            # one unless a killed sweep already recorded it
+            if s == cfg.budget or not _point_complete(curve.get(s), evaluations,
+                                                      cfg.eval_alpha):
+                curve = evaluate_here()
+        if status == "trained" and not evaluated:  # a checkpoint past the budget (a smaller
+            evaluate_here()                        # --budget): evaluated there, as before
+    trained = None
+    if stages:  # one summary: where it resumed from and what all stages ran
+        trained = {**stages[-1], "resumed_from": stages[0]["resumed_from"],
+                   "steps_run": sum(t["steps_run"] for t in stages),
+                   "time_s": round(sum(t["time_s"] for t in stages), 3), "stages": len(stages)}
     return {"candidate": job.candidate, "seed": job.seed, "status_before": status,
-            "train": trained, "evaluated": ev is not None,
+            "train": trained, "evaluated": bool(evaluated), "evaluated_steps": evaluated,
             "time_s": round(time.perf_counter() - t0, 3)}
 
 
@@ -248,7 +313,7 @@ def _score(cfg: ValidateConfig, candidates: list[str], evaluations: list[str] | 
     scfg = ScoreConfig(data=cfg.data, featurizers=candidates, evaluations=evaluations,
                        split=cfg.score_split or tcfg.data_split, space=tcfg.space or None,
                        max_samples=cfg.score_max_samples, n_repeats=cfg.score_repeats,
-                       tau=cfg.tau, taus=tuple(sorted({0.02, 0.05, 0.2, float(cfg.tau)})),
+                       tau=cfg.tau, taus=tuple(sorted({*PAPER_TAUS, float(cfg.tau)})),
                        curve=cfg.score_curve, n=cfg.score_n,
                        device=cfg.device, seed=cfg.seed, progress=cfg.progress)
     return run_score(scfg, sdir, force=True)
@@ -437,7 +502,20 @@ def _predictors(score: dict, cands: list[str], exclude) -> dict:
         r2[c] = float(np.mean(vals)) if vals else math.nan
     if any(np.isfinite(v) for v in r2.values()):
         out["alignment_r2"] = (r2, False)
+    # every registered criterion the score computed (featsel.diagnostics.criteria)
+    from featsel.diagnostics.criteria import CRITERIA
+
+    for name, crit in CRITERIA.items():
+        vals = {c: (per[c].get("criteria") or {}).get(name, {}).get("mean") for c in cands}
+        if all(v is not None for v in vals.values()):
+            out[name] = (vals, crit.lower_is_better)
     return out
+
+
+def _ranking_predictor(score: dict, preds: dict, tau_key: str) -> str:
+    """The predictor that ranked the candidates in the score (its criterion, else Delta_OT)."""
+    crit = score["ranking"].get("criterion")
+    return crit if crit in preds else f"delta_ot@{tau_key}"
 
 
 def summarize(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: list[Job],
@@ -464,13 +542,23 @@ def summarize(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: lis
     tau_key = f"{float(cfg.tau):g}"
     preds = _predictors(score, cands, exclude)
     comp = compare_predictors(preds, fd, exclude=exclude_m, n_boot=cfg.n_boot, seed=cfg.seed)
-    main = comp["per_predictor"][f"delta_ot@{tau_key}"]
-    order_pred = score["ranking"]["order"]
+    main_name = _ranking_predictor(score, preds, tau_key)
+    main = comp["per_predictor"][main_name]
+    controls = [c for c in cands if c in set(score["ranking"].get("controls", []))]
+    real = [c for c in cands if c not in controls]
+    comp_real = None
+    if controls and len(real) >= 3:  # the same, over the real candidates only
+        comp_real = compare_predictors({k: ({c: v[c] for c in real}, lo)
+                                        for k, (v, lo) in preds.items()},
+                                       {c: fd[c] for c in real}, exclude=exclude_m,
+                                       n_boot=cfg.n_boot, seed=cfg.seed)
+    order_pred = [c for c in score["ranking"]["order"] if c in cands]
     mr = table4["mean_rank"]
     order_out = sorted([c for c in cands if math.isfinite(mr[c])], key=lambda c: (mr[c], c))
     rows = []
     for c in cands:
-        r = {"candidate": c, "delta_ot_rank": order_pred.index(c) + 1,
+        r = {"candidate": c, "control": c in controls,
+             "delta_ot_rank": order_pred.index(c) + 1,
              f"delta_ot@{tau_key}": preds[f"delta_ot@{tau_key}"][0][c],
              "mean_fd_rank": mr[c], "n_metrics_ranked": table4["n_metrics"][c],
              "n_seeds": len(next(iter(fd[c].values())))}
@@ -482,13 +570,21 @@ def summarize(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: lis
             r[f"hacked[{e}]"] = (c, e) in exclude
         rows.append(r)
     rows.sort(key=lambda r: (r["delta_ot_rank"]))
-    verdict = _verdict(main, order_pred, order_out, comp, len(cands))
+    verdict = _verdict(main, order_pred, order_out, comp, len(cands),
+                       label=score["ranking"].get("criterion") or "Delta_OT")
+    # curves, convergence and collapse (kept apart from the ranking: collapsed runs still count)
+    health = training_health(cfg, cands, evals, jobs, exclude_m)
+    for r in rows:
+        r["n_collapsed"] = health["collapse"]["per_candidate"][r["candidate"]]["n_collapsed"]
+    verdict = (verdict + " " + health.pop("caution")).strip()
     return _clean({
         "title": f"featsel validate: {score['settings']['data']} ({len(cands)} candidates x "
                  f"{cfg.seeds} seeds, {cfg.budget} steps)",
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "settings": {**asdict(cfg), "candidates": cands, "evaluations": evals},
         "predicted_order": order_pred,
+        "predictor": main_name,
+        "controls": controls,
         "outcome_order": order_out,
         "table": rows,
         "mean_fd_rank": mr,
@@ -512,24 +608,29 @@ def summarize(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: lis
         "correlation": {k: main[k] for k in ("spearman", "kendall", "spearman_ci", "kendall_ci",
                                              "spearman_p", "n", "n_boot", "level", "n_seeds")},
         "predictors": comp["per_predictor"],
+        "predictors_real": comp_real["per_predictor"] if comp_real else None,
+        "correlation_real": ({k: comp_real["per_predictor"][main_name][k] for k in
+                              ("spearman", "kendall", "spearman_ci", "kendall_ci", "spearman_p",
+                               "n", "n_seeds")} if comp_real else None),
         "best_predictor": comp["best"],
         "best_predictor_reason": comp["best_reason"],
         "verdict": verdict,
         "score_dir": "score",
+        **health,
     })
 
 
 def _verdict(main: dict, order_pred: list[str], order_out: list[str], comp: dict,
-             n: int) -> str:
+             n: int, label: str = "Delta_OT") -> str:
     rho, tau = main["spearman"], main["kendall"]
     lo, hi = main["spearman_ci"]
     if not order_out:
         top = "No candidate has an independent FD left after the metric-hacking exclusions."
     elif order_pred[0] not in order_out:
-        top = (f"Delta_OT's first choice {order_pred[0]!r} has no independent FD (metric "
+        top = (f"{label}'s first choice {order_pred[0]!r} has no independent FD (metric "
                f"hacking); the best by mean FD rank was {order_out[0]!r}.")
     else:
-        top = (f"Delta_OT's first choice {order_pred[0]!r} "
+        top = (f"{label}'s first choice {order_pred[0]!r} "
                + ("was" if order_pred[0] == order_out[0] else "was not")
                + f" the best by mean FD rank ({order_out[0]!r}).")
     if not math.isfinite(rho):
@@ -549,7 +650,7 @@ def _verdict(main: dict, order_pred: list[str], order_out: list[str], comp: dict
                 "p-value): not distinguishable from chance")
     else:
         word = "leaned the right way, but the bootstrap interval over seeds includes 0 or less"
-    return (f"The Delta_OT ranking {word}: Spearman {rho:+.2f} (95% CI {lo:+.2f} to "
+    return (f"The {label} ranking {word}: Spearman {rho:+.2f} (95% CI {lo:+.2f} to "
             f"{hi:+.2f}), Kendall {tau:+.2f}, over {main['n']} candidates. {top} "
             f"Best diagnostic: {comp['best_reason']}.")
 
@@ -561,3 +662,227 @@ def _write_outputs(report: dict, out: Path) -> None:
     tmp = out / f".validation.csv.tmp{os.getpid()}"
     pd.DataFrame(report["table"]).to_csv(tmp, index=False)
     os.replace(tmp, out / "validation.csv")
+
+
+# --- trustworthy outcomes: FD-vs-step curves, convergence, collapse ------------------------
+
+EVAL_CURVE = "eval_curve.json"
+
+
+def eval_steps(fractions, budget: int) -> list[int]:
+    """The training steps every job is evaluated at: for each fraction f in (0, 1] the step
+    ``max(1, floor(f * budget + 1/2))`` (rounded half up), deduplicated and ascending, with the
+    budget itself always included (the outcome is read at the final step). E.g. the default
+    (0.25, 0.5, 0.75, 1.0) of 300 steps gives [75, 150, 225, 300]; of 2 steps, [1, 2]."""
+    try:
+        fr = [float(f) for f in fractions]
+    except (TypeError, ValueError):
+        fr = []
+    if not fr or any(not 0 < f <= 1 for f in fr):
+        raise ValueError(f"--eval-fractions: expected fractions of the budget in (0, 1], got "
+                         f"{fractions!r}")
+    if budget < 1:
+        raise ValueError(f"--budget: expected >= 1 training steps, got {budget}")
+    return sorted({max(1, math.floor(f * budget + 0.5)) for f in fr} | {int(budget)})
+
+
+def read_curve(run: str | os.PathLike) -> dict[int, dict]:
+    """``{step: {"step", "budget", "alphas": {alpha: {space: {"fd", "cond_fd", "collapse",
+    ...}}}}}`` from ``run/eval_curve.json``; {} without one (a run from before the curves, or
+    one trained outside validate) or when it is unreadable."""
+    p = Path(run) / EVAL_CURVE
+    if not p.is_file():
+        return {}
+    try:
+        return {int(pt["step"]): pt for pt in json.loads(p.read_text())["points"]}
+    except (ValueError, KeyError, TypeError):
+        return {}
+
+
+def _add_curve_point(run: Path, ev: dict, budget: int) -> dict[int, dict]:
+    """Add (or replace) the point of evaluation ``ev`` (``evaluate_run``'s dict) in
+    ``run/eval_curve.json`` (atomic); returns all points."""
+    points = read_curve(run)
+    points[int(ev["step"])] = {"step": int(ev["step"]), "budget": int(budget),
+                               "alphas": ev["alphas"]}
+    _write_json(run / EVAL_CURVE, {"points": [points[k] for k in sorted(points)]})
+    return points
+
+
+def _point_complete(point: dict | None, evaluations: list[str], alpha: float) -> bool:
+    got = ((point or {}).get("alphas") or {}).get(f"{float(alpha):g}") or {}
+    return all("cond_fd" in got.get(e, {}) and "collapse" in got.get(e, {}) for e in evaluations)
+
+
+def _run_points(run: Path) -> dict[int, dict]:
+    """A run's evaluated points: its curve, plus ``eval.json`` when the curve lacks that step
+    (a run evaluated before the curves: its curve is the final point alone)."""
+    points = dict(read_curve(run))
+    ev = _read_eval(run)
+    if ev is not None and isinstance(ev.get("step"), int) and ev["step"] not in points:
+        points[ev["step"]] = {"step": ev["step"], "alphas": ev.get("alphas") or {}}
+    return points
+
+
+def _num(v: Any) -> float:
+    try:
+        return math.nan if v is None else float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def training_health(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: list[Job],
+                    exclude: Any = ()) -> dict:
+    """Can the outcome be trusted? From every job's ``eval_curve.json`` and ``eval.json``.
+
+    Returns ``{"eval_steps": [S], "curves": {cand: {metric: {"steps", "mean", "n_seeds",
+    "per_seed": {seed: [S]}}}}, "convergence": {"rule", "per_candidate": {cand: {metric:
+    still_improving(...)}}, "best_runs": {metric: {"candidate", "seed", ...}}}, "collapse":
+    {"space", "alpha", "rule", "runs": [{"candidate", "seed", "collapsed", "reasons",
+    "variance_ratio", "coverage", ...}], "per_candidate": {cand: {"n_collapsed", "n_runs",
+    "n_unknown"}}}, "warnings": [str], "caution": str (a sentence for the verdict, or "")}``.
+
+    Rules: a curve is the mean over seeds per evaluation step (``curve_over_seeds``); it is
+    still improving when its FD fell by more than ``improving_threshold`` from the last
+    evaluation at or before the 75% step of the budget to the final step (``still_improving``), checked
+    for every candidate's mean curve and, per metric, for the best run (lowest final FD among
+    the pairs not excluded for metric hacking, ``exclude``: (candidate, metric) pairs).
+    Collapse is read in the first evaluation space at ``eval_alpha`` and judged by
+    ``collapse_verdict`` with the config's thresholds; a collapsed run keeps its FDs.
+    """
+    from featsel.confirmation import curve_over_seeds, still_improving
+
+    key = f"{float(cfg.eval_alpha):g}"
+    steps = eval_steps(cfg.eval_fractions, cfg.budget)
+    metrics = [(fd_metric(k, e), k, e) for e in evals for k in FD_KINDS]
+    excl = {(str(c), str(m)) for c, m in exclude}
+    per_run: dict[tuple[str, int], dict[str, dict[int, float]]] = {}
+    lacking: dict[str, list[int]] = {}
+    for j in sorted(jobs, key=lambda j: (j.candidate, j.seed)):
+        pts = _run_points(Path(j.run_dir))
+        per_run[j.candidate, j.seed] = {
+            m: {s: _num(((p.get("alphas") or {}).get(key) or {}).get(e, {}).get(k))
+                for s, p in pts.items()} for m, k, e in metrics}
+        miss = [s for s in steps if s not in pts]
+        if miss:
+            lacking[j.run_dir] = miss
+    seeds = {c: sorted(k for cc, k in per_run if cc == c) for c in cands}
+    curves: dict[str, dict] = {}
+    conv: dict[str, dict] = {}
+    for c in cands:
+        curves[c], conv[c] = {}, {}
+        for m, _, _ in metrics:
+            runs = [per_run[c, k][m] for k in seeds[c]]
+            cur = curve_over_seeds(runs, steps)
+            cur["per_seed"] = {str(k): [r.get(s, math.nan) for s in steps]
+                               for k, r in zip(seeds[c], runs)}
+            curves[c][m] = cur
+            conv[c][m] = still_improving(steps, cur["mean"], cfg.budget,
+                                         threshold=cfg.improving_threshold)
+    best_runs = {}
+    for m, _, _ in metrics:
+        final = [(v, c, k) for (c, k), r in per_run.items() if (c, m) not in excl
+                 for v in [r[m].get(cfg.budget, math.nan)] if math.isfinite(v)]
+        if final:
+            _, c, k = min(final)
+            r = per_run[c, k][m]
+            best_runs[m] = {"candidate": c, "seed": k,
+                            **still_improving(steps, [r.get(s, math.nan) for s in steps],
+                                              cfg.budget, threshold=cfg.improving_threshold)}
+    warnings: list[str] = []
+    n_improving = 0
+    for c in cands:
+        bad = [(m, v) for m, v in conv[c].items() if v["still_improving"]]
+        if bad:
+            n_improving += 1
+            ref = bad[0][1]["ref_step"]
+            warnings.append(
+                f"candidate {c!r} was still improving over the last quarter of the budget "
+                f"(mean FD over seeds, step {ref} to {cfg.budget}): "
+                + ", ".join(f"{m} {-v['rel_improvement']:+.1%}" for m, v in bad)
+                + f" (more than {cfg.improving_threshold:.0%}); its outcome at the final step "
+                  "may not be converged (try a larger --budget)")
+    improving_best = {}
+    for m, b in best_runs.items():
+        if b["still_improving"]:
+            improving_best.setdefault((b["candidate"], b["seed"]), []).append((m, b))
+    for (c, k), items in improving_best.items():
+        warnings.append(
+            f"the best run (lowest final FD) of {', '.join(m for m, _ in items)}, {c!r} seed "
+            f"{k}, was still improving over the last quarter of the budget (step "
+            f"{items[0][1]['ref_step']} to {cfg.budget}): "
+            + ", ".join(f"{m} {-b['rel_improvement']:+.1%}" for m, b in items))
+    if lacking:
+        miss = sorted({s for v in lacking.values() for s in v})
+        warnings.append(
+            f"{len(lacking)} run(s) have no evaluation at step(s) {miss} (e.g. "
+            f"{next(iter(lacking))!r}): trained past them before this sweep asked for them "
+            "(featsel train, a dry run, an older featsel validate, or another --budget / "
+            "--eval-fractions); their curves hold fewer points and convergence is checked on "
+            "the points there are")
+    collapse = _collapse_report(cfg, cands, evals, jobs, key)
+    for c, n in collapse["per_candidate"].items():
+        if n["n_collapsed"]:
+            runs = [r for r in collapse["runs"] if r["candidate"] == c and r["collapsed"]]
+            warnings.append(
+                f"candidate {c!r}: {n['n_collapsed']} of {n['n_runs']} run(s) collapsed in "
+                f"{collapse['space']!r} ("
+                + "; ".join(f"seed {r['seed']}: {' and '.join(r['reasons'])}" for r in runs)
+                + "); their FDs are kept in the ranking")
+    unknown = sum(n["n_unknown"] for n in collapse["per_candidate"].values())
+    if unknown:
+        warnings.append(f"{unknown} run(s) have no collapse statistics (an eval.json from before "
+                        "them): rerun featsel validate --resume to measure them")
+    n_coll = sum(n["n_collapsed"] for n in collapse["per_candidate"].values())
+    parts = []
+    if n_improving:
+        parts.append(f"{n_improving} candidate(s) still improving at the end of training")
+    if improving_best:
+        parts.append(f"the best run of {sum(len(v) for v in improving_best.values())} "
+                     "metric(s) still improving")
+    if n_coll:
+        parts.append(f"{n_coll} collapsed run(s)")
+    caution = f"Caution: {'; '.join(parts)} (see warnings)." if parts else ""
+    return {"eval_steps": steps, "curves": curves,
+            "convergence": {"rule": f"still improving when (FD at the last evaluation at or "
+                                    f"before the 75% step of the budget - FD at the final step) / the "
+                                    f"former > {cfg.improving_threshold:g}",
+                            "per_candidate": conv, "best_runs": best_runs},
+            "collapse": collapse, "warnings": warnings, "caution": caution}
+
+
+def _collapse_report(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: list[Job],
+                     key: str) -> dict:
+    """Per job the collapse verdict at the final evaluation (``eval.json``) in the first
+    evaluation space, re-judged from its stored numbers with the config's thresholds."""
+    from featsel.confirmation import collapse_verdict
+
+    space = evals[0]
+    rule = {"min_variance_ratio": cfg.collapse_min_variance_ratio,
+            "min_coverage": cfg.collapse_min_coverage, "min_share": cfg.collapse_min_share}
+    runs = []
+    for j in sorted(jobs, key=lambda j: (j.candidate, j.seed)):
+        ev = _read_eval(Path(j.run_dir)) or {}
+        stats = (((ev.get("alphas") or {}).get(key) or {}).get(space) or {}).get("collapse")
+        row = {"candidate": j.candidate, "seed": j.seed, "run": j.run_dir, "step": ev.get("step")}
+        if stats is None:
+            row.update(collapsed=None, reasons=["not measured (eval.json from before the "
+                                                 "collapse statistics)"])
+        else:
+            v = collapse_verdict(_num(stats.get("variance_ratio")),
+                                 stats.get("nearest_share_per_class") or {}, **rule)
+            row.update({k: v[k] for k in ("collapsed", "reasons", "variance_ratio", "coverage",
+                                          "n_classes", "uncovered")})
+        runs.append(row)
+    per = {c: {"n_collapsed": sum(r["collapsed"] is True for r in runs if r["candidate"] == c),
+               "n_runs": sum(r["candidate"] == c for r in runs),
+               "n_unknown": sum(r["collapsed"] is None for r in runs if r["candidate"] == c)}
+           for c in cands}
+    return {"space": space, "alpha": float(cfg.eval_alpha),
+            "rule": (f"collapsed when the mean over classes of tv(generated class) / tv(real "
+                     f"class) < {cfg.collapse_min_variance_ratio:g} (tv: total variance, the "
+                     f"trace of the covariance) or fewer than {cfg.collapse_min_coverage:.0%} "
+                     f"of the real classes are covered (a class is covered when >= "
+                     f"{cfg.collapse_min_share:.0%} of its generated samples lie nearest to its "
+                     f"real centroid), in {space!r} at the final step"),
+            **rule, "runs": runs, "per_candidate": per}

@@ -43,18 +43,28 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
 
 
 def ranking_figure(names: Sequence[str], mean: Sequence[float], low: Sequence[float],
-                   high: Sequence[float], path, *, tau: float) -> Path:
-    """Horizontal bars of Delta_OT per candidate (ranked order) with interval whiskers."""
+                   high: Sequence[float], path, *, tau: float, label: str = "Delta_OT",
+                   lower_is_better: bool = True, controls: Sequence[str] = ()) -> Path:
+    """Horizontal bars of the ranking criterion per candidate (ranked order) with interval
+    whiskers; controls in grey."""
     n = len(names)
     fig, ax = plt.subplots(figsize=(6.0, 0.45 * n + 1.2))
     y = np.arange(n)[::-1]
     m = np.asarray(mean, float)
     err = np.vstack([m - np.asarray(low, float), np.asarray(high, float) - m]).clip(min=0)
-    ax.barh(y, m, xerr=err, color="#4c72b0", capsize=3)
-    ax.set_yticks(y, [str(s) for s in names])
-    ax.set_xlabel(f"Delta_OT at tau={tau:g} (lower = more stable)")
-    ax.set_title("Candidates ranked by OT matching stability")
+    colors = ["#bbbbbb" if s in set(controls) else "#4c72b0" for s in names]
+    ax.barh(y, m, xerr=err, color=colors, capsize=3)
+    ax.set_yticks(y, [_short(str(s)) for s in names])
+    better = "lower" if lower_is_better else "higher"
+    where = f" at tau={tau:g}" if label == "Delta_OT" else ""
+    ax.set_xlabel(f"{label}{where} ({better} is better)")
+    ax.set_title(f"Candidates ranked by {label}")
     return save_figure(fig, path)
+
+
+def _short(name: str, width: int = 34) -> str:
+    """Long featurizer specs shortened for axis labels (the tables keep the full name)."""
+    return name if len(name) <= width else name[: width - 12] + "..." + name[-9:]
 
 
 def r2_heatmap(matrix, rows: Sequence[str], cols: Sequence[str], path) -> Path:

@@ -63,12 +63,16 @@ def build_figures(results: Mapping, out_dir: str | os.PathLike) -> dict[str, lis
     diags: Mapping = results.get("diagnostics", {})
     out: dict[str, list[dict]] = {"ranking": [], "alignment": [], "couplings": [],
                                   "spectra": [], "curves": []}
-    key = f"delta_ot@{tau:g}"
-    if table:
+    crit = ranking.get("criterion") or f"delta_ot@{tau:g}"
+    key = crit if table and crit in table[0] else f"delta_ot@{tau:g}"
+    if table and key in table[0]:
         names = [r["candidate"] for r in table]
+        label = "Delta_OT" if key.startswith("delta_ot") else key
         p = F.ranking_figure(names, [r[key] for r in table], [r["ci_low"] for r in table],
-                             [r["ci_high"] for r in table], fig_dir / "ranking.png", tau=tau)
-        out["ranking"].append({"path": p, "caption": f"Delta_OT at tau={tau:g} with intervals"})
+                             [r["ci_high"] for r in table], fig_dir / "ranking.png", tau=tau,
+                             label=label, lower_is_better=ranking.get("lower_is_better", True),
+                             controls=[r["candidate"] for r in table if r.get("control")])
+        out["ranking"].append({"path": p, "caption": f"{label} with intervals (grey: controls)"})
     order = list(ranking.get("order", list(diags)))
     evals = list(results.get("evaluations", []))
     if evals and any(diags.get(c, {}).get("alignment") for c in order):
@@ -151,8 +155,22 @@ def render_html(results: Mapping, figures: Mapping[str, list[dict]], *,
             src = (data_uri(it["path"]) if embed
                    else os.path.relpath(it["path"], base_dir or Path(it["path"]).parent))
             figs[section].append({"src": src, "caption": it["caption"]})
+    recommended = ranking.get("recommended", ranking.get("order", [None])[0]
+                              if "recommended" not in ranking else None)
+    crit = ranking.get("criterion") or f"delta_ot@{float(ranking.get('tau', 0.05)):g}"
+    validity = ranking.get("validity", {})
+    rec_row = next((r for r in table if r.get("candidate") == recommended), {})
     return env.get_template("report.html").render(
         title=results.get("title", "featsel score report"),
+        recommended=recommended,
+        criterion=crit,
+        criterion_label=(validity.get(crit) or {}).get("label", crit),
+        criterion_description=(validity.get(crit) or {}).get("description",
+                                                             "OT matching stability"),
+        lower_is_better=ranking.get("lower_is_better", True),
+        invalid_reason=ranking.get("invalid_reason", ""),
+        tied=rec_row.get("tied_with", ""),
+        validity=validity,
         tau=ranking.get("tau", 0.05),
         columns=columns,
         table=table,

@@ -1,19 +1,20 @@
 """Figures of `featsel validate` from plain arrays: generated vs real samples in a UMAP
-(paper Figure 5) and the predicted-vs-outcome ranking scatter. Each writes one PNG atomically
-(``reports.figures.save_figure``)."""
+(paper Figure 5), the predicted-vs-outcome ranking scatter and the FD-vs-step curves. Each
+writes one PNG atomically (``reports.figures.save_figure``)."""
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from reports.figures import plt, save_figure
 
-__all__ = ["ranking_scatter", "umap_figure"]
+__all__ = ["ranking_scatter", "umap_figure", "fd_curves_figure"]
 
 
 def _plain(s: str) -> str:
@@ -129,4 +130,53 @@ def umap_figure(real: np.ndarray, real_labels: np.ndarray, gen: np.ndarray,
     axes[1].legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
     if title:
         fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def fd_curves_figure(curves: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]],
+                     path: str | os.PathLike, *,
+                     flagged: Collection[tuple[str, str]] = (),
+                     last_quarter: tuple[float, float] | None = None) -> Path:
+    """Small multiples of FD against the training step -> PNG: one panel per metric (the keys of
+    ``curves``, in order), one line per candidate (same colour in every panel).
+
+    curves: ``{metric: {candidate: (steps (S,), FD (S,))}}``, missing values None / NaN (the
+    line skips them). flagged: (candidate, metric) pairs drawn dashed (e.g. still improving at
+    the end of training). last_quarter: (start step, final step) shaded in every panel.
+    """
+    metrics = list(curves)
+    if not metrics:
+        raise ValueError("curves: expected at least one metric")
+    cands = list(dict.fromkeys(c for m in metrics for c in curves[m]))
+    cmap = plt.get_cmap("tab10" if len(cands) <= 10 else "tab20")
+    colour = {c: cmap(i % cmap.N) for i, c in enumerate(cands)}
+    flagged = {(str(c), str(m)) for c, m in flagged}
+    ncols = min(len(metrics), 4)
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols + 1.8, 2.9 * nrows),
+                             squeeze=False)
+    for ax, m in zip(axes.flat, metrics):
+        if last_quarter is not None:
+            ax.axvspan(*last_quarter, color="#eee", zorder=0)
+        for c, (steps, fd) in curves[m].items():
+            x = np.asarray(steps, dtype=float)
+            y = np.asarray([np.nan if v is None else v for v in fd], dtype=float)
+            ok = np.isfinite(x) & np.isfinite(y)
+            if not ok.any():
+                continue
+            ax.plot(x[ok], y[ok], marker="o", ms=3, color=colour[c],
+                    ls="--" if (str(c), str(m)) in flagged else "-")
+        ax.set_title(_plain(m), fontsize=9)
+        ax.set_xlabel("training step", fontsize=8)
+        ax.set_ylabel("FD (mean over seeds)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
+    handles = [plt.Line2D([], [], color=colour[c], marker="o", ms=3, label=_plain(c))
+               for c in cands]
+    if flagged:
+        handles.append(plt.Line2D([], [], color="#555", ls="--", label="still improving"))
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
+    fig.tight_layout()
     return save_figure(fig, path)

@@ -16,6 +16,13 @@ so every user string is escaped. Keys of ``validation`` used (all optional excep
     predictors: {diagnostic: {same keys, "lower_is_better"}}, best_predictor, best_predictor_reason,
     metric_hacking / aligned_not_excluded: [{"candidate", "evaluation", "note"}],
     figures: {candidate: PNG path relative to the validation folder},
+    warnings: [str],
+    curves: {candidate: {metric: {"steps": [S], "mean": [S]}}},
+    convergence: {"rule", "per_candidate": {candidate: {metric: {"still_improving",
+                  "ref_step", "final_step"}}}, "best_runs": {...}},
+    collapse: {"space", "rule", "runs": [{"candidate", "seed", "collapsed", "reasons",
+               "variance_ratio", "coverage"}], "per_candidate": {candidate: {"n_collapsed",
+               "n_runs"}}},
     settings, timings, versions: {key: value};  command: str
 
 The FD metrics (table columns) are read from the data, never from a fixed list: the
@@ -109,7 +116,8 @@ def candidate_rows(validation: Mapping, score_table: Sequence[Mapping] | None = 
     ``delta_rank``, ``effective_rank``, ``fd``: ``{metric: {"mean", "std", "n", "excluded"}}``
     (``std`` is the sample std over seeds, NaN with one seed), ``mean_fd_rank``,
     ``rank_low`` / ``rank_high`` (min / max of the per-metric ranks) and ``outcome_rank``
-    (position in ``outcome_order``, None when every FD was excluded).
+    (position in ``outcome_order``, None when every FD was excluded), ``n_collapsed`` /
+    ``n_runs`` (from ``collapse.per_candidate``; 0 / None without it).
 
     A cell is ``excluded`` (left out of that metric's rank: metric hacking) when the table
     says ``hacked[<evaluation>]``, when ``metric_hacking`` lists the (candidate, evaluation)
@@ -123,6 +131,7 @@ def candidate_rows(validation: Mapping, score_table: Sequence[Mapping] | None = 
     score = {str(r.get("candidate")): r for r in (score_table or [])}
     outcome = list(validation.get("outcome_order") or [])
     mr_all = validation.get("mean_fd_rank") or {}
+    collapsed = (validation.get("collapse") or {}).get("per_candidate") or {}
     rows = []
     for t in validation["table"]:
         c = str(t["candidate"])
@@ -160,6 +169,8 @@ def candidate_rows(validation: Mapping, score_table: Sequence[Mapping] | None = 
             "rank_low": min(mine) if mine else math.nan,
             "rank_high": max(mine) if mine else math.nan,
             "outcome_rank": outcome.index(c) + 1 if c in outcome else None,
+            "n_collapsed": int((collapsed.get(c) or {}).get("n_collapsed") or 0),
+            "n_runs": (collapsed.get(c) or {}).get("n_runs"),
         })
     return rows
 
@@ -185,7 +196,7 @@ def _figure_items(validation: Mapping, rows: Sequence[Mapping], out_dir: Path, b
         src = data_uri(path) if embed else Path(os.path.relpath(path, out_dir)).as_posix()
         return {"src": src, "caption": caption, "missing": ""}
 
-    out: dict[str, list[dict]] = {"ranking": [], "samples": []}
+    out: dict[str, list[dict]] = {"ranking": [], "samples": [], "curves": []}
     if rows and any(math.isfinite(r["delta"]) and math.isfinite(r["mean_fd_rank"])
                     for r in rows):
         has_ci = all(r["ci"] for r in rows)
@@ -203,7 +214,43 @@ def _figure_items(validation: Mapping, rows: Sequence[Mapping], out_dir: Path, b
                                    "per-metric ranks); right: rank against rank"))
     for c, rel in (validation.get("figures") or {}).items():
         out["samples"].append(item(base_dir / str(rel), f"{c} (seed 0)"))
+    curves = _curve_data(validation)
+    if curves:
+        from reports.validation_figures import fd_curves_figure
+
+        p = fd_curves_figure(curves["curves"], out_dir / "figures" / "validation_curves.png",
+                             flagged=curves["flagged"], last_quarter=curves["last_quarter"])
+        out["curves"].append(item(p, "FD against the training step, mean over seeds, one panel "
+                                     "per metric (shaded: the last quarter of the budget; "
+                                     "dashed: still improving there)"))
     return out
+
+
+def _curve_data(validation: Mapping) -> dict | None:
+    """The stored curves regrouped for ``fd_curves_figure``: ``{"curves": {metric: {candidate:
+    (steps, mean)}}, "flagged": [(candidate, metric)], "last_quarter": (ref step, final step)
+    or None}``; None when ``validation`` has no curves with more than one step."""
+    raw = validation.get("curves") or {}
+    if not isinstance(raw, Mapping) or not raw:
+        return None
+    names = [m["name"] for m in fd_metrics(validation)]
+    names += [m for row in raw.values() for m in row if m not in names]
+    curves: dict[str, dict] = {}
+    for m in dict.fromkeys(names):
+        per = {str(c): (row[m].get("steps") or [], row[m].get("mean") or [])
+               for c, row in raw.items() if isinstance(row.get(m), Mapping)}
+        if per:
+            curves[m] = per
+    if not any(sum(math.isfinite(_num(v)) for v in fd) > 1
+               for per in curves.values() for _, fd in per.values()):
+        return None  # one evaluated step per run: nothing to draw
+    conv = (validation.get("convergence") or {}).get("per_candidate") or {}
+    flagged = [(c, m) for c, row in conv.items() for m, v in row.items()
+               if isinstance(v, Mapping) and v.get("still_improving")]
+    spans = [(v.get("ref_step"), v.get("final_step")) for row in conv.values()
+             for v in row.values() if isinstance(v, Mapping)]
+    spans = [s for s in spans if s[0] is not None and s[1] is not None]
+    return {"curves": curves, "flagged": flagged, "last_quarter": spans[0] if spans else None}
 
 
 def render_validation_html(validation: Mapping, rows: Sequence[Mapping],
@@ -223,6 +270,7 @@ def render_validation_html(validation: Mapping, rows: Sequence[Mapping],
         title=validation.get("title", "featsel validate report"),
         verdict=validation.get("verdict", ""),
         predicted_order=validation.get("predicted_order") or [],
+        predictor=validation.get("predictor") or "Delta_OT",
         outcome_order=validation.get("outcome_order") or [],
         rows=rows,
         metrics=fd_metrics(validation),
@@ -235,6 +283,10 @@ def render_validation_html(validation: Mapping, rows: Sequence[Mapping],
         best=validation.get("best_predictor"),
         best_reason=validation.get("best_predictor_reason", ""),
         hacking=validation.get("metric_hacking") or [],
+        warnings=validation.get("warnings") or [],
+        collapse=validation.get("collapse") or {},
+        convergence_rule=(validation.get("convergence") or {}).get("rule", ""),
+        eval_steps=validation.get("eval_steps") or [],
         aligned=validation.get("aligned_not_excluded") or [],
         figures=figures,
         command=validation.get("command"),

@@ -19,7 +19,20 @@ def test_score_end_to_end_and_report(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     res = json.loads((out / "results.json").read_text())
     assert printed["ranking"]["order"] == res["ranking"]["order"]
-    assert sorted(res["ranking"]["order"]) == ["pca:dim=8", "random-projection:dim=8"]
+    # the two candidates and the two noise controls added by default (the largest block: 8-d)
+    assert sorted(res["ranking"]["order"]) == ["noise:dim=1", "noise:dim=8", "pca:dim=8",
+                                               "random-projection:dim=8"]
+    rk = res["ranking"]
+    assert sorted(rk["controls"]) == ["noise:dim=1", "noise:dim=8"]
+    assert res["settings"]["controls"] == ["noise:dim=1", "noise:dim=8"]
+    assert rk["criterion"] == "transport_fidelity"
+    assert rk["recommended"] in ("pca:dim=8", "random-projection:dim=8")
+    assert rk["valid"] and sorted(rk["order"][-2:]) == ["noise:dim=1", "noise:dim=8"]
+    # every registered criterion is computed, with its control check
+    assert {"transport_fidelity", "delta_ot", "null_share", "effective_rank"} <= set(
+        rk["validity"])
+    pc = res["diagnostics"]["pca:dim=8"]["criteria"]["transport_fidelity"]
+    assert 0 < pc["mean"] < 1 and pc["perplexity"] == pytest.approx(4.0, rel=0.1)
     df = pd.read_csv(out / "results.csv")
     assert list(df["candidate"]) == res["ranking"]["order"]
     d = res["diagnostics"]["pca:dim=8"]
@@ -32,6 +45,7 @@ def test_score_end_to_end_and_report(tmp_path, capsys):
     assert any(f["candidate"] == "pca:dim=8" and f["evaluation"] == "pca:dim=8" for f in flags)
     html = (out / "report.html").read_text()
     assert 'id="ranking-table"' in html and "random-projection:dim=8" in html
+    assert 'class="control"' in html and 'id="validity"' in html
     assert {p.name for p in (out / "figures").iterdir()} >= {"ranking.png", "alignment_r2.png"}
     (out / "report.html").unlink()
     assert main(["report", str(out)]) == 0

@@ -38,7 +38,7 @@ def test_flat_spectrum_gives_its_rank_and_scale_invariance():
     assert effective_rank(torch.ones(10, 4)) == 0.0
 
 
-def test_blocks_weighted_by_subproblems():
+def test_block_weighting():
     g = torch.Generator().manual_seed(1)
     per_loc = torch.randn(100, 4, 6, generator=g)  # 4 locations
     glob = _with_spectrum([1.0, 1.0, 1.0], n=100, d=6)
@@ -46,8 +46,14 @@ def test_blocks_weighted_by_subproblems():
     locs = [effective_rank(per_loc[:, i]) for i in range(4)]
     assert r.per_block["k/per_loc"] == pytest.approx(np.mean(locs), rel=1e-10)
     assert r.per_block["k/global_mean"] == pytest.approx(3.0, rel=1e-10)
-    assert r.weights == {"k/per_loc": 4, "k/global_mean": 1}
-    assert r.effective_rank == pytest.approx((4 * np.mean(locs) + 3.0) / 5, rel=1e-10)
+    # default: each block weighs the same, so 1-d per-location problems cannot dominate
+    assert r.weights == {"k/per_loc": 1, "k/global_mean": 1}
+    assert r.effective_rank == pytest.approx((np.mean(locs) + 3.0) / 2, rel=1e-10)
+    rp = block_effective_rank({"k/per_loc": per_loc, "k/global_mean": glob}, weighting="problems")
+    assert rp.weights == {"k/per_loc": 4, "k/global_mean": 1}
+    assert rp.effective_rank == pytest.approx((4 * np.mean(locs) + 3.0) / 5, rel=1e-10)
+    with pytest.raises(ValueError, match="weighting"):
+        block_effective_rank(glob, weighting="count")
     assert sum(r.spectra["k/global_mean"]) == pytest.approx(1.0)
 
 

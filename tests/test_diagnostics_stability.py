@@ -66,7 +66,7 @@ def test_report_taus_classes_interval_and_determinism():
     assert set(d["per_tau"]) == {"0.02", "0.05", "0.2"}
 
 
-def test_blocks_are_batched_locations_weighted_by_count():
+def test_blocks_are_batched_locations_and_block_weighting():
     g = torch.Generator().manual_seed(4)
     per_loc = torch.randn(150, 3, 4, generator=g)
     glob = torch.randn(150, 6, generator=g)
@@ -77,8 +77,15 @@ def test_blocks_are_batched_locations_weighted_by_count():
     assert t.per_block["m/per_loc"] == pytest.approx(np.mean(singles), rel=1e-6)
     g_only = ot_stability_report(glob, **kw).value()
     assert t.per_block["m/global_mean"] == pytest.approx(g_only, rel=1e-6)
-    assert t.mean == pytest.approx((3 * np.mean(singles) + g_only) / 4, rel=1e-6)
-    assert r.weights == {"m/per_loc": 3, "m/global_mean": 1}
+    # each block weighs the same by default; "problems" weighs a block by its sub-problems
+    assert t.mean == pytest.approx((np.mean(singles) + g_only) / 2, rel=1e-6)
+    assert r.weights == {"m/per_loc": 1, "m/global_mean": 1}
+    rp = ot_stability_report({"m/per_loc": per_loc, "m/global_mean": glob},
+                             block_weighting="problems", **kw)
+    assert rp.per_tau[0.05].mean == pytest.approx((3 * np.mean(singles) + g_only) / 4, rel=1e-6)
+    assert rp.weights == {"m/per_loc": 3, "m/global_mean": 1}
+    with pytest.raises(ValueError, match="block_weighting"):
+        ot_stability_report(glob, block_weighting="count", **kw)
 
 
 def test_paper_recipe_and_user_source():

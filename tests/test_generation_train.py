@@ -81,6 +81,33 @@ def test_resume_after_kill_continues_the_same_curve(tmp_path, warm):
             assert torch.equal(sa["ema"][d][k], sb["ema"][d][k])
 
 
+def test_training_in_stages_with_until_equals_training_straight(tmp_path):
+    """featsel validate trains to each evaluation step (until=s) and resumes: the stop writes a
+    checkpoint and flushes the metrics between log/checkpoint intervals, and the schedule
+    follows cfg.steps, so the staged run is the straight run."""
+    data = digits_data()
+    over = {"ckpt_every": 4, "log_every": 4}
+    train(_cfg(tmp_path / "a", **over), data=data, featurizer=projection_featurizer())
+    r1 = train(_cfg(tmp_path / "b", **over), data=data, featurizer=projection_featurizer(),
+               until=3)
+    assert r1["steps_run"] == 3 and r1["stopped_at"] == 3
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 3
+    assert [r["step"] for r in read_metrics(tmp_path / "b" / "metrics.jsonl")] == [1, 2, 3]
+    r2 = train(_cfg(tmp_path / "b", **over), data=data, featurizer=projection_featurizer(),
+               resume=True, until=99)  # capped at cfg.steps
+    assert r2["resumed_from"] == 3 and r2["steps_run"] == 3 and r2["stopped_at"] == 6
+    a, b = read_metrics(tmp_path / "a" / "metrics.jsonl"), read_metrics(tmp_path / "b" / "metrics.jsonl")
+    assert [r["step"] for r in b] == list(range(1, 7))
+    for key in ("loss", "lr", "grad_norm"):
+        assert [r[key] for r in a] == [r[key] for r in b], key
+    sa = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
+    sb = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    for k in sa["model"]:
+        assert torch.equal(sa["model"][k], sb["model"][k]), k
+    with pytest.raises(ValueError, match="until"):
+        train(_cfg(tmp_path / "c"), data=data, featurizer=projection_featurizer(), until=0)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

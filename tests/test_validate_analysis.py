@@ -129,26 +129,42 @@ def test_compare_predictors_picks_the_right_one():
     assert none["best"] is None
 
 
-def _fake_sweep(tmp_path, fds, flags, cond=None, **kw):
+HEALTHY = {"variance_ratio": 0.9, "nearest_share_per_class": {"0": 1.0, "1": 0.8}}
+
+
+def _fake_sweep(tmp_path, fds, flags, cond=None, collapse=None, curves=None, **kw):
     """Eval files for a 3-candidate x 2-seed sweep (hand-chosen FDs) and a score dict.
-    fds: unconditional FDs {cand: {space: [per seed]}}; cond: conditional ones (default fds)."""
+    fds: unconditional FDs {cand: {space: [per seed]}}; cond: conditional ones (default fds).
+    collapse: {(cand, seed): collapse stats} (default HEALTHY for every run). curves:
+    {cand: [per seed {step: factor}]}: an eval_curve.json whose point at a step holds the
+    final FDs times that factor (none: runs from before the curves)."""
     import json
     from pathlib import Path
 
     from generation.validate import ValidateConfig, plan_jobs
 
     cond = fds if cond is None else cond
+    collapse = collapse or {}
     cfg = ValidateConfig(featurizers=list(fds), evaluations=["m1", "m2"], seeds=2, budget=5,
                          n_boot=50, **kw)
     names = list(fds)
     jobs = plan_jobs(cfg, list(fds), tmp_path)
     for j in jobs:
         Path(j.run_dir).mkdir(parents=True)
+        stats = collapse.get((j.candidate, j.seed), HEALTHY)
+
+        def alphas(f=1.0, j=j, stats=stats):
+            return {"1": {m: {"fd": f * fds[j.candidate][m][j.seed],
+                              "cond_fd": f * cond[j.candidate][m][j.seed], "collapse": stats}
+                          for m in ("m1", "m2")}}
+
         ev = {"step": 5, "real_reference": {"m1": "generation", "m2": "generation"},
-              "alphas": {"1": {m: {"fd": fds[j.candidate][m][j.seed],
-                                   "cond_fd": cond[j.candidate][m][j.seed]}
-                               for m in ("m1", "m2")}}}
+              "alphas": alphas()}
         (Path(j.run_dir) / "eval.json").write_text(json.dumps(ev))
+        if curves is not None and j.candidate in curves:
+            pts = [{"step": s, "budget": 5, "alphas": alphas(f)}
+                   for s, f in sorted(curves[j.candidate][j.seed].items())]
+            (Path(j.run_dir) / "eval_curve.json").write_text(json.dumps({"points": pts}))
     delta = {c: 0.1 * (i + 1) for i, c in enumerate(names)}     # a 0.1, b 0.2, c 0.3, ...
     erank = {c: float(i + 1) for i, c in enumerate(names)}      # a 1, b 2, c 3, ...
     score = {"settings": {"data": "toy"}, "ranking": {
@@ -273,3 +289,213 @@ def test_eval_json_without_cond_fd_is_reevaluated(tmp_path, monkeypatch):
     del ev["real_reference"]
     (Path(jobs[1].run_dir) / "eval.json").write_text(json.dumps(ev))
     assert v.job_status(jobs[1], 5, ["m1", "m2"], 1.0) == "trained"
+    # ... and one from before the collapse statistics
+    ev = json.loads((Path(jobs[2].run_dir) / "eval.json").read_text())
+    del ev["alphas"]["1"]["m2"]["collapse"]
+    (Path(jobs[2].run_dir) / "eval.json").write_text(json.dumps(ev))
+    assert v.job_status(jobs[2], 5, ["m1", "m2"], 1.0) == "trained"
+
+
+# --- trustworthy outcomes: collapse statistics, curves, the still-improving rule ------------
+
+def _square(cx, cy):
+    """Four points on a 2 x 2 square around (cx, cy): per-dimension sample variance 4/3
+    (ddof 1), total variance 8/3."""
+    import numpy as np
+
+    return np.array([[cx - 1, cy - 1], [cx + 1, cy - 1], [cx - 1, cy + 1], [cx + 1, cy + 1]],
+                    dtype=float)
+
+
+def test_collapse_statistics_on_hand_built_sets():
+    import numpy as np
+
+    from featsel.confirmation import (
+        class_coverage,
+        collapse_stats,
+        nearest_centroid_shares,
+        total_variance_ratio,
+    )
+
+    centres = [(0, 0), (10, 0), (0, 10), (10, 10)]
+    real = np.concatenate([_square(*c) for c in centres])            # (16, 2), 4 classes
+    rl = np.repeat(np.arange(4), 4)
+    # healthy: the real set itself -> ratio 1 per class, every sample at its own centroid
+    h = collapse_stats(real, rl, real, rl)
+    assert h["variance_ratio"] == pytest.approx(1.0)
+    assert h["nearest_share_per_class"] == {"0": 1.0, "1": 1.0, "2": 1.0, "3": 1.0}
+    assert h["coverage"] == 1.0 and h["collapsed"] is False and h["reasons"] == []
+    # collapsed: a 0.1 x 0.1 square per class: tv = 4 * 0.05^2 * 2 / 3 = 0.02 / 3, ratio
+    # (0.02 / 3) / (8 / 3) = 0.0025 < 0.1, although every class is still covered
+    tiny = np.concatenate([_square(*c) * 0 + np.array(c) + 0.05 * (_square(0, 0)) for c in
+                           centres])
+    tv = total_variance_ratio(tiny, rl, real, rl)
+    assert tv["per_class"] == pytest.approx({str(c): 0.0025 for c in range(4)})
+    assert tv["variance_ratio"] == pytest.approx(0.0025)
+    c = collapse_stats(tiny, rl, real, rl)
+    assert c["collapsed"] is True and c["coverage"] == 1.0
+    assert len(c["reasons"]) == 1 and "variance" in c["reasons"][0]
+    # half the classes: generated classes 2 and 3 sit on real class 0's square (full spread)
+    half = np.concatenate([_square(*centres[0]), _square(*centres[1]), _square(*centres[0]),
+                           _square(*centres[0])])
+    sh = nearest_centroid_shares(half, rl, real, rl)
+    assert sh == {"0": 1.0, "1": 1.0, "2": 0.0, "3": 0.0}
+    assert class_coverage(sh) == 0.5
+    hs = collapse_stats(half, rl, real, rl)
+    assert hs["collapsed"] is False and hs["uncovered"] == ["2", "3"]   # half is not < half
+    # one class of four covered -> collapsed by coverage; the variance ratio stays 1
+    one = np.concatenate([_square(*centres[0])] * 4)
+    oc = collapse_stats(one, rl, real, rl)
+    assert oc["coverage"] == 0.25 and oc["variance_ratio"] == pytest.approx(1.0)
+    assert oc["collapsed"] is True and "covers 25%" in oc["reasons"][0]
+    # min_share: 1 of 20 samples (5%) at its own centroid covers the class, 0 of 20 does not
+    assert class_coverage({"0": 0.05, "1": 0.0}) == 0.5
+    assert class_coverage({"0": 0.05}, min_share=0.06) == 0.0
+    # a class without generated samples is not covered; labels without a real class ignored
+    assert nearest_centroid_shares(real[:4], np.array([0, 0, 9, 9]), real, rl) == {
+        "0": 1.0, "1": 0.0, "2": 0.0, "3": 0.0}
+    with pytest.raises(ValueError, match="same dimension"):
+        total_variance_ratio(real[:, :1], rl, real, rl)
+    with pytest.raises(ValueError, match="gen"):
+        nearest_centroid_shares(real, rl[:3], real, rl)
+
+
+def test_collapse_verdict_unknown_and_thresholds():
+    from featsel.confirmation import collapse_verdict
+
+    v = collapse_verdict(float("nan"), {})
+    assert v["collapsed"] is None and v["reasons"] == []
+    v = collapse_verdict(0.2, {"0": 1.0}, min_variance_ratio=0.3)
+    assert v["collapsed"] is True and v["min_variance_ratio"] == 0.3
+
+
+def test_still_improving_rule():
+    from featsel.confirmation import STILL_IMPROVING_THRESHOLD, still_improving
+
+    assert STILL_IMPROVING_THRESHOLD == 0.05
+    steps = [75, 150, 225, 300]
+    # FD 6 at 75% -> 5.6 at the end: (6 - 5.6) / 6 = 6.7% > 5%
+    r = still_improving(steps, [10.0, 8.0, 6.0, 5.6], 300)
+    assert r["still_improving"] is True and r["ref_step"] == 225 and r["final_step"] == 300
+    assert r["rel_improvement"] == pytest.approx(0.4 / 6)
+    # 3.3%: converged enough; exactly 5% is not "more than 5%"; a rising FD is not improving
+    assert still_improving(steps, [10.0, 8.0, 6.0, 5.8], 300)["still_improving"] is False
+    assert still_improving(steps, [1, 1, 10.0, 9.5], 300)["still_improving"] is False
+    assert still_improving(steps, [1, 1, 5.0, 7.0], 300)["still_improving"] is False
+    assert still_improving(steps, [10.0, 8.0, 6.0, 5.8], 300,
+                           threshold=0.02)["still_improving"] is True
+    # without a point at 75%: the last one before it (150); missing / NaN points are skipped
+    r = still_improving([75, 150, 300], [10.0, 8.0, 7.0], 300)
+    assert r["ref_step"] == 150 and r["rel_improvement"] == pytest.approx(1 / 8)
+    r = still_improving(steps, [10.0, 8.0, None, 7.0], 300)
+    assert r["ref_step"] == 150
+    # two steps (budget 2): step 1 is the reference
+    assert still_improving([1, 2], [4.0, 2.0], 2)["ref_step"] == 1
+    # not checkable: no final FD, or no earlier point
+    assert still_improving(steps, [10.0, 8.0, 6.0, float("nan")], 300)["still_improving"] is None
+    r = still_improving([300], [5.0], 300)
+    assert r["still_improving"] is None and "no evaluation" in r["note"]
+    with pytest.raises(ValueError, match="same length"):
+        still_improving(steps, [1.0], 300)
+
+
+def test_curve_over_seeds_and_eval_steps():
+    import math
+
+    from featsel.confirmation import curve_over_seeds
+    from generation.validate import ValidateConfig, eval_steps
+
+    c = curve_over_seeds([{1: 2.0, 2: 1.0}, {1: 4.0, 2: None}, {1: float("nan")}], [1, 2, 3])
+    assert c["steps"] == [1, 2, 3] and c["mean"][:2] == [3.0, 1.0] and math.isnan(c["mean"][2])
+    assert c["n_seeds"] == [2, 1, 0]
+    assert ValidateConfig().eval_fractions == (0.25, 0.5, 0.75, 1.0)
+    assert eval_steps((0.25, 0.5, 0.75, 1.0), 300) == [75, 150, 225, 300]
+    assert eval_steps((0.25, 0.5, 0.75, 1.0), 2) == [1, 2]
+    assert eval_steps((0.25, 0.5, 0.75, 1.0), 5) == [1, 3, 4, 5]
+    assert eval_steps((0.5,), 10) == [5, 10]           # the final step is always evaluated
+    for bad in ((0.0, 1.0), (1.5,), (), ("x",)):
+        with pytest.raises(ValueError, match="--eval-fractions"):
+            eval_steps(bad, 10)
+
+
+def test_summarize_curves_convergence_warning_and_collapse(tmp_path):
+    """Curves (mean over seeds per step), the still-improving warning for a candidate and for
+    the best run, a collapsed run marked with its numbers and counted, its FDs kept."""
+    from generation.validate import summarize
+    from reports import render_validation_report
+
+    fds = {c: {"m1": [v, v + 0.1], "m2": [v, v + 0.2]} for c, v in zip("abc", (1.0, 2.0, 3.0))}
+    flat = {1: 3.0, 3: 1.5, 4: 1.02, 5: 1.0}      # 2% over the last quarter: converged
+    steep = {1: 3.0, 3: 2.0, 4: 1.5, 5: 1.0}      # FD 1.5x at step 4 (the 75% point) -> 33%
+    curves = {"a": [steep, steep], "b": [flat, flat], "c": [flat, flat]}
+    collapsed = {"variance_ratio": 0.01, "nearest_share_per_class": {"0": 1.0, "1": 0.0}}
+    cfg, jobs, score = _fake_sweep(tmp_path, fds, [], curves=curves,
+                                   collapse={("b", 1): collapsed})
+    rep = summarize(cfg, list(fds), ["m1", "m2"], jobs, score)
+    assert rep["eval_steps"] == [1, 3, 4, 5]
+    cur = rep["curves"]["a"]["fd[m1]"]
+    assert cur["steps"] == [1, 3, 4, 5] and cur["n_seeds"] == [2, 2, 2, 2]
+    assert cur["mean"] == pytest.approx([3 * 1.05, 2 * 1.05, 1.5 * 1.05, 1.05])
+    assert cur["per_seed"]["1"] == pytest.approx([3.3, 2.2, 1.65, 1.1])
+    conv = rep["convergence"]["per_candidate"]
+    assert conv["a"]["cond_fd[m2]"]["still_improving"] is True
+    assert conv["a"]["fd[m1]"]["rel_improvement"] == pytest.approx(1 / 3)
+    assert conv["b"]["fd[m1]"]["still_improving"] is False
+    # the best run of every metric is a's seed 0, still improving
+    assert rep["convergence"]["best_runs"]["fd[m1]"]["candidate"] == "a"
+    assert rep["convergence"]["best_runs"]["fd[m1]"]["seed"] == 0
+    w = rep["warnings"]
+    assert any(x.startswith("candidate 'a' was still improving") for x in w)
+    assert any("best run" in x and "'a' seed 0" in x for x in w)
+    assert not any("'b' was still improving" in x for x in w)
+    # collapse: b seed 1 (variance ratio 0.01, 1 of 2 classes covered)
+    runs = {(r["candidate"], r["seed"]): r for r in rep["collapse"]["runs"]}
+    assert runs["b", 1]["collapsed"] is True and len(runs["b", 1]["reasons"]) == 1
+    assert runs["b", 1]["variance_ratio"] == 0.01 and runs["b", 1]["coverage"] == 0.5
+    assert runs["a", 0]["collapsed"] is False
+    assert rep["collapse"]["space"] == "m1"
+    assert rep["collapse"]["per_candidate"]["b"] == {"n_collapsed": 1, "n_runs": 2,
+                                                     "n_unknown": 0}
+    rows = {r["candidate"]: r for r in rep["table"]}
+    assert rows["b"]["n_collapsed"] == 1 and rows["a"]["n_collapsed"] == 0
+    assert rep["fd"]["b"]["m1"] == [2.0, 2.1]        # its metrics kept
+    assert any("'b': 1 of 2 run(s) collapsed" in x for x in w)
+    assert "Caution: 1 candidate(s) still improving" in rep["verdict"]
+    assert "1 collapsed run(s)" in rep["verdict"]
+    # the report shows the warnings, the collapsed marker and the curves figure
+    page = render_validation_report(rep, tmp_path / "html").read_text()
+    assert 'id="warnings"' in page and "COLLAPSED 1/2" in page and 'id="collapse"' in page
+    png = tmp_path / "html" / "figures" / "validation_curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 'id="curves"' in page
+
+
+def test_old_eval_json_without_curves_is_still_readable(tmp_path):
+    """A sweep evaluated before the curves and the collapse statistics: the final FDs rank as
+    before; each curve holds the final step only, convergence is not checkable, and both gaps
+    are said in the warnings (nothing raises)."""
+    import json
+    from pathlib import Path
+
+    from generation.validate import summarize
+    from reports import render_validation_report
+
+    fds = {c: {"m1": [v, v + 0.1], "m2": [v, v + 0.2]} for c, v in zip("abc", (1.0, 2.0, 3.0))}
+    cfg, jobs, score = _fake_sweep(tmp_path, fds, [])
+    for j in jobs:  # strip the collapse statistics too
+        p = Path(j.run_dir) / "eval.json"
+        ev = json.loads(p.read_text())
+        for entry in ev["alphas"]["1"].values():
+            del entry["collapse"]
+        p.write_text(json.dumps(ev))
+    rep = summarize(cfg, list(fds), ["m1", "m2"], jobs, score)
+    assert rep["mean_fd_rank"] == {"a": 1.0, "b": 2.0, "c": 3.0}
+    cur = rep["curves"]["a"]["fd[m1]"]
+    assert cur["mean"][:3] == [None, None, None] and cur["mean"][3] == pytest.approx(1.05)
+    assert rep["convergence"]["per_candidate"]["a"]["fd[m1]"]["still_improving"] is None
+    assert all(r["collapsed"] is None for r in rep["collapse"]["runs"])
+    assert any("no evaluation at step(s) [1, 3, 4]" in x for x in rep["warnings"])
+    assert any("no collapse statistics" in x for x in rep["warnings"])
+    assert "Caution" not in rep["verdict"]
+    page = render_validation_report(rep, tmp_path / "html").read_text()
+    assert "No FD-vs-step curves" in page

@@ -56,7 +56,7 @@ def test_bad_arguments(tmp_path):
 
 def test_smoke_sweep_then_resume(tmp_path):
     out = tmp_path / "sweep"
-    cfg = _cfg()
+    cfg = _cfg(eval_fractions=(1.0,))  # the final step only: the curves have their own test
     res = run_validate(cfg, out)
     assert (out / "validation.json").is_file() and (out / "validation.csv").is_file()
     html = (out / "validation.html").read_text()
@@ -94,6 +94,13 @@ def test_smoke_sweep_then_resume(tmp_path):
     assert res["correlation"]["spearman"] is None or math.isnan(res["correlation"]["spearman"])
     assert "Not enough to judge" in res["verdict"]
     assert set(res["predicted_order"]) == set(cfg.featurizers)
+    # the curve (final step only here): the mean over the 2 seeds; collapse judged per run
+    assert res["eval_steps"] == [2]
+    cur = res["curves"]["pca:dim=16"]["cond_fd[pca:dim=8]"]
+    assert cur["n_seeds"] == [2]
+    assert cur["mean"][0] == pytest.approx(sum(res["cond_fd"]["pca:dim=16"]["pca:dim=8"]) / 2)
+    assert {r["candidate"] for r in res["collapse"]["runs"]} == set(cfg.featurizers)
+    assert all(r["evaluated_steps"] == [2] for r in res["jobs_run"])
     # one sample grid per candidate (digits are images)
     assert set(res["figures"]) == set(cfg.featurizers)
     for rel in res["figures"].values():
@@ -114,6 +121,12 @@ def test_smoke_sweep_then_resume(tmp_path):
     assert len(res3["jobs_run"]) == 4
     assert all(r["status_before"] == "partial" and r["train"]["resumed_from"] == 2
                and r["train"]["steps_run"] == 1 for r in res3["jobs_run"])
+    # default fractions of 3 steps: 1, 2, 3. Step 2 was evaluated by the first sweep, step 1
+    # is past (no point: said in the warnings), only step 3 is new
+    assert all(r["evaluated_steps"] == [3] for r in res3["jobs_run"])
+    assert res3["eval_steps"] == [1, 2, 3]
+    assert all(m["n_seeds"] == [0, 2, 2] for c in res3["curves"].values() for m in c.values())
+    assert any("no evaluation at step(s) [1]" in w for w in res3["warnings"])
     assert {job_status(j, 3, more.evaluations, 1.0) for j in jobs} == {"done"}
 
 
@@ -149,3 +162,79 @@ def test_score_sees_the_training_split_and_generation_space(tmp_path):
                   tmp_path)
     assert res2["settings"]["generation_space"] != "pca:dim=6"
     assert res2["settings"]["split"] == "all"
+
+
+def test_curve_at_every_fraction_and_resume_after_an_interrupted_fraction(tmp_path, monkeypatch):
+    """Budget 4, default fractions: evaluated at steps 1, 2, 3, 4. A sweep killed during the
+    50% evaluation resumes: the step-2 checkpoint is evaluated first, then training continues;
+    eval_curve.json holds every step, eval.json the final one, validation.json the curves."""
+    from pathlib import Path
+
+    import generation.evaluate as E
+    from generation.validate import _checkpoint_step, read_curve
+
+    out = tmp_path / "sweep"
+    cfg = _cfg(featurizers=["pca:dim=16"], evaluations=["pca:dim=8"], seeds=1, budget=4,
+               figures=False)
+    real_eval, calls = E.evaluate_run, []
+
+    def killed_at_the_second(run, **kw):
+        calls.append(run)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed during the 50% evaluation")
+        return real_eval(run, **kw)
+
+    monkeypatch.setattr(E, "evaluate_run", killed_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_validate(cfg, out)
+    (job,) = plan_jobs(cfg, cfg.featurizers, out)
+    run = Path(job.run_dir)
+    assert _checkpoint_step(run) == 2 and sorted(read_curve(run)) == [1]
+    assert job_status(job, 4, cfg.evaluations, 1.0) == "partial"
+    monkeypatch.setattr(E, "evaluate_run", real_eval)
+    with pytest.raises(ValueError, match="--resume"):
+        run_validate(cfg, out)
+    res = run_validate(cfg, out, resume=True)
+    (r,) = res["jobs_run"]
+    assert r["status_before"] == "partial" and r["evaluated_steps"] == [2, 3, 4]
+    assert r["train"]["resumed_from"] == 2 and r["train"]["steps_run"] == 2
+    assert r["train"]["stages"] == 2
+    curve = read_curve(run)
+    assert sorted(curve) == [1, 2, 3, 4] and {p["budget"] for p in curve.values()} == {4}
+    assert [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()] == [
+        1, 2, 3, 4]
+    ev = json.loads((run / "eval.json").read_text())
+    final = ev["alphas"]["1"]["pca:dim=8"]
+    assert ev["step"] == 4 and final["fd"] == curve[4]["alphas"]["1"]["pca:dim=8"]["fd"]
+    # collapse statistics and the verdict are in the run's eval data
+    assert {"variance_ratio", "coverage", "collapsed", "reasons",
+            "nearest_share_per_class"} <= set(final["collapse"])
+    assert job_status(job, 4, cfg.evaluations, 1.0) == "done"
+    # validation.json: the curve at the evaluation steps (one seed: the mean is that seed)
+    assert res["eval_steps"] == [1, 2, 3, 4]
+    for kind in ("fd", "cond_fd"):
+        c = res["curves"]["pca:dim=16"][f"{kind}[pca:dim=8]"]
+        want = [curve[s]["alphas"]["1"]["pca:dim=8"][kind] for s in (1, 2, 3, 4)]
+        assert c["steps"] == [1, 2, 3, 4] and c["mean"] == pytest.approx(want)
+        assert c["n_seeds"] == [1, 1, 1, 1]
+        assert res[kind]["pca:dim=16"]["pca:dim=8"] == [want[-1]]   # outcome: final step
+    conv = res["convergence"]["per_candidate"]["pca:dim=16"]["fd[pca:dim=8]"]
+    assert conv["ref_step"] == 3 and conv["final_step"] == 4
+    (cr,) = res["collapse"]["runs"]
+    assert cr["collapsed"] in (True, False) and cr["variance_ratio"] is not None
+    assert res["collapse"]["per_candidate"]["pca:dim=16"]["n_runs"] == 1
+    assert not any("no evaluation at step" in w for w in res["warnings"])
+    html = (out / "validation.html").read_text()
+    assert 'id="curves"' in html and (out / "figures" / "validation_curves.png").is_file()
+    # a rerun has nothing to do
+    assert run_validate(cfg, out)["jobs_run"] == []
+
+
+def test_eval_fractions_flag(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["validate", "--featurizers", "identity", "--seeds", "1", "--out", str(out),
+                 "--dry-run", "--eval-fractions", "0.5,1"]) == 0
+    capsys.readouterr()
+    assert main(["validate", "--featurizers", "identity", "--out", str(out), "--dry-run",
+                 "--eval-fractions", "0,1"]) == 1
+    assert "--eval-fractions" in capsys.readouterr().err

@@ -47,6 +47,7 @@ class AlignmentConfig:
     gamma_grid: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)  # x 1 / median squared distance
     ridge_grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
     seed: int = 0
+    normalise_psi: bool = True     # L2-normalise the target rows too (False: regress psi as is)
 
 
 @dataclass
@@ -64,7 +65,7 @@ class AlignmentResult:
         return asdict(self)
 
 
-def _prep(x, name: str) -> Tensor:
+def _prep(x, name: str, normalise: bool = True) -> Tensor:
     if not isinstance(x, Tensor):
         x = torch.as_tensor(x)
     if x.ndim != 2:
@@ -72,6 +73,8 @@ def _prep(x, name: str) -> Tensor:
     x = x.detach().to("cpu", _F64)
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name}: features contain NaN or infinite values")
+    if not normalise:
+        return x
     norms = x.norm(dim=1, keepdim=True)
     if bool((norms == 0).any()):
         raise ValueError(f"{name}: some rows are all zero and cannot be L2-normalised")
@@ -215,7 +218,7 @@ def alignment(phi, psi, *, config: AlignmentConfig | None = None, **overrides) -
     order). Keyword overrides replace :class:`AlignmentConfig` fields."""
     cfg = _config_with(config, overrides)
     x = _prep(phi, "phi")
-    y = _prep(psi, "psi")
+    y = _prep(psi, "psi", cfg.normalise_psi)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"phi, psi: expected the same samples, got {x.shape[0]} and {y.shape[0]} "
                          "rows")

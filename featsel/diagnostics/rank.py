@@ -101,7 +101,8 @@ class BlockRank:
     """Effective rank per block and the block-weighted aggregate.
 
     ``per_block[name]`` and ``participation[name]``: the block's value; ``weights[name]``: its
-    number of sub-problems; ``spectra[name]``: mean normalised spectrum ``p_k`` (for plots).
+    weight in the aggregate (1 per block by default, or its number of sub-problems);
+    ``spectra[name]``: mean normalised spectrum ``p_k`` (for plots).
     """
 
     effective_rank: float
@@ -122,16 +123,26 @@ class BlockRank:
         }
 
 
+BLOCK_WEIGHTINGS = ("block", "problems")
+
+
 def block_effective_rank(blocks: Mapping[str, object] | Tensor,
-                         weights: Mapping[str, int] | None = None) -> BlockRank:
-    """Effective rank and participation ratio per block, aggregated with sub-problem weights.
+                         weights: Mapping[str, int] | None = None, *,
+                         weighting: str = "block") -> BlockRank:
+    """Effective rank and participation ratio per block, aggregated over blocks.
 
     blocks: ``{name: (n, D) or (n, L, D) or featsel.features.Block}`` (a bare tensor is one
-    block named "features").
-    weights: sub-problems per block; default ``L`` for ``(n, L, D)`` blocks and 1 for ``(n, D)``.
+    block named "features"). A block's value is the mean over its L sub-problems.
+    weighting: ``"block"`` (default): every block weighs the same, ``w_b = 1``: the L
+    sub-problems of a per-location block are L estimates of one view of the features, not L
+    views, and counting them L times let 1-d per-pixel blocks of grey images (effective rank 1)
+    drown every other block; ``"problems"``: ``w_b = L_b`` (the earlier rule, and the
+    training loss's gradient weight). weights: explicit ``w_b`` per block (overrides both).
 
         aggregate = sum_b w_b * erank_b / sum_b w_b
     """
+    if weighting not in BLOCK_WEIGHTINGS:
+        raise ValueError(f"weighting: expected one of {BLOCK_WEIGHTINGS}, got {weighting!r}")
     blocks = as_blocks(blocks, "blocks")
     per, part, wts, spec = {}, {}, {}, {}
     for name, h in blocks.items():
@@ -140,7 +151,7 @@ def block_effective_rank(blocks: Mapping[str, object] | Tensor,
         part[name] = float(_pr_from_s(s2).mean())
         p = s2 / s2.sum(-1, keepdim=True).clamp_min(torch.finfo(s2.dtype).tiny)
         spec[name] = p.mean(0).tolist()
-        default_w = int(s2.shape[0])
+        default_w = int(s2.shape[0]) if weighting == "problems" else 1
         w = default_w if weights is None else int(weights.get(name, default_w))
         if w < 1:
             raise ValueError(f"weights[{name!r}]: expected a positive integer, got {w}")

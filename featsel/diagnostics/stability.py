@@ -15,7 +15,10 @@ depend on the draw (e.g. n covers the pool, so Y1 = Y2); lower is better.
 
 Blocks: every block ``(n, L, D)`` gives L independent sub-problems (locations), solved batched
 with classes; a block's value is the mean over its sub-problems and classes, and a featurizer's
-value is the block average weighted by L (as for the effective rank). Sub-problems whose class
+value is the mean over blocks, each block weighing the same (``block_weighting="block"``, as
+for the effective rank: a per-location block's L sub-problems are L estimates of one view, and
+weighting them L times let very stable 1-d per-pixel problems decide the value; ``"problems"``
+keeps the earlier weight L). Sub-problems whose class
 targets are constant (always-black pixels) are left out of the block mean. Each repeat is a fresh
 draw; the reported interval is a percentile bootstrap of the mean over repeats. Solves are
 converged (``recipe="converged"``: ``max_iter``/``tol``) or the paper code's fixed 4 iterations
@@ -38,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from featsel.defaults import PAPER_TAUS
 from featsel.diagnostics._blocks import as_blocks, as_labels
 from featsel.ot import eps_from_tau, sinkhorn
 
@@ -55,7 +59,7 @@ __all__ = [
     "bootstrap_interval",
 ]
 
-DEFAULT_TAUS = (0.02, 0.05, 0.2)
+DEFAULT_TAUS = PAPER_TAUS
 RECIPES = ("converged", "paper")
 
 
@@ -83,6 +87,7 @@ class StabilityConfig:
     ci: float = 0.95
     progress: bool = False
     max_sub_problems: int | None = None  # per block: a seeded subset of the L locations
+    block_weighting: str = "block"  # "block": w_b = 1 | "problems": w_b = L_b (see rank.py)
 
     def solver_kwargs(self) -> dict:
         if self.recipe not in RECIPES:
@@ -303,7 +308,11 @@ def ot_stability_report(pool, *, n: int, labels=None, source=None, source_labels
     n_src = int(cfg.n_source) if cfg.n_source is not None else n
     _check_sizes(classes, pool_groups, src_groups, n, n_src, own_source=source is None)
 
-    weights = {k: int(v.shape[1]) for k, v in blocks.items()}
+    if cfg.block_weighting not in ("block", "problems"):
+        raise ValueError(f"block_weighting: expected 'block' or 'problems', got "
+                         f"{cfg.block_weighting!r}")
+    weights = {k: int(v.shape[1]) if cfg.block_weighting == "problems" else 1
+               for k, v in blocks.items()}
     if cfg.max_sub_problems is not None:
         # estimate each block's mean over L sub-problems from a seeded subset (weights keep L)
         if cfg.max_sub_problems < 1:

@@ -40,7 +40,7 @@ manifest, class_names, ...)`, `Dataset.generation_space()`), `featsel.spaces` (`
 Spec strings: ``name[:key=value,key=value,...]``; list values use ``+`` (``facets=keys+pooled``);
 a path to a featsel featurizer checkpoint (``.pt``) is also a spec. `list_featurizers()` (and
 ``featsel featurizers``) lists the names and their options: identity, pca, random-projection,
-random-vit, vit, dinov2, inception, vae-latent, mlp-vae, checkpoint.
+random-vit, vit, dinov2, inception, vae-latent, mlp-vae, scvi-encoder, checkpoint.
 """
 
 from featsel.features.base import Featurizer

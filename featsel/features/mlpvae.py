@@ -98,7 +98,7 @@ class MLPVAEFeaturizer(Featurizer):
     def forward(self, u: Tensor) -> list[Tensor]:
         x = self.pixel_space.decode(u) if self.pixel_space is not None else u
         if x.ndim != 2 or x.shape[1] != self.net.n_features:
-            raise ValueError(f"featurizer mlp-vae: u must decode to vectors (B, "
+            raise ValueError(f"featurizer {self.name}: u must decode to vectors (B, "
                              f"{self.net.n_features}), got {tuple(x.shape)} from {tuple(u.shape)}")
         return [self.net(x.float())]
 

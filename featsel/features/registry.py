@@ -123,7 +123,7 @@ def register(
 
 def _ensure_registered() -> None:
     # The featurizer modules register themselves on import.
-    from featsel.features import cnn, inception, mlpvae, simple, vit  # noqa: F401
+    from featsel.features import cnn, controls, inception, mlpvae, scvi_encoder, simple, vit  # noqa: F401
 
 
 def list_featurizers() -> list[dict[str, Any]]:
@@ -131,7 +131,7 @@ def list_featurizers() -> list[dict[str, Any]]:
     _ensure_registered()
     out = []
     order = ["identity", "pca", "random-projection", "random-vit", "vit", "dinov2",
-             "inception", "vae-latent", "ambient", "mlp-vae"]
+             "inception", "vae-latent", "ambient", "mlp-vae", "scvi-encoder", "noise", "constant"]
     entries = sorted(
         _REGISTRY.values(), key=lambda e: (order.index(e.name) if e.name in order else len(order), e.name)
     )

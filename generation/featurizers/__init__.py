@@ -12,6 +12,9 @@
 - `vae`: a small diffusers AutoencoderKL generation space, `VAEConfig` / `train_vae`
   (`create_space("vae:path=<out>/vae")` loads it); on vector data (cells x genes) the MLP VAE
   featurizer `mlp-vae` instead (`<out>/featurizer.pt`, `generation.featurizers.mlp_vae`).
+- `scvi`: scvi-tools' SCVI on vector data (the optional extra `featsel[scvi]`), its encoder's
+  latent mean as the featurizer `scvi-encoder` (`<out>/featurizer.pt`, loads without
+  scvi-tools), `ScviConfig` / `train_scvi` (`generation.featurizers.scvi`).
 
 Every trainer writes `<out>/state.pt` (resume with `resume=True`), `<out>/config.json`, and its
 product (`featurizer.pt`, `teacher/teacher.pt` or `teacher.pt`, `vae/`), atomically.
@@ -19,23 +22,28 @@ product (`featurizer.pt`, `teacher/teacher.pt` or `teacher.pt`, `vae/`), atomica
 
 from generation.featurizers.distill import DistillConfig, train_distill
 from generation.featurizers.mae import MAEConfig, train_mae
+from generation.featurizers.scvi import ScviConfig, train_scvi
 from generation.featurizers.teacher import SmallCNN, TeacherConfig, load_teacher, train_teacher
 from generation.featurizers.vae import VAEConfig, train_vae, vae_space
 
-CONFIGS = {"mae": MAEConfig, "distill": DistillConfig, "teacher": TeacherConfig, "vae": VAEConfig}
-TRAINERS = {"mae": train_mae, "distill": train_distill, "teacher": train_teacher, "vae": train_vae}
+CONFIGS = {"mae": MAEConfig, "distill": DistillConfig, "teacher": TeacherConfig, "vae": VAEConfig,
+           "scvi": ScviConfig}
+TRAINERS = {"mae": train_mae, "distill": train_distill, "teacher": train_teacher, "vae": train_vae,
+            "scvi": train_scvi}
 
 __all__ = [
     "CONFIGS",
     "TRAINERS",
     "DistillConfig",
     "MAEConfig",
+    "ScviConfig",
     "SmallCNN",
     "TeacherConfig",
     "VAEConfig",
     "load_teacher",
     "train_distill",
     "train_mae",
+    "train_scvi",
     "train_teacher",
     "train_vae",
     "vae_space",

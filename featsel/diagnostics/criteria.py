@@ -1,0 +1,176 @@
+"""The registry of ranking criteria: ``name -> Criterion(compute, lower_is_better, ...)``.
+
+`featsel score` computes every registered criterion for every candidate (and control),
+`featsel validate` correlates each with the trained outcome, and the report shows them all;
+``featsel.defaults.RANK_CRITERION`` names the one that orders the candidates. Adding a criterion
+is one function (in its own module) and one line in :data:`CRITERIA`.
+
+A criterion's ``compute(data: CandidateData) -> CriterionValue | None`` reads one candidate's
+features; ``None`` means "not defined here" (e.g. a class-coupling mass without labels). Costly
+intermediate results that several criteria or the report share (the Delta_OT report over all
+taus, the spectra) go through ``data.memo`` so they are computed once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+__all__ = ["CRITERIA", "CandidateData", "Criterion", "CriterionValue", "get_criterion"]
+
+
+@dataclass
+class CandidateData:
+    """Everything a criterion may read about one candidate.
+
+    blocks: ``{block: (n_pool, L, D)}`` the training blocks (without the input-RMS block, the
+    same for every candidate); vector: ``(n_pool, D)`` the summary vector (one per sample);
+    u: ``(n_pool, ...)`` the same samples in the generation space; labels: ``(n_pool,)`` or
+    None; n: the draws' minibatch size; settings: the score's settings (``ScoreConfig``).
+    """
+
+    spec: str
+    blocks: dict[str, Tensor]
+    vector: Tensor
+    u: Tensor
+    labels: np.ndarray | None
+    n: int
+    seed: int
+    settings: Any
+    memo: dict[str, Any] = field(default_factory=dict)
+
+    def cached(self, key: str, make: Callable[[], Any]) -> Any:
+        if key not in self.memo:
+            self.memo[key] = make()
+        return self.memo[key]
+
+
+@dataclass
+class CriterionValue:
+    """A criterion's value for one candidate, its interval and any details for the report."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean, "ci_low": self.ci_low, "ci_high": self.ci_high,
+                **self.details}
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A registered criterion: how to compute it and which direction is better."""
+
+    name: str
+    compute: Callable[[CandidateData], CriterionValue | None]
+    lower_is_better: bool
+    label: str            # short name for tables and sentences
+    description: str      # one line: what it measures
+
+
+def _delta_ot(data: CandidateData) -> CriterionValue:
+    st = data.cached("stability", lambda: _stability_report(data))
+    t = st.per_tau[float(data.settings.tau)]
+    return CriterionValue(t.mean, t.ci_low, t.ci_high, {"tau": float(data.settings.tau)})
+
+
+def _stability_report(data: CandidateData):
+    from featsel.diagnostics.stability import ot_stability_report
+
+    s = data.settings
+    return ot_stability_report(data.blocks, n=data.n, labels=data.labels, seed=data.seed,
+                               taus=tuple(s.taus), n_repeats=s.n_repeats, recipe=s.recipe,
+                               max_sub_problems=s.max_locations)
+
+
+def _rank(data: CandidateData):
+    from featsel.diagnostics.rank import block_effective_rank
+
+    return data.cached("rank", lambda: block_effective_rank(data.blocks))
+
+
+def _effective_rank(data: CandidateData) -> CriterionValue:
+    v = _rank(data).effective_rank
+    return CriterionValue(v, v, v)
+
+
+def _participation_ratio(data: CandidateData) -> CriterionValue:
+    v = _rank(data).participation_ratio
+    return CriterionValue(v, v, v)
+
+
+def _transport(kind: str, **fixed) -> Callable[[CandidateData], CriterionValue]:
+    def compute(data: CandidateData) -> CriterionValue:
+        from featsel.diagnostics import transport
+
+        s = data.settings
+        fn = getattr(transport, kind)
+        opts = {"eps_rule": s.eps_rule, "perplexity": s.perplexity, "tau": s.tau,
+                "n_repeats": s.transport_repeats, "max_sub_problems": s.transport_max_locations,
+                **fixed}
+        r = fn(data.blocks, data.u, n=data.n, labels=data.labels, seed=data.seed, **opts)
+        return CriterionValue(r.mean, r.ci_low, r.ci_high,
+                              {"unconditional": r.unconditional, "per_class": r.per_class,
+                               "per_block": r.per_block, "perplexity": r.perplexity,
+                               "eps_rule": r.eps_rule, "skipped_classes": r.skipped_classes,
+                               "max_marginal_error": r.max_marginal_error})
+    return compute
+
+
+def _null_share(data: CandidateData) -> CriterionValue:
+    from featsel.diagnostics.alignment import alignment
+
+    v = data.vector.double()
+    if float(v.std(0).max()) <= 1e-12:  # constant features predict nothing
+        return CriterionValue(1.0, 1.0, 1.0, {"r2": 0.0, "constant_features": True})
+    u = data.u.reshape(len(data.u), -1).double()
+    r = alignment(v, u, n_train=data.settings.alignment_n_train, seed=data.seed,
+                  normalise_psi=False)
+    share = 1.0 - r.r2  # R^2 < 0 (worse than the mean) gives a share above 1
+    return CriterionValue(share, share, share, {"r2": r.r2, "gamma": r.gamma, "ridge": r.ridge,
+                                                "n_train": r.n_train, "n_test": r.n_test})
+
+
+def _same_class_mass(data: CandidateData) -> CriterionValue | None:
+    cp = data.memo.get("coupling")
+    if cp is None:
+        return None
+    v = float(cp.same_class_mass)
+    return CriterionValue(v, v, v, {"chance": float(cp.chance)})
+
+
+# The registry: one line per criterion.
+CRITERIA: dict[str, Criterion] = {c.name: c for c in (
+    Criterion("transport_fidelity", _transport("transport_fidelity"), True, "pc_u",
+              "cost in the generation space of the feature plans, relative to the independent "
+              "coupling (1 = no information; matched perplexity)"),
+    Criterion("transport_fidelity_tau", _transport("transport_fidelity", eps_rule="tau"), True,
+              "pc_u@tau", "transport fidelity with eps = tau std(C_feat) instead of matched "
+              "perplexity"),
+    Criterion("target_stability", _transport("target_stability"), True, "stab_u",
+              "disagreement in the generation space of the targets of two target draws"),
+    Criterion("null_share", _null_share, True, "1-R2(u)",
+              "share of the generation space the features do not predict (held-out kernel "
+              "ridge)"),
+    Criterion("delta_ot", _delta_ot, True, "Delta_OT",
+              "feature-space disagreement of two minibatch transport targets (paper eq. 16)"),
+    Criterion("effective_rank", _effective_rank, False, "erank",
+              "effective rank of the feature blocks (RankMe), mean over blocks"),
+    Criterion("participation_ratio", _participation_ratio, False, "PR",
+              "participation ratio of the feature blocks, mean over blocks"),
+    Criterion("same_class_mass", _same_class_mass, False, "same-class mass",
+              "mass of the feature coupling between same-class samples"),
+)}
+
+
+def get_criterion(name: str) -> Criterion:
+    """The registered criterion ``name``; an unknown name is one clear error."""
+    if name not in CRITERIA:
+        raise ValueError(f"criterion: unknown {name!r}; known: {sorted(CRITERIA)}")
+    return CRITERIA[name]

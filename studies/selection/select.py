@@ -1,0 +1,88 @@
+"""Apply the selection rule of studies/PROTOCOL.md to pbmc68k's scores and trained outcome.
+
+For each generation space g: the criterion values of the coupling spaces (``RUN/g/results.json``,
+`featsel score`) against the mean FD rank of the full PBMC study
+(``studies/pbmc/full/g/validation.json``). Eligible: the criterion ranks both noise controls
+below every real candidate in every space. Chosen: the eligible criterion with the highest mean
+Kendall tau over the spaces (ties: the protocol's list order, which is the registry's order).
+
+    python studies/selection/select.py --scores runs/selection --out studies/selection/selection.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau, spearmanr
+
+from featsel.diagnostics.criteria import CRITERIA
+
+SPACES = ("ambient", "pca")
+STUDY = Path(__file__).resolve().parents[1] / "pbmc" / "full"
+
+
+def agreement(values: dict[str, float], outcome: dict[str, float], lower: bool) -> dict:
+    """Kendall / Spearman between a criterion (oriented so that + = predicted) and the mean FD
+    rank (lower = better), over the candidates both have."""
+    names = sorted(set(values) & set(outcome))
+    v = np.array([values[c] for c in names], float)
+    o = np.array([outcome[c] for c in names], float)
+    pred = v if lower else -v  # small = predicted good, like a rank
+    return {"kendall": float(kendalltau(pred, o).statistic),
+            "spearman": float(spearmanr(pred, o).statistic), "n": len(names),
+            "values": {c: values[c] for c in names}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scores", required=True, help="folder with <space>/results.json")
+    ap.add_argument("--out", required=True, help="selection.json to write")
+    args = ap.parse_args()
+    per: dict[str, dict] = {name: {"spaces": {}} for name in CRITERIA}
+    for g in SPACES:
+        score = json.loads((Path(args.scores) / g / "results.json").read_text())
+        val = json.loads((STUDY / g / "validation.json").read_text())
+        outcome = {c: float(r) for c, r in val["mean_fd_rank"].items()}
+        rk = score["ranking"]
+        controls = set(rk["controls"])
+        for name, crit in CRITERIA.items():
+            vals = {c: d["criteria"][name]["mean"] for c, d in rk["candidates"].items()
+                    if name in (d.get("criteria") or {})}
+            real = {c: v for c, v in vals.items() if c not in controls}
+            if len(real) < 2:
+                continue
+            a = agreement(real, outcome, crit.lower_is_better)
+            a["valid"] = bool(rk["validity"].get(name, {}).get("valid", False))
+            a["control_values"] = {c: v for c, v in vals.items() if c in controls}
+            per[name]["spaces"][g] = a
+    for name, d in per.items():
+        sp = d["spaces"]
+        d["eligible"] = len(sp) == len(SPACES) and all(s["valid"] for s in sp.values())
+        d["mean_kendall"] = (float(np.mean([s["kendall"] for s in sp.values()]))
+                             if len(sp) == len(SPACES) else None)
+        d["lower_is_better"] = CRITERIA[name].lower_is_better
+    order = list(CRITERIA)
+    eligible = [n for n in order if per[n]["eligible"] and per[n]["mean_kendall"] is not None
+                and np.isfinite(per[n]["mean_kendall"])]
+    chosen = (sorted(eligible, key=lambda n: (-per[n]["mean_kendall"], order.index(n)))[0]
+              if eligible else None)
+    out = {"protocol": "studies/PROTOCOL.md", "selection_data": "pbmc68k", "spaces": list(SPACES),
+           "chosen": chosen, "eligible": eligible, "criteria": per}
+    tmp = Path(args.out).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=1))
+    os.replace(tmp, args.out)
+    for n in order:
+        d = per[n]
+        ks = ", ".join(f"{g} {s['kendall']:+.2f}" for g, s in d["spaces"].items())
+        print(f"{n:24s} eligible={d['eligible']!s:5s} mean Kendall "
+              f"{d['mean_kendall'] if d['mean_kendall'] is None else round(d['mean_kendall'], 3)}"
+              f"  ({ks})")
+    print(f"chosen: {chosen}")
+
+
+if __name__ == "__main__":
+    main()

