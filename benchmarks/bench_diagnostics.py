@@ -117,7 +117,7 @@ if backend == "geomloss":
     maps = []
     for y in (y1, y2):
         eps = float(eps_from_tau(x, y, 0.05))
-        # GeomLoss cost |x-y|^2/2 at blur^2 = eps/2 is our problem at eps (SCIENCE.md)
+        # GeomLoss cost |x-y|^2/2 at blur^2 = eps/2 is our problem at eps (docs/science.md)
         loss = SamplesLoss("sinkhorn", p=2, blur=(eps / 2) ** 0.5, scaling=0.9, debias=False,
                            potentials=True, backend="online")
         f, gpot = loss(x, y)

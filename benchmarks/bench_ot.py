@@ -8,7 +8,7 @@
 Peers: the paper code's solver re-implemented in plain torch (alternating logsumexp over a
 materialised (g - C)/eps + log b), POT's batched solver (`ot.batch.solve_batch`, log-domain),
 GeomLoss's tensorized and online (KeOps) Sinkhorn loops at a fixed eps (`sinkhorn_loop` with
-`eps_list = [eps] * k`; its cost is |x-y|^2/2, so it runs at eps/2, see SCIENCE.md). Every solver
+`eps_list = [eps] * k`; its cost is |x-y|^2/2, so it runs at eps/2, see docs/science.md). Every solver
 computes its own cost matrix with the same GEMM and returns the barycentric map of x, so each
 time is "points in, transport targets out". Large problems run in a subprocess each, for the
 peak resident memory (ru_maxrss; on a GPU, the peak of torch's CUDA allocator) and a time

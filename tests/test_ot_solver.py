@@ -158,7 +158,7 @@ def test_self_transport_symmetric_and_masked():
 
 @pytest.mark.parametrize("eps", [0.5, 2.0])
 def test_divergence_matches_geomloss(eps):
-    """GeomLoss: cost |x-y|^2/2 and eps = blur^2, so S_eps[C] = 2 S_{eps/2}[C/2] (SCIENCE.md)."""
+    """GeomLoss: cost |x-y|^2/2 and eps = blur^2, so S_eps[C] = 2 S_{eps/2}[C/2] (docs/science.md)."""
     from geomloss import SamplesLoss
 
     x, y = _clouds()

@@ -1,4 +1,4 @@
-"""Training-free diagnostics of a feature space (definitions: SCIENCE.md, "Training-free
+"""Training-free diagnostics of a feature space (definitions: docs/science.md, "Training-free
 diagnostics"). Each is usable alone on tensors ``(num_samples, dim)``:
 
     effective_rank(h) -> float                  participation_ratio(h) -> float
@@ -11,6 +11,9 @@ diagnostics"). Each is usable alone on tensors ``(num_samples, dim)``:
     FrechetReference, FrechetStatistics, save_statistics, load_statistics, fidelity_metrics
     class_coupling(x, y, *, x_labels, y_labels, tau) -> CouplingResult
     metric_hacking_flags(r2, ...) -> list[HackingFlag]
+    transport_fidelity(features, u, *, n, labels=None, ...) -> TransportResult   (pc_u)
+    target_stability(features, u, *, n, labels=None, ...) -> TransportResult
+    CRITERIA: the registry of ranking criteria (featsel.diagnostics.criteria)
 """
 
 from featsel.diagnostics.alignment import (
@@ -22,6 +25,7 @@ from featsel.diagnostics.alignment import (
     fit_kernel_ridge,
 )
 from featsel.diagnostics.couplings import CouplingResult, class_coupling
+from featsel.diagnostics.criteria import CRITERIA, Criterion, get_criterion
 from featsel.diagnostics.frechet import (
     FrechetReference,
     FrechetStatistics,
@@ -51,8 +55,21 @@ from featsel.diagnostics.stability import (
     ot_stability_report,
     stability_curve,
 )
+from featsel.diagnostics.transport import (
+    TransportConfig,
+    TransportResult,
+    target_stability,
+    transport_fidelity,
+)
 
 __all__ = [
+    "CRITERIA",
+    "Criterion",
+    "TransportConfig",
+    "TransportResult",
+    "get_criterion",
+    "target_stability",
+    "transport_fidelity",
     "AlignmentConfig",
     "AlignmentResult",
     "BlockRank",

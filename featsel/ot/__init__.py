@@ -10,7 +10,7 @@ Public API (shapes: `x: (..., N, D)`, `y: (..., M, D)`, any leading batch shape)
     eps_from_tau(x, y, tau) -> (...,)       # tau * std(C) per problem
     SinkhornOutput: f, g, value, n_iter, marginal_error, coupling(), barycentric_map(values=None)
 
-Cost C_ij = ||x_i - y_j||^2 (no 1/2); see SCIENCE.md for the conventions and how POT and
+Cost C_ij = ||x_i - y_j||^2 (no 1/2); see docs/science.md for the conventions and how POT and
 GeomLoss differ.
 """
 

@@ -6,7 +6,7 @@ offers the two log-sum-exp reductions the Sinkhorn updates need,
     lse(h, axis=1)_i = log sum_j exp(h_j - C_ij / eps)        h: (B, M) -> (B, N)
     lse(h, axis=0)_j = log sum_i exp(h_i - C_ij / eps)        h: (B, N) -> (B, M)
 
-and the row-normalised barycentric projection (SCIENCE.md)
+and the row-normalised barycentric projection (docs/science.md)
 
     T(x_i) = sum_j pi_ij v_j / sum_j pi_ij,  pi_ij ~ exp(h_j - C_ij / eps)  (f_i cancels).
 

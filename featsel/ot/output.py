@@ -15,7 +15,7 @@ class SinkhornOutput:
     """Result of `sinkhorn` / `sinkhorn_self` for a batch of problems.
 
     Shapes, with `...` the batch shape of the inputs:
-    f: (..., N), g: (..., M) dual potentials (SCIENCE.md); a: (..., N), b: (..., M) weights;
+    f: (..., N), g: (..., M) dual potentials (docs/science.md); a: (..., N), b: (..., M) weights;
     eps: (...,); value: (...,) = <a, f> + <b, g>; marginal_error: (...,) L1 error of the row
     marginal (the column marginal is exact after the last g-update; for the symmetric solve
     both are the row error).
@@ -72,7 +72,7 @@ class SinkhornOutput:
 
         `values: (..., M, K)` transports any per-target quantity (other features, one-hot labels).
         The row-normalised form stays a convex combination of the v_j after a fixed number of
-        iterations (SCIENCE.md), and equals sum_j pi_ij v_j / a_i at convergence.
+        iterations (docs/science.md), and equals sum_j pi_ij v_j / a_i at convergence.
         """
         v = self.y if values is None else values
         if v.shape[:-1] != self.g.shape:

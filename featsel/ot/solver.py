@@ -1,7 +1,7 @@
 """Batched entropic OT solvers: `sinkhorn` (two potentials) and `sinkhorn_self` (one, damped).
 
 Cost C_ij = ||x_i - y_j||^2 (no 1/2), entropy eps * KL(pi | a (x) b). Log-domain updates
-(SCIENCE.md):
+(docs/science.md):
 
     f_i = -eps log sum_j b_j exp((g_j - C_ij) / eps)
     g_j = -eps log sum_i a_i exp((f_i - C_ij) / eps)
