@@ -71,6 +71,8 @@ class RankedCandidate:
         for name, v in s.criteria.items():
             if name != criterion and name != "delta_ot":
                 out[name] = v.get("mean")
+            if v.get("unconditional") is not None:  # the whole-pool draw beside the per-class
+                out[f"{name}[all]"] = v["unconditional"]
         for t in sorted(s.delta):
             if criterion is not None or t != tau:
                 out[f"delta_ot@{t:g}"] = s.delta[t]["mean"]

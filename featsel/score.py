@@ -282,7 +282,9 @@ def _candidate_scores(spec: str, values: dict, d: dict, control: bool, dim: int)
         chance_mass=cp["chance"] if cp else None,
         curve_slope=d.get("curve", {}).get("slope"),
         dim=dim,
-        criteria={k: {"mean": v["mean"], "ci_low": v["ci_low"], "ci_high": v["ci_high"]}
+        criteria={k: {"mean": v["mean"], "ci_low": v["ci_low"], "ci_high": v["ci_high"],
+                      **({"unconditional": v["unconditional"]}
+                         if v.get("unconditional") is not None else {})}
                   for k, v in values.items()},
         control=control,
     )

@@ -499,3 +499,22 @@ def test_old_eval_json_without_curves_is_still_readable(tmp_path):
     assert "Caution" not in rep["verdict"]
     page = render_validation_report(rep, tmp_path / "html").read_text()
     assert "No FD-vs-step curves" in page
+
+
+def test_predictors_read_every_registered_criterion_and_the_ranking_one():
+    from generation.validate import _predictors, _ranking_predictor
+
+    def crit(v):
+        return {"mean": v, "ci_low": v, "ci_high": v}
+
+    per = {c: {"delta": {"0.05": crit(d)}, "effective_rank": e,
+               "criteria": {"transport_fidelity": crit(p), "effective_rank": crit(e)}}
+           for c, d, e, p in (("a", 0.1, 5.0, 0.4), ("b", 0.2, 3.0, 0.6),
+                              ("noise:dim=1", 0.05, 1.0, 1.0))}
+    score = {"ranking": {"candidates": per, "criterion": "transport_fidelity"}}
+    preds = _predictors(score, list(per), set())
+    assert preds["transport_fidelity"] == ({"a": 0.4, "b": 0.6, "noise:dim=1": 1.0}, True)
+    assert preds["effective_rank"][1] is False and "delta_ot@0.05" in preds
+    assert _ranking_predictor(score, preds, "0.05") == "transport_fidelity"
+    # an older score (no criterion) is judged by its Delta_OT ranking
+    assert _ranking_predictor({"ranking": {}}, preds, "0.05") == "delta_ot@0.05"

@@ -1,0 +1,138 @@
+"""studies/summary.json: how well each criterion predicted the trained outcome, per data set.
+
+For every study (a `featsel validate` folder, or the pbmc68k selection scores joined with the full
+PBMC study's trained runs) and every registered criterion: Kendall's tau and Spearman's rho
+between the criterion's order and the mean FD rank (paper Table 4, metric-hacking pairs left
+out), with a 95% bootstrap interval over seeds (``featsel.confirmation.bootstrap_agreement``),
+over the real candidates (controls, when trained, are reported separately in ``with_controls``).
+
+    python studies/summarize.py --out studies/summary.json \
+        --selection runs/selection --satimage studies/satimage/results
+
+Format (issue 11): ``{"recommended": criterion, "protocol": ..., "datasets": {name: {criterion:
+{"kendall", "ci_low", "ci_high", "spearman", "n_candidates", "n_seeds", ...}}}}``; ``ci_low`` /
+``ci_high`` bound Kendall's tau.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from featsel.confirmation import bootstrap_agreement, exclude_metrics
+from featsel.defaults import RANK_CRITERION
+from featsel.diagnostics.criteria import CRITERIA
+
+HERE = Path(__file__).resolve().parent
+
+
+def _fd_per_seed(val: dict) -> tuple[dict, set]:
+    """validation.json -> ({cand: {metric: [FD per seed]}}, excluded (cand, metric) pairs)."""
+    fd: dict[str, dict[str, list[float]]] = {}
+    for kind in ("fd", "cond_fd"):
+        for c, per_e in val.get(kind, {}).items():
+            for e, seeds in per_e.items():
+                fd.setdefault(c, {})[f"{kind}[{e}]"] = [float(x) for x in seeds]
+    metric_space = {m["metric"]: m["evaluation"] for m in val["fd_metrics"]}
+    pairs = {(h["candidate"], h["evaluation"]) for h in val.get("metric_hacking", [])}
+    return fd, exclude_metrics(pairs, metric_space)
+
+
+def _agreements(values: dict[str, dict[str, float]], fd: dict, exclude: set,
+                candidates: list[str]) -> dict:
+    out = {}
+    for name, crit in CRITERIA.items():
+        v = values.get(name, {})
+        if not all(c in v and v[c] is not None for c in candidates):
+            continue
+        r = bootstrap_agreement({c: v[c] for c in candidates}, {c: fd[c] for c in candidates},
+                                exclude=exclude, lower_is_better=crit.lower_is_better,
+                                n_boot=2000, seed=0)
+        out[name] = {"kendall": r["kendall"], "ci_low": r["kendall_ci"][0],
+                     "ci_high": r["kendall_ci"][1], "spearman": r["spearman"],
+                     "spearman_ci": r["spearman_ci"], "n_candidates": r["n"],
+                     "n_seeds": min(r["n_seeds"].values())}
+    return out
+
+
+def _criteria_values(score: dict) -> tuple[dict[str, dict[str, float]], list[str]]:
+    rk = score["ranking"]
+    vals: dict[str, dict[str, float]] = {}
+    for c, d in rk["candidates"].items():
+        for name, v in (d.get("criteria") or {}).items():
+            vals.setdefault(name, {})[c] = v.get("mean")
+    return vals, list(rk.get("controls", []))
+
+
+def pbmc(selection: Path) -> dict:
+    out = {}
+    for g in ("ambient", "pca"):
+        score = json.loads((selection / g / "results.json").read_text())
+        val = json.loads((HERE / "pbmc" / "full" / g / "validation.json").read_text())
+        fd, excl = _fd_per_seed(val)
+        vals, controls = _criteria_values(score)
+        cands = [c for c in val["settings"]["candidates"] if c not in controls]
+        out[f"pbmc68k/{g}"] = {"role": "selection (the criterion was chosen here)",
+                               **_agreements(vals, fd, excl, cands)}
+    return out
+
+
+def study(folder: Path, name: str, role: str) -> dict:
+    val = json.loads((folder / "validation.json").read_text())
+    score = json.loads((folder / "score" / "results.json").read_text()) \
+        if (folder / "score" / "results.json").is_file() else None
+    fd, excl = _fd_per_seed(val)
+    if score is not None:
+        vals, controls = _criteria_values(score)
+    else:  # a committed copy without the score folder: the criteria from validation.json
+        vals = {k: dict(zip(val["settings"]["candidates"], v["values"]))
+                for k, v in val.get("criterion_values", {}).items()}
+        controls = val.get("controls", [])
+    cands = list(val["settings"]["candidates"])
+    real = [c for c in cands if c not in controls]
+    res = {"role": role, **_agreements(vals, fd, excl, real)}
+    if controls:
+        res["with_controls"] = _agreements(vals, fd, excl, cands)
+        res["controls_last"] = {}
+        for n, v in vals.items():
+            if all(v.get(c) is not None for c in cands):
+                sign = 1.0 if CRITERIA[n].lower_is_better else -1.0
+                order = sorted(cands, key=lambda c, v=v, sign=sign: sign * v[c])
+                res["controls_last"][n] = set(order[-len(controls):]) == set(controls)
+    collapse = val.get("collapse", {}).get("per_candidate", {})
+    res["n_collapsed"] = {c: v.get("n_collapsed") for c, v in collapse.items()}
+    res["warnings"] = val.get("warnings", [])
+    return {name: res}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--selection", help="runs/selection (pbmc68k scores per generation space)")
+    ap.add_argument("--satimage", help="the satimage validate folder")
+    args = ap.parse_args()
+    datasets: dict[str, dict] = {}
+    if args.selection:
+        datasets.update(pbmc(Path(args.selection)))
+    if args.satimage:
+        datasets.update(study(Path(args.satimage), "satimage",
+                              "held out (test of the pre-registered choice)"))
+    summary = {"recommended": RANK_CRITERION, "protocol": "studies/PROTOCOL.md",
+               "datasets": datasets}
+    tmp = Path(args.out).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, args.out)
+    for d, per in datasets.items():
+        print(d, per.get("role", ""))
+        for n in CRITERIA:
+            if n in per:
+                r = per[n]
+                print(f"  {n:24s} Kendall {r['kendall']:+.2f} [{r['ci_low']:+.2f}, "
+                      f"{r['ci_high']:+.2f}]  Spearman {r['spearman']:+.2f}  "
+                      f"n={r['n_candidates']} seeds={r['n_seeds']}")
+
+
+if __name__ == "__main__":
+    main()
