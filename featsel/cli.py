@@ -336,7 +336,12 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
                    help="comma-separated fractions of the budget at which every job is evaluated "
                    "(FD-vs-step curves; the outcome is read at the final step; default "
                    "0.25,0.5,0.75,1)")
-    p.add_argument("--tau", type=float, default=0.05, help="the Delta_OT tau that ranks")
+    p.add_argument("--tau", type=float, default=0.05, help="Delta_OT's headline tau")
+    from featsel.diagnostics.criteria import CRITERIA
+
+    p.add_argument("--criterion", choices=sorted(CRITERIA), help="the score's ranking criterion "
+                   "(default: featsel.defaults.RANK_CRITERION); every criterion is correlated "
+                   "with the outcome")
     p.add_argument("--score-max-samples", type=int, help="subsample the score pool")
     p.add_argument("--score-repeats", type=int, default=8, help="Delta_OT draws in score")
     p.add_argument("--score-n", type=int, help="Delta_OT minibatch size in score")
@@ -372,7 +377,8 @@ def _validate(args: Any) -> Any:
         budget=args.budget, seeds=args.seeds, config=args.config, overrides=list(args.set),
         jobs=args.jobs, eval_n_per_class=args.eval_n_per_class, eval_alpha=args.eval_alpha,
         eval_fractions=tuple(args.eval_fractions),
-        tau=args.tau, score_max_samples=args.score_max_samples, score_repeats=args.score_repeats,
+        tau=args.tau, criterion=args.criterion,
+        score_max_samples=args.score_max_samples, score_repeats=args.score_repeats,
         score_n=args.score_n, score_split=args.score_split,
         exclude_aligned=args.exclude_aligned, n_boot=args.n_boot, nproc=args.nproc,
         device=args.device, seed=args.seed, progress=not args.quiet,

@@ -71,7 +71,8 @@ class ValidateConfig:
     jobs: int = 1                           # local worker processes; 1 = in this process
     eval_n_per_class: int | None = None     # None: the TrainConfig's eval_n_per_class
     eval_alpha: float = 1.0                 # guidance alpha whose FDs are the outcome
-    tau: float = 0.05                       # the Delta_OT tau that ranks
+    tau: float = 0.05                       # Delta_OT's headline tau
+    criterion: str | None = None            # the score's ranking criterion; None: the default
     score_max_samples: int | None = None    # subsample the score pool
     score_repeats: int = 8                  # Delta_OT draws in score
     score_n: int | None = None              # Delta_OT minibatch size; None: score's default
@@ -305,6 +306,8 @@ def _score(cfg: ValidateConfig, candidates: list[str], evaluations: list[str] | 
                 want["evaluations"] = evaluations
             if cfg.score_n is not None:
                 want["n"] = cfg.score_n
+            if cfg.criterion:
+                want["criterion"] = cfg.criterion
             if (all(s.get(k) == v for k, v in want.items())
                     and float(old["ranking"]["tau"]) == float(cfg.tau)):
                 return old
@@ -315,6 +318,7 @@ def _score(cfg: ValidateConfig, candidates: list[str], evaluations: list[str] | 
                        max_samples=cfg.score_max_samples, n_repeats=cfg.score_repeats,
                        tau=cfg.tau, taus=tuple(sorted({*PAPER_TAUS, float(cfg.tau)})),
                        curve=cfg.score_curve, n=cfg.score_n,
+                       **({"criterion": cfg.criterion} if cfg.criterion else {}),
                        device=cfg.device, seed=cfg.seed, progress=cfg.progress)
     return run_score(scfg, sdir, force=True)
 

@@ -56,6 +56,8 @@ def test_score_end_to_end_and_report(tmp_path, capsys):
     (["--featurizers", "no-such-featurizer"], "unknown featurizer"),
     (["--featurizers", "pca:dim=8", "--n", "40"], "too large"),
     (["--featurizers", "pca:dim=8", "--tau", "0.02"], "--tau"),
+    (["--featurizers", "pca:dim=8,noise:dim=0"], "dim must be >= 1"),
+    (["--featurizers", "pca:dim=8", "--max-samples", "40"], "too few samples per class"),
 ])
 def test_bad_inputs_leave_no_output(tmp_path, capsys, extra, message):
     out = tmp_path / "run"
@@ -69,3 +71,11 @@ def test_bad_inputs_leave_no_output(tmp_path, capsys, extra, message):
 def test_report_without_results_is_an_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 1
     assert "results.json" in capsys.readouterr().err
+
+
+def test_unknown_criterion_is_one_clear_error(tmp_path):
+    from featsel.score import ScoreConfig, run_score
+
+    with pytest.raises(ValueError, match="criterion: unknown 'bogus'; known: "):
+        run_score(ScoreConfig(featurizers=["pca:dim=8"], criterion="bogus"), tmp_path / "o")
+    assert not (tmp_path / "o").exists()
