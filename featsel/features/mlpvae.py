@@ -103,17 +103,24 @@ class MLPVAEFeaturizer(Featurizer):
         return [self.net(x.float())]
 
 
+def build_vector_encoder(name: str, cfg, net_cls, featurizer_cls, space, in_shape):
+    """The factory shared by vector-encoder featurizers (``mlp-vae``, ``scvi-encoder``): fill
+    ``cfg.n_features`` from the space's ambient shape, build ``net_cls`` with a seeded init that
+    leaves the global RNG alone, wrap it in ``featurizer_cls``."""
+    if not cfg.n_features:
+        ambient = tuple(space.ambient_shape) if space is not None else in_shape
+        if ambient is None or len(ambient) != 1:
+            raise ValueError(f"featurizer {name!r}: n_features not set and no vector input "
+                             f"shape to take it from (got {ambient})")
+        cfg.n_features = int(ambient[0])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        net = net_cls(cfg.n_features, cfg.latent_dim, cfg.hidden, cfg.depth)
+    return featurizer_cls(cfg, net.eval(), space, in_shape)
+
+
 @register("mlp-vae", MLPVAEConfig,
           "MLP Gaussian VAE on vectors (cells x genes; `featsel pretrain vae` on vector data), "
           "the posterior mean (B, latent_dim)")
 def _mlp_vae(cfg: MLPVAEConfig, *, space=None, in_shape=None, fit_data=None, state_dict=None):
-    if not cfg.n_features:
-        ambient = tuple(space.ambient_shape) if space is not None else in_shape
-        if ambient is None or len(ambient) != 1:
-            raise ValueError(f"featurizer 'mlp-vae': n_features not set and no vector input shape "
-                             f"to take it from (got {ambient})")
-        cfg.n_features = int(ambient[0])
-    with torch.random.fork_rng(devices=[]):  # a seeded init that leaves the global RNG alone
-        torch.manual_seed(cfg.seed)
-        net = MLPVAE(cfg.n_features, cfg.latent_dim, cfg.hidden, cfg.depth)
-    return MLPVAEFeaturizer(cfg, net.eval(), space, in_shape)
+    return build_vector_encoder("mlp-vae", cfg, MLPVAE, MLPVAEFeaturizer, space, in_shape)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from featsel.features.mlpvae import MLPVAEFeaturizer
+from featsel.features.mlpvae import MLPVAEFeaturizer, build_vector_encoder
 from featsel.features.registry import register
 
 __all__ = ["ScviEncoder", "ScviEncoderConfig", "ScviEncoderFeaturizer"]
@@ -108,13 +108,5 @@ class ScviEncoderFeaturizer(MLPVAEFeaturizer):
           "mean of q(z|x) (B, latent_dim) on vectors (cells x genes)")
 def _scvi_encoder(cfg: ScviEncoderConfig, *, space=None, in_shape=None, fit_data=None,
                   state_dict=None):
-    if not cfg.n_features:
-        ambient = tuple(space.ambient_shape) if space is not None else in_shape
-        if ambient is None or len(ambient) != 1:
-            raise ValueError(f"featurizer 'scvi-encoder': n_features not set and no vector input "
-                             f"shape to take it from (got {ambient})")
-        cfg.n_features = int(ambient[0])
-    with torch.random.fork_rng(devices=[]):  # a seeded init that leaves the global RNG alone
-        torch.manual_seed(cfg.seed)
-        net = ScviEncoder(cfg.n_features, cfg.latent_dim, cfg.hidden, cfg.depth)
-    return ScviEncoderFeaturizer(cfg, net.eval(), space, in_shape)
+    return build_vector_encoder("scvi-encoder", cfg, ScviEncoder, ScviEncoderFeaturizer, space,
+                                in_shape)
