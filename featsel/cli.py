@@ -120,6 +120,9 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
     p.add_argument("--device", default=d.device, help="feature extraction device (cpu, cuda, ...)")
     p.add_argument("--split", help="data split (default: all for fraction splits, else test)")
+    from featsel.data import add_data_root_argument
+
+    add_data_root_argument(p)
     p.add_argument("--space", help="generation space the candidates see (pixels, ambient, "
                    "pca:dim=50, vae:path=DIR; default: the manifest's)")
     p.add_argument("--max-samples", type=int, help="subsample the pool to this many samples")
@@ -164,7 +167,8 @@ def _score(args: Any) -> dict | str:
                  else parse_featurizer_list(args.eval_featurizers))
     cfg = ScoreConfig(
         data=args.data, featurizers=parse_featurizer_list(args.featurizers), evaluations=evals,
-        split=args.split, space=args.space, max_samples=args.max_samples, n=args.n, taus=tuple(args.taus),
+        split=args.split, data_root=args.data_root, space=args.space, max_samples=args.max_samples,
+        n=args.n, taus=tuple(args.taus),
         tau=args.tau, n_repeats=args.repeats, recipe=args.recipe, curve=args.curve and not args.no_curve,
         max_locations=args.max_locations or None, criterion=args.criterion,
         controls=not args.no_controls, eps_rule=args.eps_rule, perplexity=args.perplexity,
@@ -221,9 +225,10 @@ def _train(args: Any) -> dict:
     from generation.config import load_config
     from generation.train import train
 
-    over = [f"{k}={v}" for k in ("data", "featurizer", "model", "steps", "out", "device")
-            if (v := getattr(args, k)) is not None]
-    cfg = load_config(args.config, over + list(args.set))
+    # typed flags go in as values, not as YAML strings (a '#' or 'no' must stay what was typed)
+    typed = {k: v for k in ("data", "featurizer", "model", "steps", "out", "device")
+             if (v := getattr(args, k)) is not None}
+    cfg = load_config(args.config, list(args.set), typed=typed)
     return train(cfg, resume=args.resume)
 
 

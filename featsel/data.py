@@ -274,7 +274,7 @@ class Dataset:
 def _missing(path: Path, m: Manifest, root_hint: bool = True) -> FileNotFoundError:
     how = m.how_to_get or ""
     hint = (
-        f" Set the data root with --data-root or $FEATSEL_DATA_DIR (now {default_data_root()})."
+        f" Set the data root with --data-root or $FEATSEL_DATA_DIR (default now: {default_data_root()})."
         if root_hint and m.path and not Path(m.path).is_absolute()
         else ""
     )

@@ -55,6 +55,7 @@ class ScoreConfig:
     featurizers: list[str] | None = None      # None: the manifest's candidates
     evaluations: list[str] | None = None      # None: the manifest's evaluation featurizers
     split: str | None = None                  # None: "all" if fraction splits, else "test"
+    data_root: str | None = None              # None: $FEATSEL_DATA_DIR or ~/.cache/featsel/data
     space: str | None = None                  # generation space spec; None: the manifest's
     max_samples: int | None = None            # subsample the pool (seeded)
     n: int | None = None                      # draws' minibatch size; None: choose_n()
@@ -242,7 +243,7 @@ def _load_pool(cfg: ScoreConfig):
 
     manifest = load_manifest(cfg.data)
     split = cfg.split or _default_split(manifest)
-    ds = load_dataset(manifest, split=split)
+    ds = load_dataset(manifest, split=split, data_root=cfg.data_root)
     x, labels = ds.x, ds.labels
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"data {manifest.name!r}: the samples contain NaN or infinite values")

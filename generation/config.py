@@ -196,7 +196,11 @@ def apply_overrides(cfg_dict: dict, overrides: list[str] | dict | None) -> dict:
             if "=" not in item:
                 raise ValueError(f"override must look like key=value, got {item!r}")
             k, v = item.split("=", 1)
-            items.append((k.strip(), yaml.safe_load(v)))
+            try:
+                items.append((k.strip(), yaml.safe_load(v)))
+            except yaml.YAMLError as err:
+                where = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise ValueError(f"--set {item!r}: the value is not valid YAML ({where})") from None
     out = dict(cfg_dict)
     for key, value in items:
         parts = key.split(".")
@@ -209,19 +213,28 @@ def apply_overrides(cfg_dict: dict, overrides: list[str] | dict | None) -> dict:
 
 
 def load_config(path: str | os.PathLike | None = None,
-                overrides: list[str] | dict | None = None) -> TrainConfig:
-    """YAML file (or defaults when None) + overrides -> validated TrainConfig."""
+                overrides: list[str] | dict | None = None, *,
+                typed: dict | None = None) -> TrainConfig:
+    """YAML file (or defaults when None) + overrides -> validated TrainConfig.
+
+    overrides: ``--set`` strings (YAML values) or a dict; typed: values taken as they are (the
+    CLI's typed flags: ``--out "runs/a #1"`` stays that string, ``--data no`` the string "no"),
+    applied last."""
     d: dict = {}
     if path is not None:
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"config file {str(p)!r} does not exist")
-        loaded = yaml.safe_load(p.read_text())
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as err:
+            where = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ValueError(f"config file {str(p)!r} is not valid YAML ({where})") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ValueError(f"config file {str(p)!r} must hold a mapping, got "
                              f"{type(loaded).__name__}")
         d = loaded or {}
-    return config_from_dict(apply_overrides(d, overrides)).validate()
+    return config_from_dict(apply_overrides(apply_overrides(d, overrides), typed)).validate()
 
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:

@@ -79,3 +79,13 @@ def test_unknown_criterion_is_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="criterion: unknown 'bogus'; known: "):
         run_score(ScoreConfig(featurizers=["pca:dim=8"], criterion="bogus"), tmp_path / "o")
     assert not (tmp_path / "o").exists()
+
+
+def test_data_root_is_accepted(tmp_path, monkeypatch, capsys):
+    # the README and the missing-file error advertise --data-root: score takes it
+    monkeypatch.setenv("FEATSEL_DATA_DIR", str(tmp_path / "nowhere"))
+    rc = main(["score", "--data", "mnist", "--split", "test", "--data-root",
+               str(tmp_path / "elsewhere"), "--out", str(tmp_path / "o")])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert str(tmp_path / "elsewhere" / "mnist") in err and "Traceback" not in err

@@ -233,10 +233,22 @@ def test_config_yaml_overrides_and_roundtrip(tmp_path):
     (["n_unc=2000"], "n_unc"),
     (["eval_decay=0.5"], "eval_decay"),
     (["nokeyvalue"], "key=value"),
+    (["steps=[1"], "not valid YAML"),
+    (["out=!!python/object/apply:os.system [ls]"], "not valid YAML"),
 ])
 def test_bad_config_errors(over, msg):
     with pytest.raises(ValueError, match=msg):
         load_config(None, over)
+
+
+def test_typed_flags_are_not_reparsed_as_yaml(tmp_path):
+    # `featsel train --out "runs/a #1" --data no`: YAML would make these "runs/a" and False
+    cfg = load_config(None, ["steps=3"], typed={"out": str(tmp_path / "a #1"), "data": "no"})
+    assert cfg.out == str(tmp_path / "a #1") and cfg.data == "no" and cfg.steps == 3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: [1\n")
+    with pytest.raises(ValueError, match="bad.yaml' is not valid YAML"):
+        load_config(bad)
 
 
 def test_missing_config_file(tmp_path):
