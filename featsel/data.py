@@ -32,7 +32,6 @@ located without importing the package (`keel_data_file`).
 from __future__ import annotations
 
 import gzip
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -612,10 +611,3 @@ def load_dataset(
     if m.modality == "vector" and x.ndim != 2:
         raise ValueError(f"data set {m.name!r}: modality vector but loaded shape {tuple(x.shape)}")
     return Dataset(x.float(), y, m, split, names, encoded, ambient)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """JSON to `path` via a temporary file and os.replace."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)

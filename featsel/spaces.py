@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -281,13 +280,3 @@ def create_space(
         scaling=s.scaling,
         subfolder=s.subfolder,
     )
-
-
-def space_info(space: GenerationSpace) -> dict[str, Any]:
-    """A JSON-able summary (name, spec, shapes)."""
-    return {
-        "name": space.name,
-        "spec": space.spec,
-        "shape": list(space.shape),
-        "ambient_shape": list(space.ambient_shape),
-    }
