@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from featsel import __version__
@@ -176,7 +177,12 @@ def _score(args: Any) -> dict | str:
     )
     res = run_score(cfg, args.out, force=args.force)
     if args.json:
-        return res
+        if not args.out:
+            return res
+        # the per-candidate diagnostics (plans, spectra) can be megabytes: they stay in
+        # results.json; stdout gets the ranking, settings and timings
+        return {**{k: res[k] for k in ("title", "settings", "ranking", "timings") if k in res},
+                "results": str(Path(args.out) / "results.json")}
     rk = res["ranking"]
     lines = [f"{row['rank']}. {row['candidate']}{' [control]' if row.get('control') else ''}: "
              f"{rk['explanations'][row['candidate']]}" for row in rk["table"]]

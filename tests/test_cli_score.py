@@ -19,6 +19,7 @@ def test_score_end_to_end_and_report(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     res = json.loads((out / "results.json").read_text())
     assert printed["ranking"]["order"] == res["ranking"]["order"]
+    assert "diagnostics" not in printed and printed["results"] == str(out / "results.json")
     # the two candidates and the two noise controls added by default (the largest block: 8-d)
     assert sorted(res["ranking"]["order"]) == ["noise:dim=1", "noise:dim=8", "pca:dim=8",
                                                "random-projection:dim=8"]
