@@ -7,7 +7,8 @@ out), with a 95% bootstrap interval over seeds (``featsel.confirmation.bootstrap
 over the real candidates (controls, when trained, are reported separately in ``with_controls``).
 
     python studies/summarize.py --out studies/summary.json \
-        --selection runs/selection --satimage studies/satimage/results
+        --selection runs/selection --study satimage=runs/satimage/ambient \
+        --study digits=runs/digits_study/pixels
 
 Format (issue 11): ``{"recommended": criterion, "protocol": ..., "datasets": {name: {criterion:
 {"kendall", "ci_low", "ci_high", "spearman", "n_candidates", "n_seeds", ...}}}}``; ``ci_low`` /
@@ -107,23 +108,51 @@ def study(folder: Path, name: str, role: str) -> dict:
     return {name: res}
 
 
+def markdown(summary: dict) -> str:
+    """The summary as a Markdown table: criteria x data sets, Kendall tau [95% interval]."""
+    names = list(summary["datasets"])
+    head = "| criterion | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
+    rows = []
+    for n in CRITERIA:
+        cells = []
+        for d in names:
+            r = summary["datasets"][d].get(n)
+            cells.append("" if r is None else
+                         f"{r['kendall']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]")
+        mark = " (ranks)" if n == summary["recommended"] else ""
+        rows.append(f"| `{n}`{mark} | " + " | ".join(cells) + " |")
+    info = []
+    for d in names:
+        per = summary["datasets"][d]
+        r = next((per[n] for n in CRITERIA if n in per), None)
+        if r is not None:
+            info.append(f"{d}: {per.get('role', '')}, {r['n_candidates']} real candidates, "
+                        f"{r['n_seeds']} seeds")
+    return head + "\n".join(rows) + "\n\n" + "; ".join(info) + ".\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--selection", help="runs/selection (pbmc68k scores per generation space)")
-    ap.add_argument("--satimage", help="the satimage validate folder")
+    ap.add_argument("--study", action="append", default=[], metavar="NAME=FOLDER",
+                    help="a held-out `featsel validate` folder (repeatable)")
     args = ap.parse_args()
     datasets: dict[str, dict] = {}
     if args.selection:
         datasets.update(pbmc(Path(args.selection)))
-    if args.satimage:
-        datasets.update(study(Path(args.satimage), "satimage",
-                              "held out (test of the pre-registered choice)"))
+    for item in args.study:
+        name, _, folder = item.partition("=")
+        if not folder:
+            raise SystemExit(f"--study: expected NAME=FOLDER, got {item!r}")
+        datasets.update(study(Path(folder), name, "held out (test of the pre-registered choice)"))
     summary = {"recommended": RANK_CRITERION, "protocol": "studies/PROTOCOL.md",
                "datasets": datasets}
     tmp = Path(args.out).with_suffix(".json.tmp")
     tmp.write_text(json.dumps(summary, indent=1))
     os.replace(tmp, args.out)
+    md = Path(args.out).with_suffix(".md")
+    md.write_text(markdown(summary))
     for d, per in datasets.items():
         print(d, per.get("role", ""))
         for n in CRITERIA:
