@@ -82,15 +82,12 @@ def pbmc(selection: Path) -> dict:
 
 def study(folder: Path, name: str, role: str) -> dict:
     val = json.loads((folder / "validation.json").read_text())
-    score = json.loads((folder / "score" / "results.json").read_text()) \
-        if (folder / "score" / "results.json").is_file() else None
+    # the sweep's own score, or the slim copy committed beside a study (ranking only)
+    src = next(p for p in (folder / "score" / "results.json", folder / "score_ranking.json")
+               if p.is_file())
+    score = json.loads(src.read_text())
     fd, excl = _fd_per_seed(val)
-    if score is not None:
-        vals, controls = _criteria_values(score)
-    else:  # a committed copy without the score folder: the criteria from validation.json
-        vals = {k: dict(zip(val["settings"]["candidates"], v["values"]))
-                for k, v in val.get("criterion_values", {}).items()}
-        controls = val.get("controls", [])
+    vals, controls = _criteria_values(score)
     cands = list(val["settings"]["candidates"])
     real = [c for c in cands if c not in controls]
     res = {"role": role, **_agreements(vals, fd, excl, real)}
@@ -129,6 +126,16 @@ def markdown(summary: dict) -> str:
             info.append(f"{d}: {per.get('role', '')}, {r['n_candidates']} real candidates, "
                         f"{r['n_seeds']} seeds")
     return head + "\n".join(rows) + "\n\n" + "; ".join(info) + ".\n"
+
+
+def slim_score(src: Path, dst: Path) -> None:
+    """Copy a score's ranking and settings (what the summary reads) without the per-candidate
+    diagnostics (megabytes of plans and spectra)."""
+    r = json.loads(src.read_text())
+    tmp = dst.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({k: r[k] for k in ("title", "settings", "ranking", "timings")
+                               if k in r}, indent=1))
+    os.replace(tmp, dst)
 
 
 def main() -> None:
