@@ -8,7 +8,7 @@ over the real candidates (controls, when trained, are reported separately in ``w
 
     python studies/summarize.py --out studies/summary.json \
         --selection runs/selection --study satimage=runs/satimage/ambient \
-        --study digits=runs/digits_study/pixels
+        --study digits=runs/digits_study/pixels --evidence featsel/evidence.json
 
 Format (issue 11): ``{"recommended": criterion, "protocol": ..., "datasets": {name: {criterion:
 {"kendall", "ci_low", "ci_high", "spearman", "n_candidates", "n_seeds", ...}}}}``; ``ci_low`` /
@@ -76,7 +76,9 @@ def pbmc(selection: Path) -> dict:
         vals, controls = _criteria_values(score)
         cands = [c for c in val["settings"]["candidates"] if c not in controls]
         out[f"pbmc68k/{g}"] = {"role": "selection (the criterion was chosen here)",
-                               **_agreements(vals, fd, excl, cands)}
+                               **_agreements(vals, fd, excl, cands),
+                               "controls_last": {n: bool(v.get("valid")) for n, v in
+                                                 score["ranking"]["validity"].items()}}
     return out
 
 
@@ -91,14 +93,11 @@ def study(folder: Path, name: str, role: str) -> dict:
     cands = list(val["settings"]["candidates"])
     real = [c for c in cands if c not in controls]
     res = {"role": role, **_agreements(vals, fd, excl, real)}
-    if controls:
+    if any(c in cands for c in controls):  # controls trained too: the same with them
         res["with_controls"] = _agreements(vals, fd, excl, cands)
-        res["controls_last"] = {}
-        for n, v in vals.items():
-            if all(v.get(c) is not None for c in cands):
-                sign = 1.0 if CRITERIA[n].lower_is_better else -1.0
-                order = sorted(cands, key=lambda c, v=v, sign=sign: sign * v[c])
-                res["controls_last"][n] = set(order[-len(controls):]) == set(controls)
+    # every control below every real candidate by the criterion (the score's control check)
+    res["controls_last"] = {n: bool(v.get("valid"))
+                            for n, v in score["ranking"].get("validity", {}).items()}
     collapse = val.get("collapse", {}).get("per_candidate", {})
     res["n_collapsed"] = {c: v.get("n_collapsed") for c, v in collapse.items()}
     res["warnings"] = val.get("warnings", [])
@@ -142,6 +141,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--selection", help="runs/selection (pbmc68k scores per generation space)")
+    ap.add_argument("--evidence", help="also write the ranking criterion's numbers here "
+                    "(featsel/evidence.json, shown in every score report)")
     ap.add_argument("--study", action="append", default=[], metavar="NAME=FOLDER",
                     help="a held-out `featsel validate` folder (repeatable)")
     args = ap.parse_args()
@@ -160,6 +161,15 @@ def main() -> None:
     os.replace(tmp, args.out)
     md = Path(args.out).with_suffix(".md")
     md.write_text(markdown(summary))
+    if args.evidence:  # what `featsel score` shows users about its ranking criterion
+        ev = {"criterion": RANK_CRITERION, "protocol": "studies/PROTOCOL.md",
+              "datasets": {d: {k: per[RANK_CRITERION][k] for k in
+                               ("kendall", "ci_low", "ci_high", "n_candidates", "n_seeds")}
+                           | {"role": per.get("role", "")}
+                           for d, per in datasets.items() if RANK_CRITERION in per}}
+        tmp = Path(args.evidence).with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(ev, indent=1))
+        os.replace(tmp, args.evidence)
     for d, per in datasets.items():
         print(d, per.get("role", ""))
         for n in CRITERIA:
