@@ -188,6 +188,13 @@ def _score(args: Any) -> dict | str:
              f"{rk['explanations'][row['candidate']]}" for row in rk["table"]]
     lines.append(f"recommended: {rk['recommended']}" if rk.get("recommended") else
                  f"no recommendation: {rk.get('invalid_reason', '')}")
+    ev = res.get("evidence") or {}
+    if ev.get("criterion") == rk.get("criterion") and ev.get("datasets"):
+        lines.append(f"how far to trust it ({ev['criterion']} vs trained outcome, Kendall): " +
+                     ", ".join(f"{d} {e['kendall']:+.2f}" +
+                               (" (chosen here)" if e["role"].startswith("selection") else "")
+                               for d, e in ev["datasets"].items()) +
+                     "; confirm with featsel validate")
     if args.out:
         lines.append(f"report: {args.out}/report.html")
     return "\n".join(lines)

@@ -237,6 +237,18 @@ def _publish(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def evidence() -> dict:
+    """The project's record for its ranking criterion: ``featsel/evidence.json``, written by
+    ``studies/summarize.py`` from the confirmation studies (Kendall tau of the criterion against
+    the trained outcome per data set, with its interval and the data set's role). Empty when
+    the file is missing."""
+    path = Path(__file__).resolve().parent / "evidence.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def _load_pool(cfg: ScoreConfig):
     """Stage 1: the data set, its generation space and the pool (u, labels)."""
     from featsel.data import load_dataset, load_manifest
@@ -451,6 +463,7 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
                 "generation_space": space.spec, "featurizers": cands, "controls": controls,
                 "evaluations": evals, "curve_ns": curve_ns, "coupling_size": csize}
     results = {
+        "evidence": evidence(),
         "title": f"featsel score: {manifest.name} ({len(cands)} candidates"
                  + (f" + {len(controls)} controls)" if controls else ")"),
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -46,7 +46,8 @@ def test_score_end_to_end_and_report(tmp_path, capsys):
     assert any(f["candidate"] == "pca:dim=8" and f["evaluation"] == "pca:dim=8" for f in flags)
     html = (out / "report.html").read_text()
     assert 'id="ranking-table"' in html and "random-projection:dim=8" in html
-    assert 'class="control"' in html and 'id="validity"' in html
+    assert 'class="control"' in html and 'id="validity"' in html and 'id="evidence"' in html
+    assert res["evidence"]["criterion"] == rk["criterion"]
     assert {p.name for p in (out / "figures").iterdir()} >= {"ranking.png", "alignment_r2.png"}
     (out / "report.html").unlink()
     assert main(["report", str(out)]) == 0
@@ -90,3 +91,22 @@ def test_data_root_is_accepted(tmp_path, monkeypatch, capsys):
     assert rc == 1
     err = capsys.readouterr().err
     assert str(tmp_path / "elsewhere" / "mnist") in err and "Traceback" not in err
+
+
+def test_shipped_evidence_is_the_studies_summary():
+    # featsel/evidence.json (shown in every report) is written by studies/summarize.py from
+    # studies/summary.json: the same numbers, for the criterion that ranks by default
+    from pathlib import Path
+
+    from featsel.defaults import RANK_CRITERION
+    from featsel.score import evidence
+
+    root = Path(__file__).resolve().parents[1]
+    summary = json.loads((root / "studies" / "summary.json").read_text())
+    ev = evidence()
+    assert ev["criterion"] == summary["recommended"] == RANK_CRITERION
+    assert set(ev["datasets"]) == {d for d, v in summary["datasets"].items() if RANK_CRITERION in v}
+    for d, e in ev["datasets"].items():
+        want = summary["datasets"][d][RANK_CRITERION]
+        assert (e["kendall"], e["ci_low"], e["ci_high"]) == (
+            want["kendall"], want["ci_low"], want["ci_high"])
