@@ -138,6 +138,8 @@ def candidate_rows(validation: Mapping, score_table: Sequence[Mapping] | None = 
         dk = _delta_key(t)
         s = score.get(c, {})
         lo, hi = _num(s.get("ci_low")), _num(s.get("ci_high"))
+        if not str(validation.get("predictor") or "delta_ot").startswith("delta_ot"):
+            lo = hi = math.nan  # the score table's interval is its ranking criterion's
         cells = {}
         for m in metrics:
             src = validation.get(m["kind"])

@@ -211,6 +211,12 @@ def test_validation_report_table_and_exclusions(tmp_path):
     assert cells[4] == want  # candidate, Delta_OT, its rank, effective rank, fd[identity]
     assert cells[1] == "0.2 [0.15, 0.25]" and cells[3] == "30"
     assert cells[-2:] == ["2", "2"]  # mean FD rank, outcome rank
+    # ranked by another criterion, the score table's interval is that criterion's: not shown
+    # beside Delta_OT
+    other = render_validation_report({**v, "predictor": "transport_fidelity"}, tmp_path / "o",
+                                     score_table=_SCORE_TABLE).read_text()
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", _rows(other)[0])
+    assert cells[1] == "0.2" and "Predicted order (transport_fidelity)" in other
     # correlation block, best predictor highlighted, flags, settings
     corr = html.split('id="correlation"')[1].split("</table>")[0]
     assert "[-0.5, 1]" in corr and "0.3333" in corr and "95% bootstrap" in corr
