@@ -323,6 +323,12 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
     rank_by = get_criterion(cfg.criterion)
     if cfg.eps_rule not in ("perplexity", "tau"):
         raise ValueError(f"--eps-rule: expected 'perplexity' or 'tau', got {cfg.eps_rule!r}")
+    if not cfg.perplexity >= 1:  # also rejects NaN
+        raise ValueError(f"--perplexity: expected a number >= 1, got {cfg.perplexity}")
+    if not (cfg.tau > 0 and all(t > 0 for t in cfg.taus)):
+        raise ValueError(f"--tau/--taus: expected positive values, got {cfg.tau}, {cfg.taus}")
+    if cfg.n_repeats < 1 or cfg.transport_repeats < 1:
+        raise ValueError(f"--repeats: expected >= 1, got {cfg.n_repeats}")
 
     # 1. data ---------------------------------------------------------------------------
     with timer("load"):
