@@ -484,6 +484,7 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
         with timer("report"):
             out_dir.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp"))
+            os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a report folder is meant to be shared
             try:
                 results["timings"] = dict(timer.times)
                 write_outputs(results, tmp, ranking.to_frame())

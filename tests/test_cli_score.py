@@ -49,6 +49,7 @@ def test_score_end_to_end_and_report(tmp_path, capsys):
     assert 'class="control"' in html and 'id="validity"' in html and 'id="evidence"' in html
     assert res["evidence"]["criterion"] == rk["criterion"]
     assert {p.name for p in (out / "figures").iterdir()} >= {"ranking.png", "alignment_r2.png"}
+    assert (out.stat().st_mode & 0o777) == 0o755  # readable by others, like the files in it
     (out / "report.html").unlink()
     assert main(["report", str(out)]) == 0
     assert (out / "report.html").is_file()

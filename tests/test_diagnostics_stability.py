@@ -118,6 +118,8 @@ def test_bad_inputs():
         ot_stability(pool, n=10, labels=np.arange(100) % 2, source=torch.randn(30, 16))
     with pytest.raises(ValueError, match="recipe"):
         ot_stability(pool, n=10, recipe="fast")
+    with pytest.raises(ValueError, match="ns: expected at least one"):
+        stability_curve(pool, ns=[])
     with pytest.raises(ValueError, match="labels"):
         ot_stability(pool, n=10, labels=np.zeros(7))
 

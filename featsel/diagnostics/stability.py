@@ -419,6 +419,8 @@ def stability_curve(pool, *, ns: Sequence[int] | None = None, tau: float = 0.05,
         lab = None if labels is None else as_labels(labels, n_pool, "labels")
         ns = _default_ns(_groups(lab, n_pool)[1], cfg.n_source, source is None)
     ns = sorted(int(v) for v in ns)
+    if not ns:
+        raise ValueError("ns: expected at least one minibatch size (or None for the default)")
     means, los, his = [], [], []
     for i, nv in enumerate(ns):
         r = ot_stability_report(pool, n=nv, labels=labels, source=source,
