@@ -63,21 +63,17 @@ class RankedCandidate:
 
     def row(self, tau: float, criterion: str | None = None) -> dict:
         s = self.scores
-        out = {"rank": self.rank, "candidate": self.name, "control": s.control}
-        if criterion is not None:
-            out[criterion] = self.delta
-        out.update({"ci_low": self.ci_low, "ci_high": self.ci_high,
-                    "tied_with": ", ".join(self.tied_with)})
+        key = criterion or f"delta_ot@{tau:g}"  # the ranking column, its interval beside it
+        out = {"rank": self.rank, "candidate": self.name, "control": s.control, key: self.delta,
+               "ci_low": self.ci_low, "ci_high": self.ci_high,
+               "tied_with": ", ".join(self.tied_with)}
         for name, v in s.criteria.items():
             if name != criterion and name != "delta_ot":
                 out[name] = v.get("mean")
             if v.get("unconditional") is not None:  # the whole-pool draw beside the per-class
                 out[f"{name}[all]"] = v["unconditional"]
         for t in sorted(s.delta):
-            if criterion is not None or t != tau:
-                out[f"delta_ot@{t:g}"] = s.delta[t]["mean"]
-            else:
-                out[f"delta_ot@{t:g}"] = self.delta
+            out.setdefault(f"delta_ot@{t:g}", s.delta[t]["mean"])
         out.update({
             "effective_rank": s.effective_rank, "participation_ratio": s.participation_ratio,
             "same_class_mass": s.same_class_mass, "chance_mass": s.chance_mass,

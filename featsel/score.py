@@ -328,7 +328,8 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
     if not (cfg.tau > 0 and all(t > 0 for t in cfg.taus)):
         raise ValueError(f"--tau/--taus: expected positive values, got {cfg.tau}, {cfg.taus}")
     if cfg.n_repeats < 1 or cfg.transport_repeats < 1:
-        raise ValueError(f"--repeats: expected >= 1, got {cfg.n_repeats}")
+        raise ValueError(f"--repeats: expected >= 1, got n_repeats={cfg.n_repeats}, "
+                         f"transport_repeats={cfg.transport_repeats}")
 
     # 1. data ---------------------------------------------------------------------------
     with timer("load"):
@@ -348,8 +349,8 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
             warnings.warn(f"classes with fewer than 2n = {2 * n} samples are left out of the "
                           f"draws: {left_out}", stacklevel=2)
         # the draws' pool: the classes large enough for n sources + n targets
-        keep = (np.isin(lab_np, classes[[i for i in range(len(classes)) if i not in left]])
-                if lab_np is not None else np.ones(len(u), bool))
+        keep = (np.isin(lab_np, np.delete(classes, left)) if lab_np is not None
+                else np.ones(len(u), bool))
         cands = cfg.featurizers or list(manifest.candidates)
         evals = cfg.evaluations if cfg.evaluations is not None else list(manifest.evaluation)
         if len(set(cands)) != len(cands):
@@ -375,14 +376,18 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
 
     _extract(list(dict.fromkeys(cands + evals)))
     vectors = {spec: summary_vector(m) for spec, m in maps.items()}
+    # the training blocks (n_pool, L, D) of every scored featurizer, made once
+    block_maps = {c: {k: b.x for k, b in to_blocks(maps[c], feats[c].map_names, None).items()}
+                  for c in cands}
     controls = ([c for c in cands if is_control(c)] +
-                (_controls_for(cands, {c: max(b.x.shape[-1] for b in to_blocks(
-                    maps[c], feats[c].map_names, None).values()) for c in cands})
-                 if cfg.controls else []))
+                (_controls_for(cands, {c: max(v.shape[-1] for v in block_maps[c].values())
+                                       for c in cands}) if cfg.controls else []))
     new = [c for c in controls if c not in feats]
     if new:
         _extract(new)
         vectors.update({spec: summary_vector(maps[spec]) for spec in new})
+        block_maps.update({c: {k: b.x for k, b in to_blocks(maps[c], feats[c].map_names,
+                                                             None).items()} for c in new})
     scored = list(dict.fromkeys(cands + controls))
 
     # 3. diagnostics ------------------------------------------------------------------------
@@ -405,7 +410,7 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
         if cfg.progress:
             iterator.set_postfix_str(spec[:40])
         f = feats[spec]
-        blocks = {k: b.x for k, b in to_blocks(maps[spec], f.map_names, None).items()}
+        blocks = block_maps[spec]
         d: dict[str, Any] = {"spec": spec, "map_names": list(f.map_names),
                              "control": spec in controls,
                              "blocks": {k: list(v.shape[1:]) for k, v in blocks.items()}}

@@ -137,9 +137,14 @@ class TransportResult:
         return asdict(self)
 
 
+def _row_normalise(pi: Tensor) -> Tensor:
+    """pi: (..., N, M) -> P_ij = pi_ij / sum_j pi_ij."""
+    return pi / pi.sum(-1, keepdim=True).clamp_min(torch.finfo(pi.dtype).tiny)
+
+
 def plan_perplexity(pi: Tensor) -> Tensor:
     """pi: (..., N, M) plan -> (...,) geometric mean over rows of exp(H(row-normalised row))."""
-    p = pi / pi.sum(-1, keepdim=True).clamp_min(torch.finfo(pi.dtype).tiny)
+    p = _row_normalise(pi)
     h = -(p * torch.log(p.clamp_min(torch.finfo(p.dtype).tiny))).sum(-1)
     return torch.exp(h.mean(-1))
 
@@ -174,14 +179,14 @@ def perplexity_eps(x: Tensor, y: Tensor, perplexity: float, *, steps: int = 6,
     s = torch.where(const, torch.ones_like(s), s)
     target = math.log(float(perplexity))
     c = torch.cdist(x, y).square()
-    lo, hi = torch.log(s * rel_range[0]), torch.log(s * rel_range[1])
+    floor, ceil = torch.log(s * rel_range[0]), torch.log(s * rel_range[1])
+    lo, hi = floor, ceil
     for _ in range(40):
         mid = (lo + hi) / 2
         too_blurred = torch.log(_softmax_perplexity(c, mid)) > target
         hi = torch.where(too_blurred, mid, hi)
         lo = torch.where(too_blurred, lo, mid)
     mid = (lo + hi) / 2
-    floor, ceil = torch.log(s * rel_range[0]), torch.log(s * rel_range[1])
     lo = torch.maximum(mid - math.log(4.0), floor)
     hi = torch.minimum(mid + math.log(4.0), ceil)
     init = None
@@ -244,9 +249,8 @@ def _row_plans(xs: Tensor, ys: Tensor, cfg: TransportConfig) -> tuple[Tensor, Te
         eps, init = perplexity_eps(xs, ys, cfg.perplexity, steps=cfg.bisect_steps,
                                    max_iter=cfg.bisect_iter, rel_range=cfg.bisect_range)
     out = sinkhorn(xs, ys, eps=eps, max_iter=cfg.max_iter, tol=cfg.final_tol, init=init)
-    pi = out.coupling()
-    p = pi / pi.sum(-1, keepdim=True).clamp_min(torch.finfo(pi.dtype).tiny)
-    return p, plan_perplexity(pi), out.marginal_error
+    p = _row_normalise(out.coupling())
+    return p, plan_perplexity(p), out.marginal_error  # P is its own row normalisation
 
 
 def _prepare(pool, u, labels, n: int, seed: int, cfg: TransportConfig, need_factor: int):
