@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -100,11 +102,36 @@ def _cache(args: Any) -> Any:
 
 
 def _floats(text: str) -> list[float]:
-    return [float(v) for v in text.split(",") if v.strip()]
+    """A comma-separated list of finite numbers (argparse type)."""
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not vals or not all(math.isfinite(v) for v in vals):
+        raise argparse.ArgumentTypeError(f"expected one or more finite numbers, got {text!r}")
+    return vals
 
 
 def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
+    """A comma-separated list of integers (argparse type)."""
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not vals:
+        raise argparse.ArgumentTypeError(f"expected one or more integers, got {text!r}")
+    return vals
+
+
+def _number(text: str) -> float:
+    """One finite number (argparse type)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
 
 
 def _score_args(p: argparse.ArgumentParser) -> None:
@@ -136,12 +163,12 @@ def _score_args(p: argparse.ArgumentParser) -> None:
                    "(noise:dim=1 and noise:dim=<largest candidate dim>)")
     p.add_argument("--eps-rule", choices=["perplexity", "tau"], default=d.eps_rule,
                    help=f"eps of the generation-space criteria (default {d.eps_rule})")
-    p.add_argument("--perplexity", type=float, default=d.perplexity,
+    p.add_argument("--perplexity", type=_number, default=d.perplexity,
                    help=f"effective partners per source for --eps-rule perplexity "
                    f"(default {d.perplexity:g})")
     p.add_argument("--taus", type=_floats, default=list(d.taus),
                    help=f"Delta_OT taus, comma-separated (default {','.join(map(str, d.taus))})")
-    p.add_argument("--tau", type=float, default=d.tau, help=f"Delta_OT's headline tau and the "
+    p.add_argument("--tau", type=_number, default=d.tau, help=f"Delta_OT's headline tau and the "
                    f"tau of --eps-rule tau (default {d.tau:g})")
     p.add_argument("--repeats", type=int, default=d.n_repeats,
                    help=f"draws behind each interval (default {d.n_repeats})")
@@ -230,6 +257,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key (YAML value; loss.taus=[0.05] for nested)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out that is not "
+                   "this run (deletes its contents)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 @command("train", "train a one-step generator with the Sinkhorn-CFG loss (torchrun for DDP)",
@@ -241,8 +271,10 @@ def _train(args: Any) -> dict:
     # typed flags go in as values, not as YAML strings (a '#' or 'no' must stay what was typed)
     typed = {k: v for k in ("data", "featurizer", "model", "steps", "out", "device")
              if (v := getattr(args, k)) is not None}
+    if args.quiet:
+        typed["progress"] = False
     cfg = load_config(args.config, list(args.set), typed=typed)
-    return train(cfg, resume=args.resume)
+    return train(cfg, resume=args.resume, force=args.force)
 
 
 def _sample_args(p: argparse.ArgumentParser) -> None:
@@ -252,7 +284,7 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=8, help="samples per (class, alpha)")
     p.add_argument("--out", help="output .png (images) or .npz/.h5ad (vectors)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--decay", type=float, help="EMA decay to use (default: the run's)")
+    p.add_argument("--decay", type=_number, help="EMA decay to use (default: the run's)")
     p.add_argument("--device", default="cpu")
 
 
@@ -307,6 +339,8 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other config field (lists joined with +: block_out_channels=32+64)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out that is not "
+                   "this run (deletes its contents)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -328,7 +362,7 @@ def _pretrain(args: Any) -> dict:
         if (v := getattr(args, k)) is not None:
             opts["latent_dim" if k == "latent" else k] = v
     cfg = options_to_config(CONFIGS[args.kind], opts, what=f"pretrain {args.kind}")
-    res = TRAINERS[args.kind](cfg, resume=args.resume, progress=not args.quiet)
+    res = TRAINERS[args.kind](cfg, resume=args.resume, force=args.force, progress=not args.quiet)
     losses = res.pop("losses")
     res["loss_first"] = losses[0] if losses else None
     res["loss_last"] = sum(losses[-10:]) / len(losses[-10:]) if losses else None
@@ -349,12 +383,12 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
                    help="override a training config key for every job")
     p.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1)")
     p.add_argument("--eval-n-per-class", type=int, help="evaluation samples per class")
-    p.add_argument("--eval-alpha", type=float, default=1.0, help="guidance alpha evaluated")
+    p.add_argument("--eval-alpha", type=_number, default=1.0, help="guidance alpha evaluated")
     p.add_argument("--eval-fractions", type=_floats, default=[0.25, 0.5, 0.75, 1.0],
                    help="comma-separated fractions of the budget at which every job is evaluated "
                    "(FD-vs-step curves; the outcome is read at the final step; default "
                    "0.25,0.5,0.75,1)")
-    p.add_argument("--tau", type=float, default=0.05, help="Delta_OT's headline tau")
+    p.add_argument("--tau", type=_number, default=0.05, help="Delta_OT's headline tau")
     from featsel.diagnostics.criteria import CRITERIA
 
     p.add_argument("--criterion", choices=sorted(CRITERIA), help="the score's ranking criterion "
@@ -378,6 +412,8 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="print one training command per job (for a scheduler) and exit")
     p.add_argument("--resume", action="store_true", help="continue unfinished jobs")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out that is not "
+                   "this sweep (deletes its contents)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -402,7 +438,7 @@ def _validate(args: Any) -> Any:
         device=args.device, seed=args.seed, progress=not args.quiet,
         figures=not args.no_figures,
     )
-    res = run_validate(cfg, args.out, dry_run=args.dry_run, resume=args.resume)
+    res = run_validate(cfg, args.out, dry_run=args.dry_run, resume=args.resume, force=args.force)
     if args.json:
         return res
     if args.dry_run:
@@ -416,10 +452,21 @@ def _validate(args: Any) -> Any:
     return "\n".join(lines)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (the usage block is in --help) and defaults in --help."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="featsel", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="featsel", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"featsel {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, help_, add_arguments, run in _COMMANDS:
         p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -434,6 +481,13 @@ def _to_jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
+def _one_line(err: BaseException) -> str:
+    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    if isinstance(err, OSError) and err.filename and str(err.filename) not in str(text):
+        text = f"{err.strerror or text}: {err.filename!s}"
+    return " ".join(str(text).split()) or type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -442,9 +496,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         result = args._run(args)
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as err:
+    except KeyboardInterrupt:
+        hint = ("; rerun with --resume to continue" if getattr(args, "resume", None) is not None
+                else "")
+        print(f"featsel {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError, OSError) as err:
         # User errors get one clear line, not a traceback.
-        print(f"featsel {args.command}: error: {err}", file=sys.stderr)
+        if os.environ.get("FEATSEL_DEBUG"):
+            raise
+        print(f"featsel {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 1
+    except Exception as err:
+        if os.environ.get("FEATSEL_DEBUG"):
+            raise
+        print(f"featsel {args.command}: error: {type(err).__name__}: {_one_line(err)} "
+              f"(unexpected: set FEATSEL_DEBUG=1 for the traceback, and please report it)",
+              file=sys.stderr)
         return 1
     if result is not None:
         if args.json:

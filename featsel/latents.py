@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from featsel.safeload import torch_load
 from featsel.spaces import SD_VAE_NAME, VAESpace
 
 INDEX = "index.json"
@@ -193,7 +194,7 @@ def load_latent_shards(
         )
     lat, flp, lab = [], [], []
     for p in paths:
-        s = torch.load(p, map_location="cpu", weights_only=True)
+        s = torch_load(p, "latent shard")
         lat.append(s["latents"])
         lab.append(s["labels"])
         if flips and "flipped" in s:

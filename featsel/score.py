@@ -216,25 +216,20 @@ class _Timer:
 
 
 def _prepare_out(out: str | os.PathLike | None, force: bool) -> Path | None:
+    """Check ``--out`` before any work (featsel.rundir's rule): a non-empty folder needs
+    ``force``; the old folder stays until the new one is published in one step."""
+    from featsel.rundir import guard_replace
+
     if out is None:
         return None
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: {str(out)!r} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise ValueError(f"--out: {str(out)!r} is not empty; use --force to replace it")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise ValueError(f"--out: {str(out)!r} is not empty; use --force to replace it")
+        guard_replace(out)
     return out
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    """Move the finished ``tmp`` directory to ``out`` (replacing an old one)."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old{os.getpid()}")
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def evidence() -> dict:
@@ -484,8 +479,10 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
         "evaluations": evals,
         "diagnostics": diagnostics,
     }
-    # 5. outputs --------------------------------------------------------------------------
+    # 5. outputs: built in a sibling folder, then published in one step ----------------------
     if out_dir is not None:
+        from featsel.rundir import publish_dir, write_marker
+
         with timer("report"):
             out_dir.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp"))
@@ -493,16 +490,21 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
             try:
                 results["timings"] = dict(timer.times)
                 write_outputs(results, tmp, ranking.to_frame())
-                _publish(tmp, out_dir)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
     results["timings"] = dict(timer.times)
     results["timings"]["total"] = float(sum(timer.times.values()))
     if out_dir is not None:
-        tmp_json = out_dir / ".results.json.tmp"
-        tmp_json.write_text(json.dumps(_jsonable(results), indent=1))
-        os.replace(tmp_json, out_dir / "results.json")
+        try:
+            from featsel.rundir import atomic_write_json
+
+            atomic_write_json(tmp / "results.json", _jsonable(results))
+            write_marker(tmp, "score", _jsonable(settings))
+            publish_dir(tmp, out_dir, force=force)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return _jsonable(results)
 
 
@@ -510,17 +512,14 @@ def write_outputs(results: dict, out_dir: Path, frame=None) -> None:
     """results.json, results.csv and report.html (+ figures) into ``out_dir``."""
     import pandas as pd
 
+    from featsel.rundir import atomic_save, atomic_write_json
     from reports import build_report
 
     out_dir.mkdir(parents=True, exist_ok=True)
     clean = _jsonable(results)
-    tmp = out_dir / ".results.json.tmp"
-    tmp.write_text(json.dumps(clean, indent=1))
-    os.replace(tmp, out_dir / "results.json")
+    atomic_write_json(out_dir / "results.json", clean)
     df = frame if frame is not None else pd.DataFrame(clean["ranking"]["table"])
-    tmp = out_dir / ".results.csv.tmp"
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, out_dir / "results.csv")
+    atomic_save(out_dir / "results.csv", lambda p: df.to_csv(p, index=False))
     build_report(clean, out_dir)
 
 

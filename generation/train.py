@@ -33,6 +33,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from featsel.rundir import atomic_write, claim_dir
 from generation.checkpoint import (
     CHECKPOINT_NAME,
     load_checkpoint,
@@ -183,15 +184,43 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
     return 0, 1
 
 
+# settings a resumed run may change: how long, where, and how it reports; not what it learns
+MAY_CHANGE = ("steps", "out", "device", "progress", "log_every", "ckpt_every",
+              "eval_n_per_class", "eval_alphas", "eval_decay")
+
+
+def _recorded_config(run: Path) -> dict | None:
+    """A run folder written before markers existed: its config.yaml when it has a checkpoint."""
+    import yaml
+
+    if not (run / CHECKPOINT_NAME).is_file() or not (run / "config.yaml").is_file():
+        return None
+    try:
+        d = yaml.safe_load((run / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
 def _truncate_metrics(path: Path, last_step: int) -> None:
-    """Keep only metric lines of steps <= last_step (work after the checkpoint is redone)."""
+    """Keep only metric lines of steps <= last_step (work after the checkpoint is redone).
+    A torn last line -- what a kill during a flush leaves -- is dropped; a bad line elsewhere
+    is an error naming the file and line."""
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines()
-            if ln.strip() and json.loads(ln).get("step", 0) <= last_step]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(ln + "\n" for ln in keep))
-    os.replace(tmp, path)
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    keep = []
+    for i, ln in enumerate(lines):
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            if i == len(lines) - 1:
+                break
+            raise ValueError(f"{path}: line {i + 1} is not JSON; fix or remove it, or start "
+                             f"a new run") from None
+        if isinstance(rec, dict) and rec.get("step", 0) <= last_step:
+            keep.append(ln)
+    atomic_write(path, "".join(ln + "\n" for ln in keep))
 
 
 def build_model(cfg: TrainConfig, sample_shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -204,13 +233,17 @@ def train(
     cfg: TrainConfig,
     *,
     resume: bool = False,
+    force: bool = False,
     data: TrainData | None = None,
     featurizer: nn.Module | None = None,
     until: int | None = None,
 ) -> dict[str, Any]:
     """Train per `cfg` into `cfg.out`; returns a summary dict. `data` / `featurizer` replace
     `cfg.data` / `cfg.featurizer` (tests, notebooks). With `resume`, continue from
-    `cfg.out/checkpoint.pt` if present (else start fresh).
+    `cfg.out/checkpoint.pt` if present (else start fresh); a resume whose settings differ from
+    the run's (other than `MAY_CHANGE`) is refused, listing the keys. `cfg.out` follows the
+    folder rule of `featsel.rundir`: a non-empty folder that is not this run is refused unless
+    `force` (which replaces it).
 
     until: stop after this step (1 <= until; capped at `cfg.steps`) with a checkpoint and the
     metrics flushed there, e.g. to evaluate an intermediate model. The schedule still follows
@@ -224,9 +257,9 @@ def train(
     rank, world = _init_distributed(device)
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT_NAME
-    if not resume and ckpt_path.exists():
-        raise ValueError(f"out {str(out)!r} already holds a checkpoint: pass resume=True "
-                         f"(--resume) to continue it, or choose a new out folder")
+    # the folder rule (featsel.rundir): checked on every rank, written by rank 0, before any work
+    claim_dir(out, "train", cfg.to_dict(), force=force, resume=resume, may_change=MAY_CHANGE,
+              recorded=_recorded_config, write=rank == 0)
     torch.manual_seed(cfg.seed)
     if data is None:
         data = load_training_data(cfg)

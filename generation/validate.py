@@ -52,6 +52,7 @@ from featsel.confirmation import (
     STILL_IMPROVING_THRESHOLD,
 )
 from featsel.defaults import PAPER_TAUS
+from featsel.rundir import MARKER, claim_dir
 
 __all__ = ["ValidateConfig", "Job", "plan_jobs", "job_status", "run_validate", "train_command",
            "eval_steps", "read_curve", "training_health"]
@@ -247,7 +248,7 @@ def _run_job(cfg: ValidateConfig, job: Job, evaluations: list[str], threads: int
             if s < step:
                 continue
             if s > step:
-                stages.append(train(_train_config(cfg, job), resume=step > 0, until=s))
+                stages.append(train(_train_config(cfg, job), resume=True, until=s))
                 step = s
             # the final step is always evaluated here (the job was not done); an intermediate
             # one unless a killed sweep already recorded it
@@ -320,7 +321,27 @@ def _score(cfg: ValidateConfig, candidates: list[str], evaluations: list[str] | 
                        curve=cfg.score_curve, n=cfg.score_n,
                        **({"criterion": cfg.criterion} if cfg.criterion else {}),
                        device=cfg.device, seed=cfg.seed, progress=cfg.progress)
+    _check_own_score(sdir)
     return run_score(scfg, sdir, force=True)
+
+
+# what `featsel score` writes; a score/ folder holding anything else is not replaced
+_SCORE_FILES = {"results.json", "results.csv", "report.html", "figures", MARKER}
+
+
+def _check_own_score(sdir: Path) -> None:
+    """A sweep rescoring (other settings) replaces its score/ folder; refuse when that folder
+    holds files `featsel score` did not write (they would be deleted)."""
+    if not sdir.is_dir():
+        return
+    extra = sorted(p.name for p in sdir.iterdir() if p.name not in _SCORE_FILES)
+    figs = sdir / "figures"
+    if figs.is_dir():
+        extra += sorted(f"figures/{p.name}" for p in figs.iterdir() if p.suffix != ".png")
+    if extra:
+        raise ValueError(f"--out: {str(sdir)!r} holds files featsel score did not write "
+                         f"({', '.join(extra[:3])}); move them, or pass --force to replace "
+                         f"the whole sweep folder")
 
 
 def _resolve_lists(cfg: ValidateConfig) -> tuple[list[str], list[str]]:
@@ -337,8 +358,28 @@ def _resolve_lists(cfg: ValidateConfig) -> tuple[list[str], list[str]]:
     return cands, evals
 
 
+# settings that define a sweep's finished jobs; others (budget, seeds, candidates, jobs, ...)
+# may change between reruns of one sweep
+SWEEP_IDENTITY = ("data", "config", "overrides", "eval_alpha", "eval_n_per_class")
+
+
+def _recorded_sweep(out: Path, ident: dict) -> dict | None:
+    """A sweep folder written before markers existed (only what validate writes in it): the
+    settings of its validation.json, or ``ident`` for one killed before writing it."""
+    own = {"runs", "score", "figures", "validation.json", "validation.csv", "validation.html"}
+    if not all(p.name in own for p in out.iterdir()):
+        return None
+    if not (out / "validation.json").is_file():
+        return ident
+    try:
+        s = json.loads((out / "validation.json").read_text())["settings"]
+        return {k: s.get(k) for k in SWEEP_IDENTITY}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def run_validate(cfg: ValidateConfig, out: str | os.PathLike, *, dry_run: bool = False,
-                 resume: bool = False) -> dict:
+                 resume: bool = False, force: bool = False) -> dict:
     """The whole sweep (module docstring). Returns the validation dict (also written to
     ``out/validation.json`` and rendered as ``out/validation.html``); with ``dry_run``,
     ``{"commands": [...], "jobs": [...]}`` only."""
@@ -353,7 +394,11 @@ def run_validate(cfg: ValidateConfig, out: str | os.PathLike, *, dry_run: bool =
     if dry_run:
         return {"commands": [train_command(cfg, j) for j in jobs],
                 "jobs": [asdict(j) for j in jobs]}
-    out.mkdir(parents=True, exist_ok=True)
+    # the folder rule (featsel.rundir); finished jobs are always reused, so a rerun with the
+    # same identity continues the sweep (its unfinished jobs still need --resume, below)
+    ident = {k: _clean(getattr(cfg, k)) for k in SWEEP_IDENTITY}
+    claim_dir(out, "validate", ident, force=force, resume=True,
+              recorded=lambda d: _recorded_sweep(d, ident))
     status = {j.run_dir: job_status(j, cfg.budget, evals, cfg.eval_alpha) for j in jobs}
     partial = [j.run_dir for j in jobs if status[j.run_dir] == "partial"]
     if partial and not resume:

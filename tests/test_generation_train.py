@@ -39,7 +39,7 @@ def test_few_steps_write_metrics_checkpoint_and_move_the_model(tmp_path):
     fresh = train.__globals__["build_model"](_cfg(tmp_path / "x"), (1, 8, 8), 10)
     moved = [not torch.equal(st["model"][k], v) for k, v in fresh.state_dict().items()]
     assert any(moved)
-    with pytest.raises(ValueError, match="already holds a checkpoint"):
+    with pytest.raises(ValueError, match="already holds this featsel train run"):
         train(_cfg(tmp_path / "r"), data=data, featurizer=projection_featurizer())
 
 

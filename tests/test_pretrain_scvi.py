@@ -130,7 +130,7 @@ def test_loading_needs_no_scvi_tools(res, monkeypatch):
 def test_resume_gives_the_uninterrupted_run(res, tmp_path):
     cfg = ScviConfig(data="pbmc68k", split="train", epochs=EPOCHS // 2, out=str(tmp_path / "b"))
     train_scvi(cfg, progress=False)
-    with pytest.raises(ValueError, match="already holds a run"):
+    with pytest.raises(ValueError, match="already holds this featsel"):
         train_scvi(cfg, progress=False)
     with pytest.raises(ValueError, match="latent_dim"):
         train_scvi(dataclasses.replace(cfg, latent_dim=4), resume=True, progress=False)

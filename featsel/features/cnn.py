@@ -17,11 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from featsel.features.base import Featurizer
 from featsel.features.registry import register
+from featsel.safeload import torch_load
 
 __all__ = ["SmallCNN", "TEACHER_FORMAT", "CNNTeacherConfig", "CNNTeacherFeaturizer",
            "is_teacher_checkpoint", "read_teacher"]
@@ -65,7 +65,7 @@ def _read(path: str | Path) -> dict | None:
     if not p.is_file():
         raise FileNotFoundError(f"teacher checkpoint {p} does not exist (run `featsel pretrain "
                                 "teacher`)")
-    obj = torch.load(p, map_location="cpu", weights_only=True)
+    obj = torch_load(p, "teacher checkpoint")
     return obj if isinstance(obj, dict) and obj.get("format") == TEACHER_FORMAT else None
 
 

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from featsel.features.base import Featurizer
 from featsel.features.registry import register
 from featsel.hub import WeightsUnavailableError, is_offline, torch_hub_checkpoint
+from featsel.safeload import torch_load
 
 
 @dataclass
@@ -64,7 +65,7 @@ def _build_net(weights: str | None) -> nn.Module:
     path = Path(weights).expanduser() if weights else torch_hub_checkpoint(_url())
     if path.is_file():
         # torch-fidelity loads with weights_only=False; check the file is a plain state dict first.
-        sd = torch.load(path, map_location="cpu", weights_only=True)
+        sd = torch_load(path, "featurizer inception: weights=")
         if not isinstance(sd, dict):
             raise ValueError(f"featurizer inception: {path} is not a state dict")
         return FeatureExtractorInceptionV3(

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from featsel.features.base import Featurizer
+from featsel.safeload import torch_load
 
 CHECKPOINT_FORMAT = "featsel-featurizer-v1"
 
@@ -247,7 +248,7 @@ def load_featurizer(path: str | os.PathLike, *, space: Any | None = None) -> Fea
     p = Path(path).expanduser()
     if not p.is_file():
         raise FileNotFoundError(f"featurizer checkpoint {p} does not exist")
-    payload = torch.load(p, map_location="cpu", weights_only=True)
+    payload = torch_load(p, "featurizer checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(
             f"{p} is not a featsel featurizer checkpoint (expected a dict with "

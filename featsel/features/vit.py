@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from featsel.features.base import Featurizer
 from featsel.features.registry import register
 from featsel.hub import WeightsUnavailableError, is_offline, require_hf_files, torch_hub_checkpoint
+from featsel.safeload import safetensors_load, torch_load
 
 FACETS = ("keys", "tokens", "pooled", "cls")
 
@@ -139,7 +140,7 @@ def build_timm_vit(cfg: ViTConfig, in_shape: tuple[int, ...] | None) -> nn.Modul
     if weights_file is not None:
         load_weights_file(model, weights_file, cfg.model)
     elif featsel_checkpoint:
-        sd = torch.load(cfg.weights, map_location="cpu", weights_only=True)["state_dict"]
+        sd = torch_load(cfg.weights, "featurizer vit: weights=")["state_dict"]
         sd = {k[len("model.") :]: v for k, v in sd.items() if k.startswith("model.")}
         model.load_state_dict(sd)
     return model
@@ -159,11 +160,9 @@ def load_weights_file(model: nn.Module, path: Path, name: str) -> None:
         model.load_pretrained(str(path))  # timm's loader of the original JAX checkpoints
         return
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        sd: Any = load_file(str(path))
+        sd: Any = safetensors_load(path, "featurizer vit: weights=")
     else:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
+        sd = torch_load(path, "featurizer vit: weights=")
     for key in ("state_dict", "model", "module"):  # common training-checkpoint wrappers
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]

@@ -9,7 +9,6 @@ Run folder layout (`out`): `state.pt` (trainer state: step, weights, optimiser; 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from featsel.rundir import atomic_save, atomic_write_json
 
 STATE_FORMAT = "featsel-pretrain-state-v1"
 
@@ -94,11 +95,8 @@ def build_student(spec: str, in_shape: tuple[int, ...]):
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save to a temporary file, then os.replace (featsel.rundir.atomic_save)."""
+    atomic_save(path, lambda p: torch.save(obj, p))
 
 
 def config_dict(cfg: Any) -> dict[str, Any]:
@@ -107,38 +105,52 @@ def config_dict(cfg: Any) -> dict[str, Any]:
 
 
 def prepare_out(
-    out: str | os.PathLike, cfg: Any, resume: bool, keys: tuple[str, ...]
+    out: str | os.PathLike, cfg: Any, resume: bool, keys: tuple[str, ...], *,
+    force: bool = False,
 ) -> tuple[Path, dict | None]:
-    """Create the run folder; with `resume`, load `state.pt` and check that the config fields
-    `keys` (architecture, data) match. Returns (folder, state or None).
+    """Claim the run folder (the rule of `featsel.rundir`); with `resume`, load `state.pt`.
+    A resume whose config differs from the run's (other than `MAY_CHANGE`) is refused with the
+    differing keys; so is a non-empty folder that is not this kind of run, unless `force`.
+    `keys` (architecture, data) are the fields a run written before markers existed is
+    checked on. Returns (folder, state or None)."""
+    from featsel.rundir import claim_dir
 
-    An existing state without `resume` -> ValueError (never overwrite a run silently).
-    """
     if not out:
-        raise ValueError("out: a run folder is required (--out DIR)")
+        raise ValueError("--out: a run folder is required (--out DIR)")
     d = Path(out).expanduser()
     state_path = d / "state.pt"
-    state = None
-    if state_path.is_file():
-        if not resume:
-            raise ValueError(f"out: {d} already holds a run (state.pt); pass --resume to continue "
-                             "it or choose another --out")
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ValueError(f"{state_path} is not a featsel pretraining state ({STATE_FORMAT})")
-        old = state["config"]
+
+    def recorded(folder: Path) -> dict | None:  # pre-marker runs: their state.pt's config
+        try:
+            st = load_state_file(state_path)
+        except (ValueError, FileNotFoundError):
+            return None
         new = config_dict(cfg)
-        diff = [k for k in keys if old.get(k) != new.get(k)]
-        if diff:
-            raise ValueError(f"--resume: config differs from the saved run in {diff}: "
-                             f"saved {[old.get(k) for k in diff]}, now {[new.get(k) for k in diff]}")
-    elif resume and d.exists() and any(d.iterdir()):
-        raise FileNotFoundError(f"--resume: {state_path} does not exist")
-    d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f".config.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(config_dict(cfg), indent=1))
-    os.replace(tmp, d / "config.json")
+        return {k: (st["config"].get(k) if k in keys else v) for k, v in new.items()}
+
+    claim_dir(d, f"pretrain {type(cfg).__name__}", config_dict(cfg), force=force, resume=resume,
+              may_change=MAY_CHANGE, recorded=recorded)
+    state = load_state_file(state_path) if resume and state_path.is_file() else None
+    atomic_write_json(d / "config.json", config_dict(cfg))
     return d, state
+
+
+# config fields a resumed pretraining may change (how long, where, how it reports)
+MAY_CHANGE = ("steps", "epochs", "out", "device", "progress", "log_every", "save_every")
+
+
+def load_state_file(path: Path) -> dict:
+    """`state.pt` of a pretraining run, checked (one line naming the file when it is not one)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # unpickling, zip and I/O errors all mean: not a state file
+        raise ValueError(f"{path}: not a readable featsel pretraining state "
+                         f"({type(err).__name__}: {str(err).splitlines()[0][:120]})") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise ValueError(f"{path} is not a featsel pretraining state ({STATE_FORMAT})")
+    return state
 
 
 def write_state(d: Path, cfg: Any, step: int, modules: dict[str, Any], extra: dict | None = None) -> None:

@@ -105,7 +105,8 @@ def _cos_loss(a: Tensor, b: Tensor, dim: int) -> Tensor:
     return (1 - F.cosine_similarity(a, b, dim=dim, eps=1e-6)).mean()
 
 
-def train_distill(cfg: DistillConfig, *, resume: bool = False, progress: bool = True) -> dict:
+def train_distill(cfg: DistillConfig, *, resume: bool = False, force: bool = False,
+        progress: bool = True) -> dict:
     """Train (or continue) a distillation run in `cfg.out`. Returns a summary dict with
     `featurizer` (checkpoint path), `step`, `losses` (per step of this call)."""
     check_positive(batch_size=cfg.batch_size, lr=cfg.lr, save_every=cfg.save_every)
@@ -115,7 +116,7 @@ def train_distill(cfg: DistillConfig, *, resume: bool = False, progress: bool = 
         raise ValueError("teacher: expected 'cnn', a teacher.pt path or a featurizer spec")
     from featsel.features import save_featurizer
 
-    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS)
+    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS, force=force)
     torch.manual_seed(cfg.seed)
     x, _, u, space = load_space_samples(cfg.data, cfg.split, cfg.data_root, cfg.space, cfg.n_max)
     teacher = make_teacher(cfg, d, space, resume, progress).to(cfg.device)

@@ -111,7 +111,8 @@ def encode_masked(vit: nn.Module, u: Tensor, keep: Tensor) -> Tensor:
     return vit.norm(vit.blocks(x))
 
 
-def train_mae(cfg: MAEConfig, *, resume: bool = False, progress: bool = True) -> dict:
+def train_mae(cfg: MAEConfig, *, resume: bool = False, force: bool = False,
+        progress: bool = True) -> dict:
     """Train (or continue, `resume`) an MAE run in `cfg.out`. Returns a summary dict with
     `featurizer` (path of the featurizer checkpoint), `step`, `losses` (per step, this call)."""
     if not 0.0 < cfg.mask_ratio < 1.0:
@@ -122,7 +123,7 @@ def train_mae(cfg: MAEConfig, *, resume: bool = False, progress: bool = True) ->
         raise ValueError(f"steps and finetune_steps must be >= 0, got {cfg.steps}, {cfg.finetune_steps}")
     from featsel.features import save_featurizer
 
-    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS)
+    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS, force=force)
     torch.manual_seed(cfg.seed)
     _, labels, u, _ = load_space_samples(cfg.data, cfg.split, cfg.data_root, cfg.space, cfg.n_max)
     if cfg.finetune_steps and labels is None:

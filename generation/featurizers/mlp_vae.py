@@ -59,7 +59,8 @@ def load_vectors(data: str, split: str, data_root: str | None, n_max: int | None
     return x[:n_max] if n_max is not None else x
 
 
-def train_mlp_vae(cfg: Any, x: Tensor, *, resume: bool = False, progress: bool = True) -> dict:
+def train_mlp_vae(cfg: Any, x: Tensor, *, resume: bool = False, force: bool = False,
+        progress: bool = True) -> dict:
     """Train (or continue) the MLP VAE on x: (N, G). `cfg`: a `VAEConfig` (its `latent_dim`,
     `hidden`, `depth`, `kl(vector=True)` and the shared run options). Returns a summary with
     `featurizer` (the checkpoint path: the spec to pass to `--featurizers`), `step`, `losses`."""
@@ -73,7 +74,7 @@ def train_mlp_vae(cfg: Any, x: Tensor, *, resume: bool = False, progress: bool =
                          f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"x: data {cfg.data!r} ({cfg.split}) contains NaN or infinite values")
-    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS)
+    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS, force=force)
     x = x.float()
     torch.manual_seed(cfg.seed)
     net = MLPVAE(x.shape[1], cfg.latent_dim, cfg.hidden, cfg.depth).to(cfg.device).train()

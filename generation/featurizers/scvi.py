@@ -203,7 +203,8 @@ def _accelerator(device: str) -> tuple[str, Any]:
     raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}")
 
 
-def train_scvi(cfg: ScviConfig, *, resume: bool = False, progress: bool = True,
+def train_scvi(cfg: ScviConfig, *, resume: bool = False, force: bool = False,
+        progress: bool = True,
                x: Tensor | None = None) -> dict:
     """Train (or continue) scVI on the data set's vectors (or on `x`: (N, G) log-normalised,
     when given) and write the featurizer. Returns a summary with `featurizer` (the checkpoint
@@ -227,7 +228,7 @@ def train_scvi(cfg: ScviConfig, *, resume: bool = False, progress: bool = True,
     c = scvi_input(x, cfg.gene_likelihood)
     x = x.float()
     epochs = cfg.epochs or default_epochs(len(x))
-    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS)
+    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS, force=force)
     ckpt = d / "lightning.ckpt"
     if state is not None and not ckpt.is_file():
         raise FileNotFoundError(f"--resume: {ckpt} does not exist")

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from featsel.features.cnn import TEACHER_FORMAT, SmallCNN
+from featsel.safeload import torch_load
 from generation.featurizers.common import (
     RunConfig,
     check_positive,
@@ -52,7 +53,7 @@ def load_teacher(path: str | Path) -> SmallCNN:
         p = p / "teacher.pt"
     if not p.is_file():
         raise FileNotFoundError(f"teacher checkpoint {p} does not exist (run `featsel pretrain teacher`)")
-    obj = torch.load(p, map_location="cpu", weights_only=True)
+    obj = torch_load(p, "teacher checkpoint")
     if not isinstance(obj, dict) or obj.get("format") != TEACHER_FORMAT:
         raise ValueError(f"{p} is not a featsel CNN teacher checkpoint ({TEACHER_FORMAT})")
     a = obj["arch"]
@@ -61,13 +62,14 @@ def load_teacher(path: str | Path) -> SmallCNN:
     return net.eval().requires_grad_(False)
 
 
-def train_teacher(cfg: TeacherConfig, *, resume: bool = False, progress: bool = True) -> dict:
+def train_teacher(cfg: TeacherConfig, *, resume: bool = False, force: bool = False,
+        progress: bool = True) -> dict:
     """Train (or continue) the CNN classifier on pixels of `cfg.data`. Returns a summary with
     `teacher` (checkpoint path), `step`, `losses`, `train_accuracy` (on the training samples)."""
     check_positive(batch_size=cfg.batch_size, lr=cfg.lr, save_every=cfg.save_every)
     if cfg.steps < 0:
         raise ValueError(f"steps must be >= 0, got {cfg.steps}")
-    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS)
+    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS, force=force)
     torch.manual_seed(cfg.seed)
     x, labels, _, _ = load_space_samples(cfg.data, cfg.split, cfg.data_root, "pixels", cfg.n_max)
     if labels is None:

@@ -101,7 +101,8 @@ def _save_dir(vae, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def train_vae(cfg: VAEConfig, *, resume: bool = False, progress: bool = True) -> dict:
+def train_vae(cfg: VAEConfig, *, resume: bool = False, force: bool = False,
+        progress: bool = True) -> dict:
     """Train (or continue) the VAE. Returns a summary with `vae` (diffusers directory), `space`
     (the spec for `create_space`), `latent_shape`, `step`, `losses`, `scaling_factor`; on vector
     data the MLP VAE's summary (`featurizer`: the checkpoint path, see `train_mlp_vae`)."""
@@ -111,13 +112,13 @@ def train_vae(cfg: VAEConfig, *, resume: bool = False, progress: bool = True) ->
         from generation.featurizers.mlp_vae import load_vectors, train_mlp_vae
 
         x = load_vectors(cfg.data, cfg.split, cfg.data_root, cfg.n_max)
-        return train_mlp_vae(cfg, x, resume=resume, progress=progress)
+        return train_mlp_vae(cfg, x, resume=resume, force=force, progress=progress)
     check_positive(batch_size=cfg.batch_size, lr=cfg.lr, save_every=cfg.save_every,
                    latent_channels=cfg.latent_channels)
     if cfg.steps < 0:
         raise ValueError(f"steps must be >= 0, got {cfg.steps}")
     kl_weight = cfg.kl(vector=False)
-    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS)
+    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS, force=force)
     torch.manual_seed(cfg.seed)
     x, _, _, _ = load_space_samples(cfg.data, cfg.split, cfg.data_root, "pixels", cfg.n_max)
     if x.shape[2] != x.shape[3]:
