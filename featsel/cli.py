@@ -90,8 +90,12 @@ def _cache(args: Any) -> Any:
         e for e in cache.ls() if all(str(e.parts.get(k)) == str(v) for k, v in match.items())
     ]
     if args.json:
-        return {"cache_dir": str(cache.root), "entries": [e.to_dict() for e in entries]}
-    lines = [f"{cache.root}: {len(entries)} entries, {sum(e.bytes for e in entries) / 1e6:.1f} MB"]
+        return {"cache_dir": str(cache.root), "max_bytes": cache.max_bytes,
+                "entries": [e.to_dict() for e in entries]}
+    cap = ("no size cap" if cache.max_bytes is None
+           else f"cap {cache.max_bytes / 1e6:.0f} MB, least recently used out; $FEATSEL_CACHE_MAX")
+    lines = [f"{cache.root}: {len(entries)} entries, {sum(e.bytes for e in entries) / 1e6:.1f} MB "
+             f"({cap})"]
     for e in entries:
         p = e.parts
         lines.append(
@@ -494,6 +498,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    import warnings
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        # one line per warning, named by the command (not the library file and source line)
+        print(f"featsel {args.command}: warning: {' '.join(str(message).split())}",
+              file=sys.stderr)
+
+    saved, warnings.showwarning = warnings.showwarning, show_warning
     try:
         result = args._run(args)
     except KeyboardInterrupt:
@@ -514,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(unexpected: set FEATSEL_DEBUG=1 for the traceback, and please report it)",
               file=sys.stderr)
         return 1
+    finally:
+        warnings.showwarning = saved
     if result is not None:
         if args.json:
             print(json.dumps(result, indent=2, default=_to_jsonable))

@@ -40,3 +40,12 @@ CURVE = False                   # the Delta_OT(n) curve (report figure; costs ~ 
 RANK_CRITERION = "transport_fidelity"
 
 R2_THRESHOLD = 0.9              # alignment R^2 above which an evaluation FD is flagged
+
+# the feature cache's size cap (featsel.cache; $FEATSEL_CACHE_MAX overrides, "0" = none):
+# least recently used entries are removed after a write that passes it
+CACHE_MAX = "10G"
+
+# a Sinkhorn solve of the diagnostics whose L1 marginal error ends above this did not converge:
+# `featsel score` warns and marks it in results.json and the report (the paper recipe's fixed
+# 4-iteration Delta_OT solves are unconverged by design and not marked)
+MAX_MARGINAL_ERROR = 1e-2

@@ -232,6 +232,22 @@ def _prepare_out(out: str | os.PathLike | None, force: bool) -> Path | None:
     return out
 
 
+def unconverged(d: Any, limit: float, skip: tuple[str, ...] = (), path: str = "") -> list[str]:
+    """Where in one candidate's diagnostics ``d`` a solve's ``max_marginal_error`` exceeds
+    ``limit`` (dotted paths; sections named in ``skip`` are not searched)."""
+    out: list[str] = []
+    if isinstance(d, dict):
+        for k, v in d.items():
+            if k in skip and not path:
+                continue
+            where = f"{path}.{k}" if path else str(k)
+            if k == "max_marginal_error" and isinstance(v, int | float) and v > limit:
+                out.append(f"{path or 'solve'} ({v:.2g})")
+            else:
+                out += unconverged(v, limit, (), where)
+    return out
+
+
 def evidence() -> dict:
     """The project's record for its ranking criterion: ``featsel/evidence.json``, written by
     ``studies/summarize.py`` from the confirmation studies (Kendall tau of the criterion against
@@ -388,6 +404,7 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
     # 3. diagnostics ------------------------------------------------------------------------
     diagnostics: dict[str, dict] = {}
     scores = []
+    run_warnings: list[str] = []  # also printed (warnings.warn) and shown in the report
     rng = np.random.default_rng(cfg.seed)
     perm = rng.permutation(len(u))
     csize = min(cfg.coupling_size, len(u) // 2)
@@ -443,6 +460,15 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
                                       n_train=cfg.alignment_n_train, seed=cfg.seed)
                 d["alignment"] = {e: r.to_dict() for e, r in tab.items()}
         diagnostics[spec] = d
+        bad = unconverged(d, D.MAX_MARGINAL_ERROR, skip=("stability",) if cfg.recipe == "paper"
+                          else ())
+        if bad:
+            d["unconverged"] = bad
+            run_warnings.append(f"{spec}: Sinkhorn solves did not converge (L1 marginal error "
+                                f"above {D.MAX_MARGINAL_ERROR:g}) in {', '.join(bad[:3])}"
+                                + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+                                + "; their values are not trustworthy (raise tau/--taus)")
+            warnings.warn(run_warnings[-1], stacklevel=2)
         scores.append(_candidate_scores(spec, values, d, spec in controls,
                                         int(vectors[spec].shape[1])))
     # 4. flags, control checks and ranking -----------------------------------------------
@@ -469,6 +495,7 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
                 "generation_space": space.spec, "featurizers": cands, "controls": controls,
                 "evaluations": evals, "curve_ns": curve_ns, "coupling_size": csize}
     results = {
+        "warnings": run_warnings,
         "evidence": evidence(),
         "title": f"featsel score: {manifest.name} ({len(cands)} candidates"
                  + (f" + {len(controls)} controls)" if controls else ")"),

@@ -162,6 +162,7 @@ def render_html(results: Mapping, figures: Mapping[str, list[dict]], *,
     rec_row = next((r for r in table if r.get("candidate") == recommended), {})
     return env.get_template("report.html").render(
         title=results.get("title", "featsel score report"),
+        warnings=results.get("warnings", []),
         recommended=recommended,
         criterion=crit,
         criterion_label=(validity.get(crit) or {}).get("label", crit),

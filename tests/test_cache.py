@@ -82,3 +82,48 @@ def test_cli_cache_and_featurizers(tmp_path, capsys):
     assert "tap_every=3" in capsys.readouterr().out
     assert main(["featurizers", "resnet"]) == 1
     assert "unknown featurizer" in capsys.readouterr().err
+
+
+def test_an_entry_served_under_another_key_is_a_miss(tmp_path):
+    """Issue 15.6: a swapped file (pca features under identity's key) is detected, not served."""
+    cache = FeatureCache(tmp_path)
+    k_id, k_pca = cache.key(featurizer="identity"), cache.key(featurizer="pca:dim=16")
+    cache.put(k_id, {"maps": [torch.zeros(2, 3)]})
+    cache.put(k_pca, {"maps": [torch.ones(2, 16)]})
+    (tmp_path / f"{k_pca}.pt").replace(tmp_path / f"{k_id}.pt")
+    with pytest.warns(UserWarning, match="another entry"):
+        assert cache.get(k_id) is None
+    assert k_id not in cache
+
+
+def test_size_cap_removes_least_recently_used(tmp_path, monkeypatch):
+    import os
+    import time
+
+    cache = FeatureCache(tmp_path, max_bytes=None)
+    keys = [cache.key(i=i) for i in range(3)]
+    for i, k in enumerate(keys):
+        cache.put(k, {"x": torch.zeros(10_000)})
+        t = time.time() - 100 + i
+        os.utime(tmp_path / f"{k}.pt", (t, t))
+    size = cache.ls()[0].bytes
+    cache.get(keys[0])  # the oldest write is the most recent use now
+    k_new = cache.key(i=3)
+    cache.max_bytes = int(2.5 * size)
+    cache.put(k_new, {"x": torch.zeros(10_000)})
+    assert {e.key for e in cache.ls()} == {keys[0], k_new}
+    monkeypatch.setenv("FEATSEL_CACHE_MAX", "1.5K")
+    assert FeatureCache(tmp_path).max_bytes == 1536
+    monkeypatch.setenv("FEATSEL_CACHE_MAX", "0")
+    assert FeatureCache(tmp_path).max_bytes is None
+    monkeypatch.setenv("FEATSEL_CACHE_MAX", "lots")
+    with pytest.raises(ValueError, match="FEATSEL_CACHE_MAX"):
+        FeatureCache(tmp_path)
+
+
+def test_the_suite_uses_a_temporary_cache():
+    from pathlib import Path
+
+    from featsel.cache import default_cache_dir
+
+    assert not str(default_cache_dir()).startswith(str(Path.home() / ".cache"))

@@ -318,3 +318,21 @@ def test_keops_that_crashes_its_test_is_not_used(monkeypatch):
         assert not geo.keops_available("cpu") and geo._keops_probe.cache_info().currsize == 0
     finally:
         geo._keops_probe.cache_clear()  # the real test runs again for the other tests
+
+
+@pytest.mark.parametrize("eps", [1e4, 1e8])
+def test_very_large_eps_gives_the_closed_form_limits(eps):
+    """Issue 15.7: at eps = 1e8 the convergence test passed before the first iteration and the
+    value was 0. As eps -> inf the plan -> a (x) b, so OT_eps -> <C, a (x) b> and the divergence
+    -> ||mean x - mean y||^2 (squared-Euclidean cost): both to 1e-6 relative."""
+    from featsel.ot import sinkhorn_divergence
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(20, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(25, 3, generator=g, dtype=torch.float64) + 1.0
+    cost = ((x[:, None] - y[None]) ** 2).sum(-1)
+    out = sinkhorn(x, y, eps=eps)
+    assert out.n_iter >= 1
+    assert float(out.value) == pytest.approx(float(cost.mean()), rel=1e-6 * max(1, 1e8 / eps))
+    div = float(sinkhorn_divergence(x, y, eps=eps))
+    assert div == pytest.approx(float(((x.mean(0) - y.mean(0)) ** 2).sum()), rel=1e-3)

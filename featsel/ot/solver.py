@@ -152,29 +152,30 @@ def _log_step_self(geom: Geometry, loga: Tensor, eps: Tensor, f: Tensor) -> Tens
 
 
 def _log_iterate(geom, loga, logb, eps, f, g, n, tol, check_every, symmetric):
-    """n log-domain iterations with convergence checks; returns (f, g, done, err | None)."""
+    """Up to n log-domain iterations with convergence checks; returns (f, g, done, err), err
+    not None only when the check passed (converged)."""
     e = eps.unsqueeze(-1)
     a = loga.exp()
     done, err = 0, None
     for it in range(n):
         check = tol > 0 and (it + 1) % check_every == 0
+        # the update is always taken before the check stops the loop: at a large eps the
+        # starting potentials (zeros) already give a plan within tol of the marginals, but the
+        # value <f, a> + <g, b> is only right for the updated potentials (it was 0 instead of
+        # E[C] at eps = 1e8); err is the error of the pair the update started from
         if symmetric:
             t = -e * geom.lse(loga + f / e, eps, axis=1)
-            if check:
-                err = (a * (torch.exp((f - t) / e) - 1)).abs().sum(-1)
-                if float(err.max()) <= tol:
-                    break
+            err = (a * (torch.exp((f - t) / e) - 1)).abs().sum(-1) if check else None
             f = 0.5 * (f + t)
             g = f
         else:
             f_new = -e * geom.lse(logb + g / e, eps, axis=1)
-            if check:
-                err = (a * (torch.exp((f - f_new) / e) - 1)).abs().sum(-1)
-                if float(err.max()) <= tol:
-                    break
+            err = (a * (torch.exp((f - f_new) / e) - 1)).abs().sum(-1) if check else None
             f = f_new
             g = -e * geom.lse(loga + f / e, eps, axis=0)
         done += 1
+        if err is not None and float(err.max()) <= tol:
+            break
         err = None
     return f, g, done, err
 
@@ -254,7 +255,7 @@ def _dense_chunk(geom, loga, logb, eps, f, g, cfg: SolverConfig, symmetric, kern
         # one log-domain iteration (with a convergence check) brings the potentials close
         f, g, k, err = _log_iterate(geom, loga, logb, eps, f, g, 1, cfg.tol, 1, symmetric)
         done += k
-        if k == 0 or done == cfg.max_iter or not kernel_ok or tries >= 8:
+        if err is not None or done == cfg.max_iter or not kernel_ok or tries >= 8:
             break
         tries += 1
         f1, g1, more, e1 = _kernel_iterate(
@@ -265,7 +266,7 @@ def _dense_chunk(geom, loga, logb, eps, f, g, cfg: SolverConfig, symmetric, kern
         if e1 is not None:  # finished in the kernel domain; `buf` holds the plan up to rows
             geom.kernel = buf
             return f, g, done, e1
-    if done < cfg.max_iter and (k != 0 or err is None):
+    if done < cfg.max_iter and err is None:
         # the kernel domain kept overflowing (or is unusable: zero weights): finish in log domain
         f, g, more, err = _log_iterate(
             geom, loga, logb, eps, f, g, cfg.max_iter - done, cfg.tol, cfg.check_every, symmetric
