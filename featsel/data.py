@@ -610,4 +610,28 @@ def load_dataset(
         raise ValueError(f"data set {m.name!r}: modality image but loaded shape {tuple(x.shape)}")
     if m.modality == "vector" and x.ndim != 2:
         raise ValueError(f"data set {m.name!r}: modality vector but loaded shape {tuple(x.shape)}")
-    return Dataset(x.float(), y, m, split, names, encoded, ambient)
+    x = x.float()
+    check_samples(x, f"data set {m.name!r} ({split})")
+    return Dataset(x, y, m, split, names, encoded, ambient)
+
+
+# |x| above this overflows the squared-distance costs in float32 (|x|^2 * D > 3.4e38)
+MAX_ABS_VALUE = 1e15
+
+
+def check_samples(x: Tensor, what: str) -> None:
+    """Data every command can use, checked once where it is loaded: finite values, a magnitude
+    the float32 costs can hold, and at least two distinct samples. One line naming the data set
+    otherwise (NaN used to fail deep inside OT, 1e30 as "eps must be finite")."""
+    if len(x) == 0:
+        raise ValueError(f"{what}: no samples")
+    flat = x.reshape(len(x), -1)
+    if not bool(torch.isfinite(flat).all()):
+        bad = int((~torch.isfinite(flat)).any(1).sum())
+        raise ValueError(f"{what}: {bad} samples contain NaN or infinite values")
+    top = float(flat.abs().max())
+    if top > MAX_ABS_VALUE:
+        raise ValueError(f"{what}: values up to {top:.3g} overflow the float32 transport costs "
+                         f"(limit {MAX_ABS_VALUE:g}); rescale the data")
+    if len(flat) > 1 and bool((flat == flat[:1]).all()):
+        raise ValueError(f"{what}: all {len(flat)} samples are identical (constant data)")

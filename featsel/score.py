@@ -28,6 +28,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -114,7 +115,7 @@ def parse_featurizer_list(value: str | None) -> list[str] | None:
     """Comma-separated specs, or a YAML file holding a list of specs (or ``{candidates: [...]}``).
 
     Commas inside a spec's options (``vit:depth=4,tap_every=2``) are kept with their spec: a
-    piece containing ``=`` but no ``:`` continues the previous spec.
+    piece ``key=value`` whose key is an option name continues the previous spec.
     """
     if value is None or value == "":
         return None
@@ -135,7 +136,9 @@ def parse_featurizer_list(value: str | None) -> list[str] | None:
     for piece in (s.strip() for s in value.split(",")):
         if not piece:
             continue
-        if specs and "=" in piece and ":" not in piece.split("=", 1)[0]:
+        # an option continues the previous spec only when its key is an option name (a path
+        # such as runs/a=b/featurizer.pt, with '=' in it, starts a new spec)
+        if specs and "=" in piece and re.fullmatch(r"[A-Za-z_][\w-]*", piece.split("=", 1)[0]):
             specs[-1] += "," + piece
         else:
             specs.append(piece)
@@ -338,6 +341,15 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
         raise ValueError(f"--perplexity: expected a number >= 1, got {cfg.perplexity}")
     if not (cfg.tau > 0 and all(t > 0 for t in cfg.taus)):
         raise ValueError(f"--tau/--taus: expected positive values, got {cfg.tau}, {cfg.taus}")
+    from featsel.device import check_device
+
+    check_device(cfg.device)
+    if cfg.n is not None and cfg.n < 2:
+        raise ValueError(f"--n: expected a minibatch size >= 2, got {cfg.n}")
+    if cfg.max_samples is not None and cfg.max_samples < 2:
+        raise ValueError(f"--max-samples: expected >= 2, got {cfg.max_samples}")
+    if cfg.max_locations is not None and cfg.max_locations < 0:
+        raise ValueError(f"--max-locations: expected >= 0 (0 = all), got {cfg.max_locations}")
     if cfg.n_repeats < 1 or cfg.transport_repeats < 1:
         raise ValueError(f"--repeats: expected >= 1, got n_repeats={cfg.n_repeats}, "
                          f"transport_repeats={cfg.transport_repeats}")

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from generation.sample import generate, load_run
+from generation.sample import check_alphas, generate, load_run
 
 __all__ = ["evaluate_run", "feature_vectors", "proportional_counts", "plan_labels",
            "conditional_fd", "real_feature_vectors"]
@@ -212,8 +212,12 @@ def evaluate_run(
     from featsel.features import create_featurizer, extract_features
 
     model, cfg, meta = load_run(run, decay=decay, device=device)
-    n_per_class = n_per_class or cfg.eval_n_per_class
-    alphas = tuple(alphas or cfg.eval_alphas)
+    # None means "the run's config"; 0 or [] are errors, not the default (0 silently became 100)
+    n_per_class = cfg.eval_n_per_class if n_per_class is None else n_per_class
+    if n_per_class < 2:
+        raise ValueError(f"--n-per-class: expected >= 2, got {n_per_class}")
+    alphas = tuple(cfg.eval_alphas if alphas is None else alphas)
+    check_alphas(alphas, "--alphas")
     class_names = None
     if data is None:
         data, split, featurizers, class_names = _load_eval_data(cfg, split, featurizers)

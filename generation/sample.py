@@ -12,6 +12,7 @@ in [-1, 1]); vectors are written as `.npz` (`x` ambient, `u` generation space, `
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from featsel.device import check_device
 from generation.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from generation.config import TrainConfig, config_from_dict
 
@@ -32,6 +34,7 @@ def load_run(run: str | os.PathLike, *, decay: float | None = None,
     cfg.eval_decay or the first). Returns (model in eval mode, config, {step, decay, data})."""
     from generation.train import build_model
 
+    device = check_device(device)
     run = Path(run)
     st = load_checkpoint(run / CHECKPOINT_NAME, map_location="cpu")
     cfg = config_from_dict(st["config"])
@@ -88,6 +91,15 @@ def run_space(cfg: TrainConfig):
     return ds.generation_space(cfg.space or None)
 
 
+def check_alphas(alphas, flag: str) -> None:
+    """Guidance scales must be finite numbers >= 1 (alpha = 1 is no guidance); nan/inf gave
+    all-black images."""
+    vals = list(alphas)
+    if not vals or not all(isinstance(a, int | float) and math.isfinite(a) and a >= 1
+                           for a in vals):
+        raise ValueError(f"{flag}: expected one or more finite alphas >= 1, got {vals}")
+
+
 def sample_run(run: str | os.PathLike, *, classes: list[int] | None = None,
                alphas: list[float] | tuple[float, ...] = (1.0,), n: int = 8,
                out: str | os.PathLike | None = None, seed: int = 0,
@@ -97,9 +109,12 @@ def sample_run(run: str | os.PathLike, *, classes: list[int] | None = None,
     Returns {"out": path, "n": count, "shape": ..., "step": ...}.
     """
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise ValueError(f"--n: expected >= 1, got {n}")
+    check_alphas(alphas, "--alpha")
     model, cfg, meta = load_run(run, decay=decay, device=device)
     classes = list(range(model.num_classes)) if not classes else [int(c) for c in classes]
+    if bad := [c for c in classes if not 0 <= c < model.num_classes]:
+        raise ValueError(f"--classes: expected class ids in 0..{model.num_classes - 1}, got {bad}")
     labels = torch.tensor([c for c in classes for _ in alphas for _ in range(n)])
     alpha = torch.tensor([float(a) for _ in classes for a in alphas for _ in range(n)])
     u = generate(model, labels, alpha.to(next(model.parameters()).device), seed=seed).cpu()

@@ -33,6 +33,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from featsel.device import check_device
 from featsel.rundir import atomic_write, claim_dir
 from generation.checkpoint import (
     CHECKPOINT_NAME,
@@ -161,11 +162,7 @@ def _step_generators(seed: int, step: int, device: torch.device):
 def _resolve_device(name: str, local_rank: int) -> torch.device:
     """"auto" -> this rank's GPU if there is one, else the CPU; "cuda" -> this rank's GPU
     (torchrun's LOCAL_RANK), "cuda:i" as given."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    dev = check_device(name)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local_rank)
     return dev
@@ -225,8 +222,12 @@ def _truncate_metrics(path: Path, last_step: int) -> None:
 
 def build_model(cfg: TrainConfig, sample_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """The generator of a run (preset + overrides)."""
-    return create_generator(cfg.model, sample_shape=tuple(sample_shape),
-                            num_classes=num_classes, **cfg.model_args)
+    try:
+        return create_generator(cfg.model, sample_shape=tuple(sample_shape),
+                                num_classes=num_classes, **cfg.model_args)
+    except TypeError as err:  # an unknown or mistyped constructor option
+        raise ValueError(f"model_args: {dict(cfg.model_args)} do not fit generator preset "
+                         f"{cfg.model!r} ({err})") from None
 
 
 def train(

@@ -52,7 +52,7 @@ from featsel.confirmation import (
     STILL_IMPROVING_THRESHOLD,
 )
 from featsel.defaults import PAPER_TAUS
-from featsel.rundir import MARKER, claim_dir
+from featsel.rundir import MARKER, atomic_write_json, claim_dir
 
 __all__ = ["ValidateConfig", "Job", "plan_jobs", "job_status", "run_validate", "train_command",
            "eval_steps", "read_curve", "training_health"]
@@ -358,6 +358,37 @@ def _resolve_lists(cfg: ValidateConfig) -> tuple[list[str], list[str]]:
     return cands, evals
 
 
+def check_settings(cfg: ValidateConfig) -> None:
+    """Every number of the sweep checked before any work (one line naming the flag)."""
+    def bad(flag: str, want: str, got: Any) -> None:
+        raise ValueError(f"{flag}: expected {want}, got {got}")
+
+    ints = {"--jobs": cfg.jobs, "--budget": cfg.budget, "--seeds": cfg.seeds,
+            "--score-repeats": cfg.score_repeats, "--n-boot": cfg.n_boot}
+    for flag, v in ints.items():
+        if v < 1:
+            bad(flag, "an integer >= 1", v)
+    if cfg.eval_n_per_class is not None and cfg.eval_n_per_class < 2:
+        bad("--eval-n-per-class", "an integer >= 2", cfg.eval_n_per_class)
+    if not (math.isfinite(cfg.eval_alpha) and cfg.eval_alpha >= 1):
+        bad("--eval-alpha", "a finite guidance scale >= 1", cfg.eval_alpha)
+    if not (math.isfinite(cfg.tau) and cfg.tau > 0):
+        bad("--tau", "a finite number > 0", cfg.tau)
+    if not cfg.eval_fractions or not all(0 < f <= 1 for f in cfg.eval_fractions):
+        bad("--eval-fractions", "fractions in (0, 1]", list(cfg.eval_fractions))
+    if cfg.score_n is not None and cfg.score_n < 2:
+        bad("--score-n", "an integer >= 2", cfg.score_n)
+    if cfg.score_max_samples is not None and cfg.score_max_samples < 2:
+        bad("--score-max-samples", "an integer >= 2", cfg.score_max_samples)
+    from featsel.device import check_device
+
+    check_device(cfg.device)
+    if cfg.criterion is not None:
+        from featsel.diagnostics.criteria import get_criterion
+
+        get_criterion(cfg.criterion)
+
+
 # settings that define a sweep's finished jobs; others (budget, seeds, candidates, jobs, ...)
 # may change between reruns of one sweep
 SWEEP_IDENTITY = ("data", "config", "overrides", "eval_alpha", "eval_n_per_class")
@@ -383,8 +414,7 @@ def run_validate(cfg: ValidateConfig, out: str | os.PathLike, *, dry_run: bool =
     """The whole sweep (module docstring). Returns the validation dict (also written to
     ``out/validation.json`` and rendered as ``out/validation.html``); with ``dry_run``,
     ``{"commands": [...], "jobs": [...]}`` only."""
-    if cfg.jobs < 1:
-        raise ValueError(f"--jobs: expected >= 1, got {cfg.jobs}")
+    check_settings(cfg)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: {str(out)!r} exists and is not a directory")
@@ -457,13 +487,21 @@ def _figures(cfg: ValidateConfig, jobs: list[Job], out: Path) -> dict[str, str]:
 
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
+    # the checkpoint step each figure was drawn from: a resumed sweep with a larger budget
+    # redraws them (they showed the old, shorter-trained generators)
+    steps_path = fig_dir / "steps.json"
+    try:
+        drawn = json.loads(steps_path.read_text())
+    except (OSError, ValueError):
+        drawn = {}
     paths = {}
     for j in jobs:
         if j.seed != 0:
             continue
         stem = f"samples_{candidate_dirname(j.candidate)}"
+        step = _checkpoint_step(Path(j.run_dir))
         done = [p for p in (fig_dir / f"{stem}.png", fig_dir / f"{stem}_umap.png") if p.is_file()]
-        if done:
+        if done and drawn.get(stem) == step:
             paths[j.candidate] = str(done[0].relative_to(out))
             continue
         model, tcfg, _ = load_run(j.run_dir, device=cfg.device)
@@ -492,6 +530,8 @@ def _figures(cfg: ValidateConfig, jobs: list[Job], out: Path) -> dict[str, str]:
                         title=f"{j.candidate} (seed {j.seed}, alpha {cfg.eval_alpha:g})",
                         seed=cfg.seed)
         paths[j.candidate] = str(target.relative_to(out))
+        drawn[stem] = step
+        atomic_write_json(steps_path, drawn)
     return paths
 
 

@@ -104,8 +104,11 @@ def _check_offline(cfg: ViTConfig) -> None:
             )
 
 
-def build_timm_vit(cfg: ViTConfig, in_shape: tuple[int, ...] | None) -> nn.Module:
-    """timm.create_model with the config's overrides (num_classes=0)."""
+def build_timm_vit(cfg: ViTConfig, in_shape: tuple[int, ...] | None, *,
+                   load_weights: bool = True) -> nn.Module:
+    """timm.create_model with the config's overrides (num_classes=0), then `weights=` (a local
+    file, with or without `pretrained`) unless `load_weights` is False (a saved featurizer's
+    state dict follows)."""
     import timm
 
     kwargs: dict[str, Any] = {"num_classes": 0}
@@ -122,8 +125,10 @@ def build_timm_vit(cfg: ViTConfig, in_shape: tuple[int, ...] | None) -> nn.Modul
         if v is not None:
             kwargs[k] = v
     weights_file = None
-    featsel_checkpoint = _is_featsel_checkpoint(cfg.weights)
-    if cfg.pretrained and cfg.weights and not featsel_checkpoint:
+    featsel_checkpoint = load_weights and _is_featsel_checkpoint(cfg.weights)
+    if load_weights and cfg.weights and not featsel_checkpoint:
+        # weights= is loaded whatever `pretrained` says (it was silently ignored with
+        # pretrained=false, the random-vit default, even for a file that did not exist)
         weights_file = Path(cfg.weights).expanduser()
         if not weights_file.is_file():
             raise FileNotFoundError(f"featurizer vit: weights file {weights_file} does not exist")
@@ -137,6 +142,12 @@ def build_timm_vit(cfg: ViTConfig, in_shape: tuple[int, ...] | None) -> nn.Modul
         if "Unknown model" in str(err):
             raise ValueError(f"featurizer vit: {err}") from err
         raise
+    except (AssertionError, TypeError, ValueError) as err:
+        # timm asserts on inconsistent shapes (e.g. embed_dim not divisible by num_heads)
+        opts = {k: v for k, v in kwargs.items() if k != "num_classes"}
+        raise ValueError(f"featurizer vit: timm cannot build {cfg.model!r} with {opts} "
+                         f"({type(err).__name__}: {str(err) or 'inconsistent options'}); e.g. "
+                         f"embed_dim must be divisible by num_heads") from None
     if weights_file is not None:
         load_weights_file(model, weights_file, cfg.model)
     elif featsel_checkpoint:
@@ -335,7 +346,7 @@ def _vit_factory(cfg, *, space=None, in_shape=None, fit_data=None, state_dict=No
     if cfg.input == "generation" and cfg.patch_size is None and in_shape is not None:
         if len(in_shape) == 3 and not cfg.pretrained:
             cfg.patch_size = _default_patch(cfg.img_size or in_shape[1])
-    model = build_timm_vit(cfg, in_shape)
+    model = build_timm_vit(cfg, in_shape, load_weights=state_dict is None)
     return ViTFeaturizer(cfg, model, space=space, in_shape=in_shape)
 
 
