@@ -365,6 +365,10 @@ def _pretrain(args: Any) -> dict:
               "mask_ratio", "teacher", "device"):
         if (v := getattr(args, k)) is not None:
             opts["latent_dim" if k == "latent" else k] = v
+    if args.device is not None:
+        from featsel.device import check_device
+
+        check_device(args.device)  # before the data are loaded
     cfg = options_to_config(CONFIGS[args.kind], opts, what=f"pretrain {args.kind}")
     res = TRAINERS[args.kind](cfg, resume=args.resume, force=args.force, progress=not args.quiet)
     losses = res.pop("losses")

@@ -603,7 +603,15 @@ def load_dataset(
     m = load_manifest(name_or_path)
     if split != "all" and split not in m.splits:
         raise ValueError(f"data set {m.name!r}: unknown split {split!r}; splits: {list(m.splits)}")
-    x, y, names = _LOADERS[m.source](m, split, data_root)
+    try:
+        x, y, names = _LOADERS[m.source](m, split, data_root)
+    except (ValueError, FileNotFoundError):
+        raise
+    except Exception as err:  # a truncated or foreign file: name it, not the reader's internals
+        where = m.resolve_path(data_root) or m.source
+        msg = " ".join(str(err).split())[:160]
+        raise ValueError(f"data set {m.name!r}: could not read {str(where)!r} "
+                         f"({type(err).__name__}: {msg}); is the file complete?") from None
     encoded = m.source == "latent-shards"
     ambient = tuple(m.options.get("image_shape", (3, 256, 256))) if encoded else tuple(x.shape[1:])
     if m.modality == "image" and not encoded and x.ndim != 4:

@@ -258,9 +258,11 @@ def train(
     rank, world = _init_distributed(device)
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT_NAME
-    # the folder rule (featsel.rundir): checked on every rank, written by rank 0, before any work
-    claim_dir(out, "train", cfg.to_dict(), force=force, resume=resume, may_change=MAY_CHANGE,
-              recorded=_recorded_config, write=rank == 0)
+    # the folder rule (featsel.rundir): checked on every rank before any work; the folder is
+    # created (or, with force, emptied) by rank 0 only once data, featurizer and model exist,
+    # so a run that fails on its inputs leaves nothing behind
+    claim = dict(force=force, resume=resume, may_change=MAY_CHANGE, recorded=_recorded_config)
+    claim_dir(out, "train", cfg.to_dict(), write=False, **claim)
     torch.manual_seed(cfg.seed)
     if data is None:
         data = load_training_data(cfg)
@@ -286,7 +288,7 @@ def train(
     queues.prefill(data.x, data.y, torch.Generator().manual_seed(cfg.seed))
     metrics_path = out / "metrics.jsonl"
     step0, st = 0, None
-    if resume and ckpt_path.exists():
+    if resume and not force and ckpt_path.exists():  # force replaces the folder: a new run
         st = load_checkpoint(ckpt_path, map_location=device)
         model.load_state_dict(st["model"])
         ema.load_state_dict(st["ema"])
@@ -296,7 +298,7 @@ def train(
         set_rng_state(st["rng"])
         step0 = int(st["step"])
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+        claim_dir(out, "train", cfg.to_dict(), write=True, **claim)
         save_config(cfg, out / "config.yaml")
         _truncate_metrics(metrics_path, step0)
     net = model

@@ -186,5 +186,5 @@ def test_manifest_data_then_sample_and_evaluate(tmp_path, monkeypatch):
     assert sum(ev["n_real_per_class"]) == ev["n_real"]
     assert ev["n_uncond_per_class"] == proportional_counts(ev["n_real_per_class"], 60)
     assert main(["train", "--data", "digits", "--out", str(out), "--set", "steps=0"]) == 1
-    with pytest.raises(ValueError, match="alpha must be >= 1"):
+    with pytest.raises(ValueError, match="alphas >= 1"):
         sample_run(out, alphas=[0.5], n=1, out=tmp_path / "h.png")

@@ -115,8 +115,13 @@ def prepare_out(
     checked on. Returns (folder, state or None)."""
     from featsel.rundir import claim_dir
 
+    from featsel.device import check_device
+
     if not out:
         raise ValueError("--out: a run folder is required (--out DIR)")
+    if getattr(cfg, "steps", 1) < 1:
+        raise ValueError(f"--steps: expected >= 1, got {cfg.steps}")
+    check_device(getattr(cfg, "device", "cpu"))
     d = Path(out).expanduser()
     state_path = d / "state.pt"
 
