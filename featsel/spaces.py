@@ -146,7 +146,12 @@ class VAESpace(GenerationSpace):
                     f"vae: {cfg} has no config.json; expected a directory written by "
                     "AutoencoderKL.save_pretrained"
                 )
-            vae = AutoencoderKL.from_pretrained(str(p), subfolder=subfolder)
+            try:
+                vae = AutoencoderKL.from_pretrained(str(p), subfolder=subfolder)
+            except (OSError, ValueError, RuntimeError) as err:  # a truncated or foreign file
+                msg = " ".join(str(err).split())[:200]
+                raise ValueError(f"vae: could not load the VAE in {str(cfg)!r} ({msg}); expected "
+                                 "a directory written by AutoencoderKL.save_pretrained") from None
             source = f"path={p}"
         else:
             if name_or_path.startswith(("/", ".", "~")):

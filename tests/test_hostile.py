@@ -87,6 +87,16 @@ def env(tmp_path_factory):
     badstate.mkdir()
     shutil.copy(d / "evil.pt", badstate / "state.pt")
     files["badstate"] = badstate
+    # a diffusers VAE folder whose weights file is garbage
+    from diffusers import AutoencoderKL
+
+    badvae = d / "badvae"
+    AutoencoderKL(in_channels=1, out_channels=1, latent_channels=2, block_out_channels=(8,),
+                  down_block_types=("DownEncoderBlock2D",), up_block_types=("UpDecoderBlock2D",),
+                  norm_num_groups=4, layers_per_block=1).save_pretrained(badvae,
+                                                                         safe_serialization=False)
+    (badvae / "diffusion_pytorch_model.bin").write_bytes(os.urandom(300))
+    files["badvae"] = badvae
     return files
 
 
@@ -191,6 +201,8 @@ SCORE = [
     (["--featurizers", "pca:dim=8", "--out", ".", "--force"], "refusing"),
     (["--featurizers", "pca:dim=8", "--out", "..", "--force"], "refusing"),
     (["--data", "mnist", "--data-root", "/nonexistent"], "/nonexistent"),
+    (["--featurizers", "identity", "--space", "vae:path={badvae}"], "could not load the VAE"),
+    (["--featurizers", "identity", "--space", "vae:path={empty}"], "no config.json"),
 ]
 
 TRAIN = [
