@@ -33,7 +33,8 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
 
 
 def _no_args(p: argparse.ArgumentParser) -> None:
-    return None
+    p.add_argument("--quiet", action="store_true", help="accepted by every command (this one "
+                   "prints no progress)")
 
 
 @command("version", "print the featsel version", _no_args)
@@ -45,6 +46,7 @@ def _version(args: Any) -> dict:
 
 def _featurizers_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", nargs="?", help="show one featurizer's options (all when omitted)")
+    _no_args(p)
 
 
 @command("featurizers", "list the registered featurizers and their options", _featurizers_args)
@@ -76,6 +78,7 @@ def _cache_args(p: argparse.ArgumentParser) -> None:
                    "or ~/.cache/featsel/cache)")
     p.add_argument("--dataset", default=None, help="only entries of this data set")
     p.add_argument("--split", default=None, help="only entries of this split")
+    _no_args(p)
 
 
 @command("cache", "list (ls) or remove (clear) cached features", _cache_args)
@@ -150,7 +153,8 @@ def _score_args(p: argparse.ArgumentParser) -> None:
                    "comma-separated specs or a YAML list; 'none' for none (default: manifest's)")
     p.add_argument("--out", help="output directory (results.json, results.csv, report.html)")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
-    p.add_argument("--device", default=d.device, help="feature extraction device (cpu, cuda, ...)")
+    p.add_argument("--device", default=d.device, help="feature extraction device: cpu, cuda, "
+                   "cuda:N or auto")
     p.add_argument("--split", help="data split (default: all for fraction splits, else test)")
     from featsel.data import add_data_root_argument
 
@@ -184,7 +188,7 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--curve", action="store_true", help="also the Delta_OT(n) curves (figure)")
     p.add_argument("--no-curve", action="store_true", help="no Delta_OT(n) curves (the default)")
     p.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the draws and subsamples")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -234,6 +238,7 @@ def _score(args: Any) -> dict | str:
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", help="a featsel score output directory (with results.json) or a "
                    "featsel validate one (with validation.json)")
+    _no_args(p)
 
 
 @command("report", "re-render the HTML report (and figures) of a score or validate directory",
@@ -256,8 +261,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--featurizer", help="training featurizer spec or checkpoint")
     p.add_argument("--model", help="generator preset: tiny, S/2, B/2, L/2, mlp-tiny, mlp")
     p.add_argument("--steps", type=int, help="total optimiser steps")
+    p.add_argument("--seed", type=int, help="training seed (default: the config's, 0)")
     p.add_argument("--out", help="run folder (config.yaml, checkpoint.pt, metrics.jsonl)")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: the config's, auto)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key (YAML value; loss.taus=[0.05] for nested)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -273,7 +279,7 @@ def _train(args: Any) -> dict:
     from generation.train import train
 
     # typed flags go in as values, not as YAML strings (a '#' or 'no' must stay what was typed)
-    typed = {k: v for k in ("data", "featurizer", "model", "steps", "out", "device")
+    typed = {k: v for k in ("data", "featurizer", "model", "steps", "seed", "out", "device")
              if (v := getattr(args, k)) is not None}
     if args.quiet:
         typed["progress"] = False
@@ -284,41 +290,53 @@ def _train(args: Any) -> dict:
 def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run folder written by featsel train")
     p.add_argument("--classes", type=_ints, help="comma-separated class ids (default: all)")
-    p.add_argument("--alpha", type=_floats, default=[1.0], help="comma-separated alphas >= 1")
+    p.add_argument("--alphas", "--alpha", dest="alphas", type=_floats, default=[1.0],
+                   help="comma-separated guidance scales >= 1 (--alpha is the old name)")
     p.add_argument("--n", type=int, default=8, help="samples per (class, alpha)")
     p.add_argument("--out", help="output .png (images) or .npz/.h5ad (vectors)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated samples")
     p.add_argument("--decay", type=_number, help="EMA decay to use (default: the run's)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 @command("sample", "sample a trained generator (PNG grid or .npz/.h5ad)", _sample_args)
 def _sample(args: Any) -> dict:
     from generation.sample import sample_run
 
-    return sample_run(args.run, classes=args.classes, alphas=args.alpha, n=args.n,
+    return sample_run(args.run, classes=args.classes, alphas=args.alphas, n=args.n,
                       out=args.out, seed=args.seed, decay=args.decay, device=args.device)
 
 
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run folder written by featsel train")
-    p.add_argument("--n-per-class", type=int, help="samples per class (default: config)")
-    p.add_argument("--alphas", type=_floats, help="comma-separated alphas (default: config)")
+    p.add_argument("--n-per-class", type=int, help="samples per class (default: the run's "
+                   "eval_n_per_class)")
+    p.add_argument("--alphas", type=_floats, help="comma-separated guidance scales >= 1 "
+                   "(default: the run's eval_alphas)")
     p.add_argument("--split", help="real split to compare with (default: test if present)")
-    p.add_argument("--featurizers", nargs="+", help="evaluation featurizers (default: manifest)")
-    p.add_argument("--decay", type=float, help="EMA decay to use (default: the run's)")
+    p.add_argument("--featurizers", help="evaluation featurizers, comma-separated specs or a "
+                   "YAML list (default: the manifest's)")
+    p.add_argument("--decay", type=_number, help="EMA decay to use (default: the run's)")
     p.add_argument("--no-kid", action="store_true", help="skip KID / precision-recall")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-accuracy", action="store_true", help="skip the class accuracy "
+                   "(a logistic regression fitted on half of the real split)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated samples")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
-@command("evaluate", "FD (+KID, PR) of a run's EMA samples in every evaluation featurizer",
-         _evaluate_args)
-def _evaluate(args: Any) -> dict:
-    from generation.evaluate import evaluate_run
+@command("evaluate", "FD (+KID, PR, class accuracy) of a run's EMA samples in every evaluation "
+         "featurizer", _evaluate_args)
+def _evaluate(args: Any) -> Any:
+    from featsel.score import parse_featurizer_list
+    from generation.evaluate import evaluate_run, format_table
 
-    return evaluate_run(args.run, n_per_class=args.n_per_class, alphas=args.alphas,
-                        split=args.split, featurizers=args.featurizers, decay=args.decay,
-                        device=args.device, kid=not args.no_kid)
+    res = evaluate_run(args.run, n_per_class=args.n_per_class, alphas=args.alphas,
+                       split=args.split, featurizers=parse_featurizer_list(args.featurizers),
+                       decay=args.decay, device=args.device, kid=not args.no_kid,
+                       seed=args.seed, classify=not args.no_accuracy)
+    return res if args.json else format_table(res) + f"\nresults: {args.run}/eval.json"
 
 
 def _pretrain_args(p: argparse.ArgumentParser) -> None:
@@ -339,7 +357,7 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="run folder (state.pt, config.json, featurizer.pt / vae/)")
     p.add_argument("--mask-ratio", type=float, help="mae: fraction of masked patches (0.5/0.6/0.75)")
     p.add_argument("--teacher", help="distill: cnn, a teacher.pt, or a featurizer spec")
-    p.add_argument("--device", help="cpu | cuda | cuda:N")
+    p.add_argument("--device", help="cpu | cuda | cuda:N (default cpu)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other config field (lists joined with +: block_out_channels=32+64)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -413,7 +431,7 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over seeds")
     p.add_argument("--nproc", type=int, default=0,
                    help="--dry-run: print torchrun --nproc_per_node N commands (0: featsel train)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (every job)")
     p.add_argument("--seed", type=int, default=0, help="score / bootstrap seed")
     p.add_argument("--no-figures", action="store_true",
                    help="skip the sample grids / UMAPs per candidate")
@@ -460,11 +478,22 @@ def _validate(args: Any) -> Any:
     return "\n".join(lines)
 
 
+class _Help(argparse.HelpFormatter):
+    """Shows every option's default, unless its help already states it or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text or action.default in (None, False, argparse.SUPPRESS)
+                or not action.option_strings):
+            return text
+        return text + " (default: %(default)s)"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (the usage block is in --help) and defaults in --help."""
 
     def __init__(self, *args: Any, **kwargs: Any):
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", _Help)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,7 @@ def evaluate_run(
     seed: int = 0,
     data: Any = None,
     collapse_rule: dict[str, float] | None = None,
+    classify: bool = True,
 ) -> dict[str, Any]:
     """Metrics of a run's EMA generator; also written to `run/eval.json` (atomically).
 
@@ -198,6 +200,9 @@ def evaluate_run(
     tuple instead of loading (tests); without x_real every featurizer sees u_real.
     collapse_rule: thresholds of `featsel.confirmation.collapse_verdict` (``min_variance_ratio``,
     ``min_coverage``, ``min_share``; default its defaults).
+    classify: also the class accuracy of the samples (`ClassJudge`: a logistic regression fitted
+    on half of the real split in the generation space; its accuracy on the other half, the
+    ceiling, is reported beside) under "class_accuracy".
     Returns {"step", "decay", "n_per_class", "num_classes", "split", "n_real",
     "n_real_per_class": [K], "n_uncond_per_class": [K], "uncond_labels": "proportional",
     "cond_classes_skipped": [class], "class_names", "real_reference": {spec: "ambient" |
@@ -244,9 +249,18 @@ def evaluate_run(
         real[spec], reference[spec] = real_feature_vectors(f, u_real, x_real, cache=cache,
                                                            data_id=data_id, device=device)
     refs: dict[str, dict] = {spec: {} for spec in feats}   # real-side references, all alphas
+    judge = None
+    if classify:
+        try:
+            judge = ClassJudge.fit(u_real, real_labels, seed=seed)
+        except ValueError as err:  # e.g. one class only in a half: no accuracy, say why
+            warnings.warn(f"class accuracy skipped: {err}", stacklevel=2)
     results: dict[str, Any] = {}
+    accuracy: dict[str, float] = {}
     for a in alphas:
         u_gen = generate(model, labels, float(a), seed=seed).cpu()
+        if judge is not None:
+            accuracy[f"{float(a):g}"] = judge.accuracy(u_gen, labels)
         res = {}
         for spec, f in feats.items():
             g_all = feature_vectors(extract_features(f, u_gen, device=device, progress=False))
@@ -275,11 +289,50 @@ def evaluate_run(
            "uncond_labels": "proportional", "n_uncond_per_class": plan["n_uncond"],
            "cond_classes_skipped": plan["skipped"], "class_names": class_names,
            "real_reference": reference, "alphas": results}
+    if judge is not None:
+        out["class_accuracy"] = {"classifier": judge.describe(), "real": judge.real_accuracy,
+                                 "alphas": accuracy}
     path = Path(run) / "eval.json"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(out, indent=1))
     os.replace(tmp, path)
     return out
+
+
+class ClassJudge:
+    """Does a sample look like its class? A scikit-learn ``LogisticRegression`` fitted on a
+    stratified half of the real split (at most ``max_fit`` samples, in the generation space,
+    standardised), scored on the other half (``real_accuracy``: the ceiling a perfect generator
+    reaches) and on generated samples with their asked labels. Independent of every
+    featurizer: a generator cannot have been trained to please it."""
+
+    def __init__(self, model, real_accuracy: float, n_fit: int):
+        self.model, self.real_accuracy, self.n_fit = model, real_accuracy, n_fit
+
+    @classmethod
+    def fit(cls, u: Tensor, labels: Tensor, *, seed: int = 0, max_fit: int = 5000) -> ClassJudge:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import train_test_split
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        x = u.reshape(len(u), -1).double().numpy()
+        y = labels.numpy()
+        counts = np.bincount(y)
+        strat = y if counts[counts > 0].min() >= 2 else None
+        tr, te = train_test_split(np.arange(len(y)), test_size=0.5, random_state=seed,
+                                  stratify=strat)
+        tr = tr[:max_fit]
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+        clf.fit(x[tr], y[tr])
+        return cls(clf, float(clf.score(x[te], y[te])), len(tr))
+
+    def accuracy(self, u: Tensor, labels: Tensor) -> float:
+        return float(self.model.score(u.reshape(len(u), -1).double().numpy(), labels.numpy()))
+
+    def describe(self) -> str:
+        return (f"logistic regression on {self.n_fit} real samples (generation space), "
+                "scored on the held-out half")
 
 
 def _load_eval_data(cfg, split, featurizers):
@@ -309,3 +362,33 @@ def _load_eval_data(cfg, split, featurizers):
     names = list(ds.class_names) if ds.class_names else None
     x_real = None if ds.in_generation_space else ds.x
     return (u_real, ds.labels, space, u_train, x_real), split, featurizers, names
+
+
+def format_table(res: dict[str, Any]) -> str:
+    """The text table `featsel evaluate` prints: one row per (alpha, evaluation featurizer)
+    with FD, conditional FD, KID, precision, recall and the collapse verdict, then the class
+    accuracy per alpha beside the real-data ceiling."""
+    def num(v: Any, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
+    cols = ["alpha", "featurizer", "FD", "cond FD", "KID", "precision", "recall", "collapsed"]
+    rows = []
+    for a, per in res["alphas"].items():
+        for spec, e in per.items():
+            rows.append([a, spec, num(e.get("fd"), ".4g"), num(e.get("cond_fd"), ".4g"),
+                         num(e.get("kid_mean"), ".3g"), num(e.get("precision"), ".2f"),
+                         num(e.get("recall"), ".2f"),
+                         "yes" if (e.get("collapse") or {}).get("collapsed") else "no"])
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    line = "  ".join
+    out = [f"{res['run']}: step {res['step']}, EMA {res['decay']}, {res['n_per_class']} samples "
+           f"per class vs {res['n_real']} real ({res['split']})",
+           line(c.ljust(w) for c, w in zip(cols, widths)),
+           line("-" * w for w in widths)]
+    out += [line(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
+    acc = res.get("class_accuracy")
+    if acc:
+        out.append("class accuracy: " + ", ".join(f"alpha {a} {v:.3f}"
+                                                 for a, v in acc["alphas"].items())
+                   + f" (real data {acc['real']:.3f}; {acc['classifier']})")
+    return "\n".join(out)

@@ -113,9 +113,8 @@ def prepare_out(
     differing keys; so is a non-empty folder that is not this kind of run, unless `force`.
     `keys` (architecture, data) are the fields a run written before markers existed is
     checked on. Returns (folder, state or None)."""
-    from featsel.rundir import claim_dir
-
     from featsel.device import check_device
+    from featsel.rundir import claim_dir
 
     if not out:
         raise ValueError("--out: a run folder is required (--out DIR)")

@@ -1,0 +1,69 @@
+"""One CLI grammar (issue 16): every command takes --json and --quiet, shows its defaults in
+--help, lists are comma-separated, and `featsel evaluate` prints a readable table."""
+
+import argparse
+import json
+
+import pytest
+
+from featsel.cli import build_parser, main
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+@pytest.mark.parametrize("name", sorted(_subparsers()))
+def test_every_command_takes_json_and_quiet_and_shows_defaults(name):
+    p = _subparsers()[name]
+    flags = {s for a in p._actions for s in a.option_strings}
+    assert {"--json", "--quiet"} <= flags
+    fmt = p.formatter_class(prog=name)
+    for a in p._actions:  # every option with a value default says it in --help
+        if a.option_strings and a.help and a.default not in (None, False, argparse.SUPPRESS):
+            assert "default" in fmt._get_help_string(a), (name, a.option_strings)
+    assert "--help" in p.format_help()
+
+
+@pytest.mark.parametrize("name", ["score", "train", "sample", "evaluate", "pretrain",
+                                  "validate"])
+def test_seed_and_device_are_documented(name):
+    p = _subparsers()[name]
+    helps = {s: a.help for a in p._actions for s in a.option_strings}
+    assert helps.get("--seed") and helps.get("--device")
+
+
+def test_lists_are_comma_separated_everywhere():
+    p = build_parser()
+    a = p.parse_args(["evaluate", "--run", "r", "--featurizers", "pca:dim=8,identity",
+                      "--alphas", "1,2"])
+    assert a.featurizers == "pca:dim=8,identity" and a.alphas == [1.0, 2.0]
+    a = p.parse_args(["sample", "--run", "r", "--alphas", "1,1.5", "--classes", "0,3"])
+    assert a.alphas == [1.0, 1.5] and a.classes == [0, 3]
+    assert p.parse_args(["sample", "--run", "r", "--alpha", "2"]).alphas == [2.0]
+
+
+def test_evaluate_prints_a_table_with_class_accuracy(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", "digits", "--featurizer", "identity", "--model", "tiny/4",
+                 "--steps", "2", "--out", str(out), "--quiet", "--set", "n_gen=4", "--set",
+                 "n_pos=8", "--set", "n_unc=4", "--set", "queue_size=16", "--set",
+                 "uncond_queue_size=32"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(out), "--featurizers", "pca:dim=8,identity",
+                 "--n-per-class", "6", "--alphas", "1,2", "--no-kid"]) == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert lines[1].split()[:3] == ["alpha", "featurizer", "FD"]
+    assert sum(ln.startswith(("1 ", "2 ")) for ln in lines) == 4  # 2 alphas x 2 featurizers
+    assert "class accuracy: alpha 1 " in text and "real data" in text
+    res = json.loads((out / "eval.json").read_text())
+    acc = res["class_accuracy"]
+    # the ceiling: a logistic regression separates real digits well; 2 training steps do not
+    assert acc["real"] > 0.85 and 0 <= acc["alphas"]["1"] <= 1
+    assert main(["evaluate", "--run", str(out), "--featurizers", "identity", "--json",
+                 "--n-per-class", "4", "--alphas", "1", "--no-kid", "--no-accuracy"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert "class_accuracy" not in printed and printed["alphas"]["1"]["identity"]["fd"] > 0
