@@ -129,7 +129,7 @@ class FeatureCache:
         except Exception:
             payload = None
         if not (isinstance(payload, dict) and payload.get(_KEY_FIELD) == key):
-            if payload is not None:
+            if isinstance(payload, dict) and _KEY_FIELD in payload:  # not an old-format entry
                 warnings.warn(f"feature cache: {data} holds another entry than its name says "
                               "(copied or swapped file); removed, the features are recomputed",
                               stacklevel=2)

@@ -218,6 +218,49 @@ class _Timer:
         return _Ctx()
 
 
+class _Progress:
+    """The score's progress bar: one unit per stage and per draw of every candidate, so it
+    moves every few seconds and its ETA means something; the text names the candidate, the
+    stage and the draw (``pca:dim=16 · transport_fidelity draw 2/4``). Disabled: no output."""
+
+    def __init__(self, enabled: bool, n_candidates: int, per_candidate: int):
+        self.bar = None
+        self.per, self.k, self.spec = per_candidate, 0, ""
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=n_candidates * per_candidate, desc="score", unit="step",
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} "
+                                       "{postfix}")
+
+    def candidate(self, spec: str) -> None:
+        """A new candidate: the previous one's units are all counted (a criterion that drew
+        less than planned, e.g. undefined without labels, does not leave the bar behind)."""
+        if self.bar is not None and self.k:
+            self.bar.n = self.k * self.per
+            self.bar.refresh()
+        self.k += 1
+        self.spec = spec[:32]
+
+    def stage(self, name: str, done: int = 0) -> None:
+        if self.bar is not None:
+            self.bar.update(done)
+            self.bar.set_postfix_str(f"[{self.k}] {self.spec} · {name}")
+
+    def draw_hook(self, stage: str):
+        def on_draw(i: int, total: int) -> None:
+            if self.bar is not None:
+                self.bar.update(1)
+                self.bar.set_postfix_str(f"[{self.k}] {self.spec} · {stage} draw {i}/{total}")
+        return on_draw
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.n = self.bar.total
+            self.bar.refresh()
+            self.bar.close()
+
+
 def _prepare_out(out: str | os.PathLike | None, force: bool) -> Path | None:
     """Check ``--out`` before any work (featsel.rundir's rule): a non-empty folder needs
     ``force``; the old folder stays until the new one is published in one step."""
@@ -425,14 +468,11 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
     kidx = torch.as_tensor(np.flatnonzero(keep))
     u_keep = u[kidx]
     lab_keep = lab_np[keep] if lab_np is not None else None
-    iterator = scored
-    if cfg.progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(scored, desc="candidates", unit="featurizer")
-    for spec in iterator:
-        if cfg.progress:
-            iterator.set_postfix_str(spec[:40])
+    n_stages = len(CRITERIA) + 2 + int(cfg.curve)  # criteria, coupling, alignment, curve
+    per_cand = n_stages + cfg.n_repeats + 3 * cfg.transport_repeats  # + the draws
+    progress = _Progress(cfg.progress, len(scored), per_cand)
+    for spec in scored:
+        progress.candidate(spec)
         f = feats[spec]
         blocks = block_maps[spec]
         d: dict[str, Any] = {"spec": spec, "map_names": list(f.map_names),
@@ -440,7 +480,8 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
                              "blocks": {k: list(v.shape[1:]) for k, v in blocks.items()}}
         data = CandidateData(spec=spec, blocks={k: v[kidx] for k, v in blocks.items()},
                              vector=vectors[spec][kidx], u=u_keep, labels=lab_keep, n=n,
-                             seed=cfg.seed, settings=cfg)
+                             seed=cfg.seed, settings=cfg, draw_hook=progress.draw_hook)
+        progress.stage("coupling")
         with timer("coupling"):
             if lab_np is not None:
                 v = vectors[spec]
@@ -450,6 +491,7 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
                 d["coupling"] = cp.to_dict(include_plan=True)
         values: dict[str, dict] = {}
         for name, crit in CRITERIA.items():
+            progress.stage(name, done=1)
             with timer(name), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # left-out classes were reported once above
                 r = crit.compute(data)
@@ -461,11 +503,13 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
         if "stability" in data.memo:
             d["stability"] = data.memo["stability"].to_dict()
         if cfg.curve:
+            progress.stage("Delta_OT(n) curve", done=1)
             with timer("delta_ot_curve"):
                 curve = stability_curve(data.blocks, ns=curve_ns, tau=cfg.tau, labels=lab_keep,
                                         seed=cfg.seed, n_repeats=cfg.curve_repeats,
                                         recipe=cfg.recipe, max_sub_problems=cfg.max_locations)
             d["curve"] = curve.to_dict()
+        progress.stage("alignment R^2", done=1)
         with timer("alignment"):
             if evals:
                 tab = alignment_table(vectors[spec], {e: vectors[e] for e in evals},
@@ -483,6 +527,7 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
             warnings.warn(run_warnings[-1], stacklevel=2)
         scores.append(_candidate_scores(spec, values, d, spec in controls,
                                         int(vectors[spec].shape[1])))
+    progress.close()
     # 4. flags, control checks and ranking -----------------------------------------------
     flags = metric_hacking_flags({s.name: s.alignment for s in scores if not s.control},
                                  candidates=[c for c in cands if c not in controls],

@@ -42,6 +42,11 @@ class CandidateData:
     seed: int
     settings: Any
     memo: dict[str, Any] = field(default_factory=dict)
+    # progress of the draws: draw_hook(stage) -> on_draw(done, total), or None (no progress)
+    draw_hook: Callable[[str], Callable[[int, int], None]] | None = None
+
+    def on_draw(self, stage: str) -> Callable[[int, int], None] | None:
+        return None if self.draw_hook is None else self.draw_hook(stage)
 
     def cached(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self.memo:
@@ -86,7 +91,8 @@ def _stability_report(data: CandidateData):
     s = data.settings
     return ot_stability_report(data.blocks, n=data.n, labels=data.labels, seed=data.seed,
                                taus=tuple(s.taus), n_repeats=s.n_repeats, recipe=s.recipe,
-                               max_sub_problems=s.max_locations)
+                               max_sub_problems=s.max_locations,
+                               on_draw=data.on_draw("Delta_OT"))
 
 
 def _rank(data: CandidateData):
@@ -114,7 +120,8 @@ def _transport(kind: str, **fixed) -> Callable[[CandidateData], CriterionValue]:
         opts = {"eps_rule": s.eps_rule, "perplexity": s.perplexity, "tau": s.tau,
                 "n_repeats": s.transport_repeats, "max_sub_problems": s.transport_max_locations,
                 **fixed}
-        r = fn(data.blocks, data.u, n=data.n, labels=data.labels, seed=data.seed, **opts)
+        r = fn(data.blocks, data.u, n=data.n, labels=data.labels, seed=data.seed,
+               on_draw=data.on_draw(kind + ("_tau" if fixed else "")), **opts)
         return CriterionValue(r.mean, r.ci_low, r.ci_high,
                               {"unconditional": r.unconditional, "per_class": r.per_class,
                                "per_block": r.per_block, "perplexity": r.perplexity,

@@ -34,7 +34,7 @@ dimension estimator with guarantees).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -258,6 +258,7 @@ def _gather(block: Tensor, idx: np.ndarray) -> Tensor:
 
 def ot_stability_report(pool, *, n: int, labels=None, source=None, source_labels=None,
                         seed: int = 0, config: StabilityConfig | None = None,
+                        on_draw: Callable[[int, int], None] | None = None,
                         **overrides) -> StabilityResult:
     """Delta_OT for every tau in ``config.taus``, per block and per class, with intervals.
 
@@ -265,6 +266,7 @@ def ot_stability_report(pool, *, n: int, labels=None, source=None, source_labels
     labels: ``(n_pool,)`` class of each pool sample (optional); source: like ``pool`` with the
     same blocks (optional, e.g. generated samples); source_labels: ``(n_source_pool,)``.
     Keyword overrides replace :class:`StabilityConfig` fields (``taus``, ``recipe``, ...).
+    on_draw: called as ``on_draw(done, total)`` after each draw (progress of long scores).
     """
     cfg = config or StabilityConfig()
     if overrides:
@@ -342,7 +344,9 @@ def ot_stability_report(pool, *, n: int, labels=None, source=None, source_labels
         from tqdm.auto import tqdm
 
         rep_iter = tqdm(rep_iter, desc="Delta_OT draws", leave=False)
-    for _ in rep_iter:
+    for rep in rep_iter:
+        if on_draw is not None and rep:
+            on_draw(rep, cfg.n_repeats)
         i_src, i_y1, i_y2 = _draw(rng, pool_groups, src_groups, n, n_src)
         for k, blk in blocks.items():
             xs = _gather(src_blocks[k] if src_blocks is not None else blk, i_src)
@@ -358,6 +362,8 @@ def ot_stability_report(pool, *, n: int, labels=None, source=None, source_labels
                 acc[t][k].append((d * valid[k]).sum(-1) / valid[k].sum(-1).clamp_min(1))
                 iters[t] = max(iters[t], int(info["n_iter"]))
                 errs[t].append(info["marginal_error"])
+    if on_draw is not None:
+        on_draw(cfg.n_repeats, cfg.n_repeats)
     per_tau: dict[float, TauStability] = {}
     for t in taus:
         per_block = {k: torch.stack(v).double() for k, v in acc[t].items()}  # (R, C)

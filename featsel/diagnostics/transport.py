@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -304,12 +305,15 @@ def _summarise(name: str, per_rep: list[Tensor], names: list[str], per_block: di
 
 
 def transport_fidelity(pool, u, *, n: int, labels=None, seed: int = 0,
-                       config: TransportConfig | None = None, **overrides) -> TransportResult:
+                       config: TransportConfig | None = None,
+                       on_draw: Callable[[int, int], None] | None = None,
+                       **overrides) -> TransportResult:
     """pc_u = <P, C^u> / <a b^T, C^u> of the feature plans (module docstring).
 
     pool: features ``(n_pool, D)``, ``(n_pool, L, D)`` or ``{block: (n_pool, L, D)}``;
     u: ``(n_pool, ...)`` the same samples in the generation space; labels: ``(n_pool,)``.
-    Keyword overrides replace :class:`TransportConfig` fields.
+    Keyword overrides replace :class:`TransportConfig` fields. on_draw: called as
+    ``on_draw(done, total)`` after each draw (progress of long scores).
     """
     cfg = _config(config, overrides)
     blocks, weights, u, names, groups, skipped = _prepare(pool, u, labels, n, seed, cfg, 2)
@@ -317,7 +321,9 @@ def transport_fidelity(pool, u, *, n: int, labels=None, seed: int = 0,
     rng = np.random.default_rng(seed)
     per_rep, perps, errs = [], [], []
     per_block: dict[str, list] = {k: [] for k in blocks}
-    for _ in range(cfg.n_repeats):
+    for rep in range(cfg.n_repeats):
+        if on_draw is not None and rep:
+            on_draw(rep, cfg.n_repeats)
         idx = np.stack([rng.permutation(g)[: 2 * n] for g in groups])  # (G, 2n)
         ix, iy = idx[:, :n], idx[:, n:]
         ux, uy = u[torch.as_tensor(ix)], u[torch.as_tensor(iy)]  # (G, n, Du)
@@ -332,12 +338,15 @@ def transport_fidelity(pool, u, *, n: int, labels=None, seed: int = 0,
             perps.append(float(perp.mean()))
             errs.append(float(err.max()))
         per_rep.append(total)
+    if on_draw is not None:
+        on_draw(cfg.n_repeats, cfg.n_repeats)
     return _summarise("transport_fidelity", per_rep, names, per_block, perps, errs, cfg, n,
                       skipped, seed)
 
 
 def target_stability(pool, u, *, n: int, labels=None, seed: int = 0,
-                     config: TransportConfig | None = None, **overrides) -> TransportResult:
+                     config: TransportConfig | None = None, on_draw: Callable[[int, int], None] | None = None,
+                     **overrides) -> TransportResult:
     """stab_u: disagreement in u of the mixture targets of two target draws (module docstring).
 
     Arguments as :func:`transport_fidelity`.
@@ -349,7 +358,9 @@ def target_stability(pool, u, *, n: int, labels=None, seed: int = 0,
                           .sum(-1).mean() for g in groups]).clamp_min(1e-300)  # (G,)
     rng = np.random.default_rng(seed)
     per_rep, perps, errs = [], [], []
-    for _ in range(cfg.n_repeats):
+    for rep in range(cfg.n_repeats):
+        if on_draw is not None and rep:
+            on_draw(rep, cfg.n_repeats)
         ix, iy1, iy2 = [], [], []
         for g in groups:
             perm = rng.permutation(g)
@@ -370,6 +381,8 @@ def target_stability(pool, u, *, n: int, labels=None, seed: int = 0,
             targets.append(t)
         d = (targets[0] - targets[1]).square().sum(-1).mean(-1) / (2 * sigma2)  # (G,)
         per_rep.append(d)
+    if on_draw is not None:
+        on_draw(cfg.n_repeats, cfg.n_repeats)
     # a mixture target has no per-block breakdown
     return _summarise("target_stability", per_rep, names, {}, perps, errs, cfg, n,
                       skipped, seed)
