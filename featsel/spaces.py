@@ -147,7 +147,10 @@ class VAESpace(GenerationSpace):
                     "AutoencoderKL.save_pretrained"
                 )
             try:
-                vae = AutoencoderKL.from_pretrained(str(p), subfolder=subfolder)
+                # low_cpu_mem_usage=False said explicitly: without `accelerate` diffusers
+                # otherwise prints a multi-line warning on every load
+                vae = AutoencoderKL.from_pretrained(str(p), subfolder=subfolder,
+                                                    low_cpu_mem_usage=False)
             except (OSError, ValueError, RuntimeError) as err:  # a truncated or foreign file
                 msg = " ".join(str(err).split())[:200]
                 raise ValueError(f"vae: could not load the VAE in {str(cfg)!r} ({msg}); expected "
@@ -168,7 +171,8 @@ class VAESpace(GenerationSpace):
                 subfolder=subfolder,
             )
             try:
-                vae = AutoencoderKL.from_pretrained(name_or_path, subfolder=subfolder)
+                vae = AutoencoderKL.from_pretrained(name_or_path, subfolder=subfolder,
+                                                    low_cpu_mem_usage=False)
             except OSError as err:
                 raise WeightsUnavailableError(
                     f"VAE '{name_or_path}' could not be loaded ({err}). {how}."
