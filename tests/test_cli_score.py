@@ -114,3 +114,21 @@ def test_shipped_evidence_is_the_studies_summary():
         want = summary["datasets"][d][RANK_CRITERION]
         assert (e["kendall"], e["ci_low"], e["ci_high"]) == (
             want["kendall"], want["ci_low"], want["ci_high"])
+
+
+def test_score_text_says_tied(monkeypatch, capsys):
+    """The printed summary names a tie the way the report does (the ranking decides it)."""
+    import featsel.score
+
+    def fake_run_score(cfg, out, force=False):
+        expl = {"pca:dim=8": "1st of 2", "identity": "2nd of 2"}
+        table = [{"rank": i + 1, "candidate": c} for i, c in enumerate(expl)]
+        return {"ranking": {"table": table, "explanations": expl, "recommended": "pca:dim=8",
+                            "tied_best": ["identity"], "tie_break": "more draws narrow the "
+                            "intervals (rerun with a larger --repeats)"}}
+
+    monkeypatch.setattr(featsel.score, "run_score", fake_run_score)
+    assert main(["score", "--featurizers", "pca:dim=8,identity", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert ("recommended: pca:dim=8, tied with identity (intervals overlap): more draws narrow "
+            "the intervals (rerun with a larger --repeats)") in out

@@ -48,16 +48,105 @@ def _results(name="pca"):
     }
 
 
+@pytest.fixture
+def drawn(monkeypatch):
+    """Every figure the reports save, by file name: its visible texts and their smallest font
+    size in points, read from the matplotlib figure just before it is written."""
+    import matplotlib.text
+
+    from reports import figures, sample_grid, validation_figures
+
+    seen = {}
+    save = figures.save_figure
+
+    def record(fig, path, *args, **kwargs):
+        texts = [t for t in fig.findobj(matplotlib.text.Text)
+                 if t.get_visible() and t.get_text().strip()
+                 and (t.axes is None or t.axes.get_visible())]
+        seen[Path(path).name] = {"texts": [t.get_text() for t in texts],
+                                 "min_font": min(t.get_fontsize() for t in texts)}
+        return save(fig, path, *args, **kwargs)
+
+    for mod in (figures, validation_figures, sample_grid):
+        monkeypatch.setattr(mod, "save_figure", record)
+    return seen
+
+
 def test_build_report_writes_figures_and_page(tmp_path):
     path = build_report(_results(), tmp_path)
     html = path.read_text()
     figs = sorted(p.name for p in (tmp_path / "figures").iterdir())
-    assert figs == ["alignment_r2.png", "coupling_identity.png", "coupling_pca.png",
-                    "delta_curves.png", "ranking.png", "spectra.png"]
-    assert html.count("data:image/png;base64,") == 6
+    # one coupling figure: both candidates' plans are between the same two draws
+    assert figs == ["alignment_r2.png", "couplings.png", "delta_curves.png", "ranking.png",
+                    "spectra.png"]
+    assert html.count("data:image/png;base64,") == 5
     assert 'id="ranking-table"' in html and "explained identity" in html
     assert "aligned" in html and "digits" in html
     assert not list(tmp_path.glob("*.tmp"))
+    # the ranking table holds the ranking; every other diagnostic is a row of the transposed
+    # table (its width grows with the candidates, not with the diagnostics)
+    ranking = html.split('id="ranking-table"')[1].split("</table>")[0]
+    assert "effective_rank" not in ranking and "0.2 " not in ranking
+    assert re.search(r"<td>0\.2</td><td>\[0\.15, 0\.25\]</td>", ranking)
+    diag = html.split('id="diagnostics"')[1].split("</table>")[0]
+    assert re.search(r"effective_rank.*?<td>5</td><td>6</td>", diag, re.S)
+
+
+def _separate_curves(res, ns):
+    for d in res["diagnostics"].values():
+        d["curve"] = {"tau": 0.05, "ns": ns, "mean": [0.3] * len(ns), "ci_low": [0.2] * len(ns),
+                      "ci_high": [0.4] * len(ns), "slope": None}
+    for row in res["ranking"]["table"]:
+        row["curve_slope"] = None
+    return res
+
+
+def test_headline_says_tied_and_how_to_break_it(tmp_path):
+    res = _results()
+    res["ranking"].update(recommended="pca", tied_best=["identity"], tied_controls=[],
+                          tie_break="more draws narrow the intervals (rerun with a larger "
+                          "--repeats)")
+    html = render_html(res, {})
+    summary = html.split('id="summary"')[1].split("</p>")[0]
+    assert "<strong>tied</strong>" in summary and "identity" in summary
+    assert "To break the tie: more draws narrow the intervals" in summary
+    assert "Recommended:" not in summary
+    res["ranking"].update(tied_best=[], tie_break="")
+    summary = render_html(res, {}).split('id="summary"')[1].split("</p>")[0]
+    assert "Recommended: <strong>pca</strong>" in summary and "tied" not in summary
+
+
+def test_flags_explained_and_conclusions_drawn(tmp_path):
+    res = _results()
+    res["ranking"]["flag_summary"] = {
+        "pairs": 4, "flagged": 3, "same_network": 0, "evaluations_all_flagged": ["pca:dim=32"],
+        "candidates_all_flagged": ["identity"], "recommended_flagged": []}
+    html = render_html(res, {})
+    meaning = html.split('id="flags-meaning"')[1].split("</p>")[0]
+    assert "3 of 4" in meaning and "changes nothing in the ranking" in meaning
+    concl = html.split('id="flag-conclusions"')[1].split("</ul>")[0]
+    assert "FD[pca:dim=32] favours every candidate alike" in concl
+    assert "<strong>identity</strong>: every evaluation space" in concl
+    # the pairs themselves are one click away
+    assert html.index("<details") < html.index('id="flags"')
+
+
+def test_single_minibatch_size_has_no_curve_and_no_slope_row(tmp_path):
+    res = _separate_curves(_results(), [8])
+    figs = build_report(res, tmp_path)
+    html = figs.read_text()
+    assert not (tmp_path / "figures" / "delta_curves.png").exists()
+    assert "one minibatch size only (n = 8)" in html
+    assert "curve_slope" not in html.split('id="diagnostics"')[1].split("</table>")[0]
+
+
+def test_coupling_labels_are_class_names(tmp_path, drawn):
+    res = _results()
+    res["settings"]["classes"] = ["T cell", "B cell", "CD8+/CD45RA+ Naive Cytotoxic"]
+    build_report(res, tmp_path)
+    texts = drawn["couplings.png"]["texts"]
+    assert {"T cell", "B cell", "CD8+/CD45RA+ Naive Cytotoxic"} <= set(texts)
+    assert "plan mass / independent coupling" in texts  # the colour bar
 
 
 def test_user_strings_are_escaped(tmp_path):
