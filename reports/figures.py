@@ -2,8 +2,8 @@
 atomically and returns its path. Uses the non-interactive Agg backend.
 
 Legibility rules (the report test holds them): no text below ``MIN_FONT_PT`` points; figures at
-``DPI`` no wider than ``MAX_WIDTH_IN`` inches, so a 1280 px window shows them unscaled (at most
-1216 px of content) and a point stays DPI / 72 screen pixels; featurizer names are wrapped at
+``DPI`` no wider than ``MAX_WIDTH_IN`` inches, so a 1280 px window shows them unscaled (1200 px
+inside a figure's box) and a point stays DPI / 72 screen pixels; featurizer names are wrapped at
 their punctuation (``label``) instead of squeezing the axes; legends sit outside the axes.
 """
 
@@ -26,7 +26,7 @@ from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 DPI = 110
 MIN_FONT_PT = 8.0
-MAX_WIDTH_IN = 11.0  # 1210 px at DPI: fits the 1216 px a 1280 px window leaves the page
+MAX_WIDTH_IN = 10.8  # 1188 px at DPI: a 1280 px window leaves 1200 px inside a figure's box
 
 __all__ = [
     "DPI",
@@ -144,6 +144,13 @@ def _groups(labels: Sequence[str]) -> tuple[list[str], list[int], list[float]]:
     return [labels[i] for i in starts], starts, [(a + b - 1) / 2 for a, b in zip(starts, ends)]
 
 
+def _text_width_in(names: Sequence[str], fontsize: float) -> float:
+    """About how wide the longest of ``names`` is as a one-line label (DejaVu Sans averages
+    0.6 em per character), in inches."""
+    longest = max((len(wrap_label(s, 28, lines=1)) for s in names), default=0)
+    return longest * 0.6 * fontsize / 72
+
+
 def _spread(centres: Sequence[float], gap: float, lo: float, hi: float) -> list[float]:
     """Label positions as near their centres as a minimum spacing ``gap`` allows, in [lo, hi]:
     small classes sit close together and their names would overlap."""
@@ -230,6 +237,9 @@ def coupling_grid(plans: Mapping[str, object], row_labels: Sequence[str],
     nrows = -(-k // ncols)
     n_cls = max(len(_groups(row_labels)[0]), len(_groups(col_labels)[0]))
     side = max(2.6 if ncols == 3 else 3.0, 0.15 * n_cls + 0.8)  # a text line per class
+    # the class names left of the panels take their length in text: the panels get the rest
+    label_in = _text_width_in(_groups(row_labels)[0], MIN_FONT_PT + 0.5) + 0.3
+    side = min(side, (MAX_WIDTH_IN - 1.0 - label_in) / ncols - 0.3)
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * (side + 0.3) + 1.0,
                                                     nrows * (side + 0.8)), squeeze=False)
     fig.subplots_adjust(left=0.02, right=0.9, bottom=0.02, top=0.95, wspace=0.1, hspace=0.3)
