@@ -255,6 +255,33 @@ def test_figures_are_legible(tmp_path, drawn):
     assert "random-vit:depth=4,\ntap_every=2,embed_dim=64,\nnum_heads=4" in drawn[
         "ranking.png"]["texts"]
     assert any("ranking n = 16" in t for t in drawn["delta_curves.png"]["texts"])
+    _assert_unscaled(tmp_path / "figures")
+
+
+def _assert_unscaled(folder):
+    """Every PNG no wider than a 1280 px window shows a figure unscaled (without chromium)."""
+    from PIL import Image
+
+    from reports.figures import DPI, MAX_WIDTH_IN
+
+    wide = {p.name: Image.open(p).size[0] for p in folder.glob("*.png")
+            if Image.open(p).size[0] > MAX_WIDTH_IN * DPI + 2}
+    assert not wide, f"figures wider than {MAX_WIDTH_IN * DPI:.0f} px: {wide}"
+
+
+def test_validation_figures_are_legible(tmp_path, drawn):
+    from reports.figures import MIN_FONT_PT
+    from reports.validation_figures import fd_curves_figure
+
+    curves = {f"cond_fd[{e}]": {c: ([0, 100, 200], [3.0, 2.0, 1.5]) for c in LONG}
+              for e in ("identity", "pca:dim=30", "vae-latent", "inception", "dino")}
+    fd_curves_figure(curves, tmp_path / "figures" / "fd_curves.png", flagged=[(LONG[0], "x")],
+                     last_quarter=(150, 200))
+    ranking_scatter(LONG, np.linspace(0.1, 0.6, 6), np.arange(1.0, 7.0),
+                    tmp_path / "figures" / "scatter.png")
+    small = {name: d["min_font"] for name, d in drawn.items() if d["min_font"] < MIN_FONT_PT}
+    assert not small, f"text below {MIN_FONT_PT} pt: {small}"
+    _assert_unscaled(tmp_path / "figures")
 
 
 def _chromium():
