@@ -302,7 +302,9 @@ def spectra_figure(spectra: Mapping[str, Sequence[float]], path) -> Path:
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
     for name, p in spectra.items():
         p = np.asarray(p, float)
-        p = p[p > 0]
+        # below 1e-10 of the largest: round-off of a rank-deficient cloud (fewer samples than
+        # dimensions), which stretched the axis down to 1e-17 and flattened the real spectrum
+        p = p[p > (p.max() if p.size else 0.0) * 1e-10]
         # a one-component spectrum (1-d blocks) is a single point: a line would not show it
         ax.plot(np.arange(1, p.size + 1), p, label=wrap_label(name),
                 marker="o" if p.size < 3 else None)
