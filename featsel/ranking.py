@@ -197,13 +197,13 @@ def tie_advice(best: str, tied: Sequence[str], *, from_draws: bool,
     repeats_option: the command-line option that sets those draws, when there is one.
     """
     both = ",".join([best, *tied])
-    train = f"train them and compare (featsel validate --featurizers {both})"
+    train = f"train them and compare (featsel validate --featurizers {both}, same --data)"
     if from_draws and repeats_option:
         return (f"more draws narrow the intervals (rerun with a larger {repeats_option}); "
                 f"if they still overlap, {train}")
     if from_draws:
-        return f"the ranking cannot separate them from its draws: {train}"
-    return f"the criterion has no interval to narrow: {train}"
+        return f"no option adds draws behind this criterion's intervals, so {train}"
+    return f"the criterion has no interval to narrow, so {train}"
 
 
 def rank_candidates(candidates: Sequence[CandidateScores], *, tau: float = 0.05,
