@@ -221,8 +221,12 @@ def _score(args: Any) -> dict | str:
     rk = res["ranking"]
     lines = [f"{row['rank']}. {row['candidate']}{' [control]' if row.get('control') else ''}: "
              f"{rk['explanations'][row['candidate']]}" for row in rk["table"]]
-    lines.append(f"recommended: {rk['recommended']}" if rk.get("recommended") else
-                 f"no recommendation: {rk.get('invalid_reason', '')}")
+    if rk.get("recommended") and rk.get("tied_best"):
+        lines.append(f"recommended: {rk['recommended']}, tied with "
+                     f"{', '.join(rk['tied_best'])} (intervals overlap): {rk['tie_break']}")
+    else:
+        lines.append(f"recommended: {rk['recommended']}" if rk.get("recommended") else
+                     f"no recommendation: {rk.get('invalid_reason', '')}")
     ev = res.get("evidence") or {}
     if ev.get("criterion") == rk.get("criterion") and ev.get("datasets"):
         lines.append(f"how far to trust it ({ev['criterion']} vs trained outcome, Kendall): " +

@@ -3,7 +3,10 @@
 Order: by the ranking criterion (``criterion``, a name in
 ``featsel.diagnostics.criteria.CRITERIA``; without it, ascending Delta_OT at the chosen tau,
 the paper's criterion). Two candidates are *tied* when their bootstrap intervals overlap;
-the ranking states the ties instead of hiding them.
+the ranking states the ties instead of hiding them. When the recommendation is tied with another
+real candidate, ``tied_best`` names them and ``tie_break`` says how to separate them (more draws
+where the criterion's interval comes from draws, else training both), so a headline never names
+one "best" the intervals cannot tell apart.
 
 Controls (``CandidateScores.control``: features with no information about the data) are
 ranked with the others, so a reader sees where they land, but the recommendation never names
@@ -25,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-__all__ = ["CandidateScores", "RankedCandidate", "Ranking", "rank_candidates", "mean_fd_rank"]
+__all__ = ["CandidateScores", "RankedCandidate", "Ranking", "rank_candidates", "mean_fd_rank",
+           "tie_advice"]
 
 
 @dataclass
@@ -99,6 +103,10 @@ class Ranking:
     valid: bool = True                    # every control ranked below every real candidate
     invalid_reason: str = ""
     validity: dict[str, dict] = field(default_factory=dict)  # every criterion's control check
+    tied_best: list[str] = field(default_factory=list)      # real candidates tied with the best
+    tied_controls: list[str] = field(default_factory=list)  # controls tied with the best
+    tie_break: str = ""                   # how to separate a tied recommendation
+    flag_summary: dict = field(default_factory=dict)  # what the flags change (see flag_summary)
 
     @property
     def order(self) -> list[str]:
@@ -128,6 +136,10 @@ class Ranking:
             "invalid_reason": self.invalid_reason,
             "controls": [c.name for c in self.candidates if c.scores.control],
             "validity": dict(self.validity),
+            "tied_best": list(self.tied_best),
+            "tied_controls": list(self.tied_controls),
+            "tie_break": self.tie_break,
+            "flag_summary": dict(self.flag_summary),
         }
 
 
@@ -177,13 +189,35 @@ def mean_fd_rank(fd: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     return {n: float(r) for n, r in zip(names, ranks.mean(0))}
 
 
+def tie_advice(best: str, tied: Sequence[str], *, from_draws: bool,
+               repeats_option: str | None) -> str:
+    """One sentence on how to separate ``best`` from the candidates tied with it.
+
+    from_draws: the criterion's intervals come from random draws (more draws narrow them);
+    repeats_option: the command-line option that sets those draws, when there is one.
+    """
+    both = ",".join([best, *tied])
+    train = f"train them and compare (featsel validate --featurizers {both}, same --data)"
+    if from_draws and repeats_option:
+        return (f"more draws narrow the intervals (rerun with a larger {repeats_option}); "
+                f"if they still overlap, {train}")
+    if from_draws:
+        return f"no option adds draws behind this criterion's intervals, so {train}"
+    return f"the criterion has no interval to narrow, so {train}"
+
+
 def rank_candidates(candidates: Sequence[CandidateScores], *, tau: float = 0.05,
                     flags: Sequence = (), criterion: str | None = None,
-                    lower_is_better: bool = True, label: str | None = None) -> Ranking:
+                    lower_is_better: bool = True, label: str | None = None,
+                    evaluations: Sequence[str] | None = None,
+                    repeats_option: str | None = None) -> Ranking:
     """Order by ``criterion`` (``CandidateScores.criteria[criterion]``; default: Delta_OT at
     ``tau``), state ties, explain each place in one line, check the controls.
 
-    flags: metric-hacking flags (objects with candidate/evaluation/r2, or dicts).
+    flags: metric-hacking flags (objects with candidate/evaluation/r2, or dicts);
+    evaluations: every evaluation featurizer (for ``flag_summary``; default: those flagged);
+    repeats_option: the command-line option that adds draws behind this criterion's
+    intervals, named in ``tie_break`` (None: no option does).
     """
     if not candidates:
         raise ValueError("candidates: expected at least one candidate")
@@ -254,6 +288,24 @@ def rank_candidates(candidates: Sequence[CandidateScores], *, tau: float = 0.05,
             parts.append(f"mean FD rank {fdr[c.name]:.2f}")
         out.append(RankedCandidate(i + 1, c.name, d["mean"], d["ci_low"], d["ci_high"], ties,
                                    "; ".join(parts) + ".", c))
+    tied_best: list[str] = []
+    tied_controls: list[str] = []
+    advice = ""
+    if recommended is not None:
+        ties = next(c.tied_with for c in out if c.name == recommended)
+        is_control = {c.name: c.control for c in candidates}
+        tied_best = [t for t in ties if not is_control[t]]
+        tied_controls = [t for t in ties if is_control[t]]
+        if tied_best:
+            from_draws = any(v["ci_high"] > v["ci_low"] for v in value.values())
+            advice = tie_advice(recommended, tied_best, from_draws=from_draws,
+                                repeats_option=repeats_option)
+    # imported here: featsel.diagnostics pulls in torch, and ranking is plain-data code
+    from featsel.diagnostics.hacking import flag_summary
+
+    real_names = [c.name for c in candidates if not c.control]
     return Ranking(tau, out, flag_dicts, fdr, criterion=criterion,
                    lower_is_better=lower_is_better, recommended=recommended, valid=valid,
-                   invalid_reason=reason)
+                   invalid_reason=reason, tied_best=tied_best, tied_controls=tied_controls,
+                   tie_break=advice,
+                   flag_summary=flag_summary(flag_dicts, real_names, evaluations, recommended))

@@ -505,9 +505,12 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
         if cfg.curve:
             progress.stage("Delta_OT(n) curve", done=1)
             with timer("delta_ot_curve"):
+                # the point at the ranking's n is the table's Delta_OT (same draws)
+                known = {n: data.memo["stability"]} if "stability" in data.memo else None
                 curve = stability_curve(data.blocks, ns=curve_ns, tau=cfg.tau, labels=lab_keep,
                                         seed=cfg.seed, n_repeats=cfg.curve_repeats,
-                                        recipe=cfg.recipe, max_sub_problems=cfg.max_locations)
+                                        recipe=cfg.recipe, max_sub_problems=cfg.max_locations,
+                                        known=known)
             d["curve"] = curve.to_dict()
         progress.stage("alignment R^2", done=1)
         with timer("alignment"):
@@ -534,7 +537,9 @@ def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,
                                  evaluations=evals, threshold=cfg.r2_threshold,
                                  fingerprints={k: f.fingerprint() for k, f in feats.items()})
     ranking = rank_candidates(scores, tau=cfg.tau, flags=flags, criterion=rank_by.name,
-                              lower_is_better=rank_by.lower_is_better, label=rank_by.label)
+                              lower_is_better=rank_by.lower_is_better, label=rank_by.label,
+                              evaluations=evals,
+                              repeats_option="--repeats" if rank_by.name == "delta_ot" else None)
     validity = {}
     for name, crit in CRITERIA.items():
         vals = {s.name: s.criteria[name]["mean"] for s in scores if name in s.criteria}

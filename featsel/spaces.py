@@ -80,6 +80,12 @@ class PixelSpace(GenerationSpace):
     def __init__(self, ambient_shape: tuple[int, ...]):
         super().__init__(ambient_shape, ambient_shape)
 
+    @property
+    def spec(self) -> str:
+        # vectors (e.g. gene expression) have no pixels: their spec is the alias "ambient",
+        # so settings and cache keys name the space the data is in
+        return self.name if self.is_spatial else "ambient"
+
     def encode(self, x: Tensor) -> Tensor:
         self._check(x, self.ambient_shape, "x")
         return x

@@ -5,9 +5,10 @@
     sample_run("runs/mnist", classes=[0, 1], alphas=[1, 2], n=8, out="grid.png")
 
 Images are decoded by the run's generation space (pixels: identity; SD-VAE: the decoder; PCA:
-the inverse map) and written as a PNG grid with torchvision (one row per (class, alpha), values
-in [-1, 1]); vectors are written as `.npz` (`x` ambient, `u` generation space, `labels`,
-`alpha`) or, for `.h5ad` outputs, as AnnData (needs `anndata`).
+the inverse map) and written as a labelled PNG grid (`reports.sample_grid`: one row per class,
+named as the data manifest names it, one block of n columns per alpha); vectors are written as
+`.npz` (`x` ambient, `u` generation space, `labels`, `alpha`) or, for `.h5ad` outputs, as
+AnnData (needs `anndata`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from featsel.device import check_device
 from generation.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from generation.config import TrainConfig, config_from_dict
 
-__all__ = ["load_run", "generate", "sample_run", "run_space", "decode"]
+__all__ = ["load_run", "generate", "sample_run", "run_space", "decode", "class_label"]
 
 
 def load_run(run: str | os.PathLike, *, decay: float | None = None,
@@ -83,12 +84,23 @@ def decode(space: Any, u: Tensor, batch_size: int = 256) -> Tensor:
     return torch.cat([space.decode(c.to(dev)).float().cpu() for c in u.split(batch_size)])
 
 
-def run_space(cfg: TrainConfig):
-    """The run's generation space (refitted exactly as in training, e.g. PCA on the split)."""
+def _run_dataset(cfg: TrainConfig):
     from featsel.data import load_dataset
 
-    ds = load_dataset(cfg.data, split=cfg.data_split)
-    return ds.generation_space(cfg.space or None)
+    return load_dataset(cfg.data, split=cfg.data_split)
+
+
+def run_space(cfg: TrainConfig):
+    """The run's generation space (refitted exactly as in training, e.g. PCA on the split)."""
+    return _run_dataset(cfg).generation_space(cfg.space or None)
+
+
+def class_label(c: int, names: list[str] | None) -> str:
+    """Row label of class code ``c``: its name from the data set, with the code when the name
+    is not the code itself ("3: cat")."""
+    if not names or c >= len(names) or str(names[c]) == str(c):
+        return str(c)
+    return f"{c}: {names[c]}"
 
 
 def check_alphas(alphas, flag: str) -> None:
@@ -118,19 +130,24 @@ def sample_run(run: str | os.PathLike, *, classes: list[int] | None = None,
     labels = torch.tensor([c for c in classes for _ in alphas for _ in range(n)])
     alpha = torch.tensor([float(a) for _ in classes for a in alphas for _ in range(n)])
     u = generate(model, labels, alpha.to(next(model.parameters()).device), seed=seed).cpu()
+    names = None
     if space is None:
-        space = run_space(cfg)
+        ds = _run_dataset(cfg)
+        space, names = ds.generation_space(cfg.space or None), ds.class_names
     x = decode(space, u)
     image = x.ndim == 4
     out = Path(out) if out else Path(run) / f"samples_step{meta['step']}.{'png' if image else 'npz'}"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".tmp" + out.suffix)
     if image:
-        from torchvision.utils import save_image
+        from reports.sample_grid import sample_grid_figure
 
         if x.shape[1] not in (1, 3):
             x = x[:, :3]
-        save_image(x.clamp(-1, 1), tmp, nrow=n, normalize=True, value_range=(-1, 1))
+        imgs = ((x.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()  # (N, H, W, C) in [0, 1]
+        sample_grid_figure(imgs.reshape(len(classes), len(alphas), n, *imgs.shape[1:]),
+                           [class_label(c, names) for c in classes], list(alphas), tmp,
+                           title=f"{Path(run).name}: step {meta['step']}, EMA {meta['decay']:g}")
     elif out.suffix == ".h5ad":
         import anndata
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from reports.figures import plt, save_figure
+from reports.figures import MAX_WIDTH_IN, MIN_FONT_PT, plt, save_figure, wrap_label
 
 __all__ = ["ranking_scatter", "umap_figure", "fd_curves_figure"]
 
@@ -58,7 +58,7 @@ def ranking_scatter(names: Sequence[str], delta: Sequence[float], mean_rank: Seq
                 yerr=_err(r[ok], rank_low, rank_high), fmt="o", color="#4c72b0", ecolor="#999",
                 capsize=3)
     for name, x, y in zip(np.asarray(names, dtype=object)[ok], d[ok], r[ok]):
-        ax.annotate(_plain(name), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.annotate(_plain(name), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=MIN_FONT_PT)
     ax.set_xlabel(f"Delta_OT at tau={tau:g} (predicted; lower = better)")
     ax.set_ylabel("mean FD rank (outcome; 1 = best)")
     ax.set_title("Delta_OT against the outcome")
@@ -73,7 +73,7 @@ def ranking_scatter(names: Sequence[str], delta: Sequence[float], mean_rank: Seq
     ax2.plot([0.5, n + 0.5], [0.5, n + 0.5], color="#bbb", lw=1, zorder=0)
     ax2.scatter(pr, orank, color="#4c72b0")
     for name, x, y in zip(np.asarray(names, dtype=object)[ok], pr, orank):
-        ax2.annotate(_plain(name), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax2.annotate(_plain(name), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=MIN_FONT_PT)
     ticks = np.arange(1, n + 1)
     ax2.set_xticks(ticks)
     ax2.set_yticks(ticks)
@@ -84,7 +84,7 @@ def ranking_scatter(names: Sequence[str], delta: Sequence[float], mean_rank: Seq
     ax2.set_title("Rank against rank (diagonal = predicted exactly)")
     if not ok.all():
         fig.text(0.01, 0.01, f"{int((~ok).sum())} candidate(s) without an outcome left out",
-                 fontsize=7)
+                 fontsize=MIN_FONT_PT)
     return save_figure(fig, path)
 
 
@@ -117,7 +117,8 @@ def umap_figure(real: np.ndarray, real_labels: np.ndarray, gen: np.ndarray,
     er, eg = emb[: len(real)], emb[len(real):]
     codes = sorted(set(np.asarray(real_labels).tolist()) | set(np.asarray(gen_labels).tolist()))
     cmap = plt.get_cmap("tab10" if len(codes) <= 10 else "tab20")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), sharex=True, sharey=True)
+    # the class legend sits right of the panels: together no wider than a report shows unscaled
+    fig, axes = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN - 2.4, 4.2), sharex=True, sharey=True)
     for ax, e, lab, name in ((axes[0], er, real_labels, "real"), (axes[1], eg, gen_labels,
                                                                      "generated")):
         for i, c in enumerate(codes):
@@ -127,7 +128,7 @@ def umap_figure(real: np.ndarray, real_labels: np.ndarray, gen: np.ndarray,
         ax.set_title(f"{name} ({len(e)})")
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[1].legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    axes[1].legend(markerscale=3, fontsize=MIN_FONT_PT, loc="center left", bbox_to_anchor=(1, 0.5))
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
@@ -151,9 +152,11 @@ def fd_curves_figure(curves: Mapping[str, Mapping[str, tuple[Sequence[float], Se
     cmap = plt.get_cmap("tab10" if len(cands) <= 10 else "tab20")
     colour = {c: cmap(i % cmap.N) for i, c in enumerate(cands)}
     flagged = {(str(c), str(m)) for c, m in flagged}
-    ncols = min(len(metrics), 4)
+    ncols = min(len(metrics), 3)
     nrows = -(-len(metrics) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols + 1.8, 2.9 * nrows),
+    # panels and the legend right of them fit the width a report shows unscaled
+    panel = min(3.6, (MAX_WIDTH_IN - 2.6) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel * ncols, 2.9 * nrows),
                              squeeze=False)
     for ax, m in zip(axes.flat, metrics):
         if last_quarter is not None:
@@ -169,14 +172,14 @@ def fd_curves_figure(curves: Mapping[str, Mapping[str, tuple[Sequence[float], Se
         ax.set_title(_plain(m), fontsize=9)
         ax.set_xlabel("training step", fontsize=8)
         ax.set_ylabel("FD (mean over seeds)", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
+        ax.tick_params(labelsize=MIN_FONT_PT)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))  # whole steps, apart
     for ax in list(axes.flat)[len(metrics):]:
         ax.set_visible(False)
-    handles = [plt.Line2D([], [], color=colour[c], marker="o", ms=3, label=_plain(c))
+    handles = [plt.Line2D([], [], color=colour[c], marker="o", ms=3, label=wrap_label(c, 22))
                for c in cands]
     if flagged:
         handles.append(plt.Line2D([], [], color="#555", ls="--", label="still improving"))
-    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=MIN_FONT_PT)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -124,3 +124,21 @@ def test_progress_names_the_stage_and_the_draw(tmp_path, capsys):
     for text in ("pca:dim=4 · transport_fidelity draw 1/", "target_stability draw",
                  "Delta_OT draw 2/2", "alignment R^2", "100%"):
         assert text in err, text
+
+
+def test_score_text_says_tied(monkeypatch, capsys):
+    """The printed summary names a tie the way the report does (the ranking decides it)."""
+    import featsel.score
+
+    def fake_run_score(cfg, out, force=False):
+        expl = {"pca:dim=8": "1st of 2", "identity": "2nd of 2"}
+        table = [{"rank": i + 1, "candidate": c} for i, c in enumerate(expl)]
+        return {"ranking": {"table": table, "explanations": expl, "recommended": "pca:dim=8",
+                            "tied_best": ["identity"], "tie_break": "more draws narrow the "
+                            "intervals (rerun with a larger --repeats)"}}
+
+    monkeypatch.setattr(featsel.score, "run_score", fake_run_score)
+    assert main(["score", "--featurizers", "pca:dim=8,identity", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert ("recommended: pca:dim=8, tied with identity (intervals overlap): more draws narrow "
+            "the intervals (rerun with a larger --repeats)") in out

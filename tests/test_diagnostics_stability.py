@@ -128,3 +128,19 @@ def test_bootstrap_interval():
     lo, hi = bootstrap_interval([1.0, 2.0, 3.0, 4.0], n_boot=2000)
     assert 1.0 <= lo < 2.5 < hi <= 4.0
     assert bootstrap_interval([0.3]) == (0.3, 0.3)
+
+
+def test_curve_at_the_ranking_n_is_the_rankings_value():
+    """Per-location blocks with a seeded subset of locations: the curve's point at n is the
+    Delta_OT the ranking computed there (same seed: same locations, same draws)."""
+    pool = {"loc": _pool(3, n=240).reshape(240, 4, 4), "glob": _pool(2, n=240, seed=1)}
+    labels = np.arange(240) % 2
+    kw = {"labels": labels, "seed": 3, "n_repeats": 2, "max_sub_problems": 2}
+    table = ot_stability_report(pool, n=16, taus=(0.05,), **kw)
+    recomputed = stability_curve(pool, ns=[8, 16], tau=0.05, **kw)
+    assert recomputed.mean[1] == pytest.approx(table.per_tau[0.05].mean, rel=1e-6)
+    c = stability_curve(pool, ns=[8, 16], tau=0.05, known={16: table}, **{**kw, "n_repeats": 1})
+    assert c.mean[1] == table.per_tau[0.05].mean and c.draws == [1, 2]
+    assert (c.ci_low[1], c.ci_high[1]) == (table.per_tau[0.05].ci_low, table.per_tau[0.05].ci_high)
+    with pytest.raises(ValueError, match="no Delta_OT at tau=0.2"):
+        stability_curve(pool, ns=[16], tau=0.2, known={16: table}, **kw)

@@ -53,3 +53,33 @@ def test_bad_inputs():
         rank_candidates([_c("a", 0.1, 0.1), _c("a", 0.2, 0.1)])
     with pytest.raises(ValueError, match="tau=0.2"):
         rank_candidates([_c("a", 0.1, 0.1)], tau=0.2)
+
+
+def test_tied_recommendation_is_named_with_how_to_break_it():
+    # pca and vit overlap; the control overlaps pca too; identity is separated
+    cands = [_c("pca", 0.30, 0.05), _c("vit", 0.33, 0.02), _c("identity", 0.9, 0.02),
+             _c("noise:dim=1", 0.34, 0.05, control=True)]
+    r = rank_candidates(cands, repeats_option="--repeats")
+    assert r.recommended is None  # the control sits above a real candidate (identity)
+    assert r.tied_best == [] and r.tie_break == ""
+    r = rank_candidates(cands[:3] + [_c("noise:dim=1", 1.5, 0.01, control=True)],
+                        repeats_option="--repeats")
+    assert r.recommended == "pca" and r.tied_best == ["vit"] and r.tied_controls == []
+    assert "--repeats" in r.tie_break and "featsel validate --featurizers pca,vit" in r.tie_break
+    d = r.to_dict()
+    assert d["tied_best"] == ["vit"] and d["tie_break"] == r.tie_break
+    # no option adds draws to this criterion: only training separates them
+    assert "--repeats" not in rank_candidates(cands[:3]).tie_break
+    # separated: no tie, no advice
+    r = rank_candidates([_c("pca", 0.3, 0.01), _c("vit", 0.5, 0.01)])
+    assert r.tied_best == [] and r.tie_break == ""
+
+
+def test_flag_summary_says_what_the_flags_change():
+    flags = metric_hacking_flags({"a": {"e1": 0.95, "e2": 0.99}, "b": {"e1": 0.97, "e2": 0.1}})
+    r = rank_candidates([_c("a", 0.1, 0.01), _c("b", 0.2, 0.01)], flags=flags,
+                        evaluations=["e1", "e2"])
+    assert r.flag_summary == {"pairs": 4, "flagged": 3, "same_network": 0,
+                              "evaluations_all_flagged": ["e1"],
+                              "candidates_all_flagged": ["a"], "recommended_flagged": ["e1", "e2"]}
+    assert r.to_dict()["flag_summary"] == r.flag_summary

@@ -124,3 +124,12 @@ def test_space_fingerprints_differ():
     a = PixelSpace((1, 8, 8))
     b = PixelSpace((1, 8, 9))
     assert a.fingerprint() != b.fingerprint()
+
+
+def test_vectors_are_in_the_ambient_space_not_pixels():
+    """Gene vectors have no pixels: the identity space of vector data is named "ambient" (the
+    score report's settings and the cache keys show it); images keep "pixels"."""
+    assert create_space("pixels", ambient_shape=(765,)).spec == "ambient"
+    assert create_space("ambient", ambient_shape=(1, 8, 8)).spec == "pixels"
+    assert create_space(create_space("ambient", ambient_shape=(5,)).spec,
+                        ambient_shape=(5,)).spec == "ambient"  # the spec recreates the space

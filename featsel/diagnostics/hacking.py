@@ -10,10 +10,10 @@ fingerprint when fingerprints are given).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-__all__ = ["HackingFlag", "metric_hacking_flags", "DEFAULT_R2_THRESHOLD"]
+__all__ = ["HackingFlag", "metric_hacking_flags", "flag_summary", "DEFAULT_R2_THRESHOLD"]
 
 DEFAULT_R2_THRESHOLD = 0.9
 
@@ -68,3 +68,38 @@ def metric_hacking_flags(r2: Mapping[str, Mapping[str, float]] | None = None, *,
                 flags.append(HackingFlag(c, e, "; ".join(reasons) +
                                          ": this FD is not independent evidence", val))
     return flags
+
+
+def flag_summary(flags: Sequence[Mapping], candidates: Sequence[str],
+                 evaluations: Sequence[str] | None = None,
+                 recommended: str | None = None) -> dict:
+    """What the flags change for the choice, so a report can say it in a sentence instead of
+    listing every pair: on data where most candidates are aligned with the evaluation spaces
+    most pairs are flagged, and only these consequences matter.
+
+    flags: flag dicts (candidate, evaluation, reason); candidates: the real candidates;
+    evaluations: every evaluation featurizer (default: those flagged). Returns ``{"pairs":
+    candidates x evaluations, "flagged", "same_network": flagged pairs that share a network
+    (featsel validate leaves those FDs out), "evaluations_all_flagged": evaluations flagged for
+    every candidate (their FDs favour every candidate alike, so they cannot referee between
+    them), "candidates_all_flagged": candidates flagged in every evaluation (no FD is
+    independent evidence for them), "recommended_flagged": the recommendation's flagged
+    evaluations}``.
+    """
+    cands = list(candidates)
+    evals = list(evaluations) if evaluations is not None else sorted(
+        {str(f.get("evaluation")) for f in flags})
+    pairs = {(str(f.get("candidate")), str(f.get("evaluation"))) for f in flags}
+    pairs = {(c, e) for c, e in pairs if c in cands and e in evals}
+    same = {(str(f.get("candidate")), str(f.get("evaluation"))) for f in flags
+            if "same network" in str(f.get("reason", ""))} & pairs
+    return {
+        "pairs": len(cands) * len(evals),
+        "flagged": len(pairs),
+        "same_network": len(same),
+        "evaluations_all_flagged": [e for e in evals
+                                    if len(cands) >= 2 and all((c, e) in pairs for c in cands)],
+        "candidates_all_flagged": [c for c in cands
+                                   if evals and all((c, e) in pairs for e in evals)],
+        "recommended_flagged": [e for e in evals if (recommended, e) in pairs],
+    }
