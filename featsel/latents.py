@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from featsel.rundir import atomic_save, atomic_write_json
 from featsel.safeload import torch_load
 from featsel.spaces import SD_VAE_NAME, VAESpace
 
@@ -73,9 +74,7 @@ def _dist_env() -> tuple[int, int, int]:
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_save(path, lambda tmp: torch.save(obj, tmp))
 
 
 def precompute_latents(
@@ -138,9 +137,7 @@ def precompute_latents(
                 "use a new out_dir or remove the old one"
             )
     elif rank == 0:
-        tmp = index_path.with_name(f".{INDEX}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(index, indent=1))
-        os.replace(tmp, index_path)
+        atomic_write_json(index_path, index)
     dtype = getattr(torch, cfg.dtype)
     mine = list(range(rank, n_shards, world_size))
     written = skipped = 0

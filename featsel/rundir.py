@@ -38,16 +38,20 @@ __all__ = ["MARKER", "atomic_write", "atomic_write_json", "atomic_save", "read_m
 
 
 # --- atomic files ---------------------------------------------------------------------------
-def atomic_save(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
-    """Call ``write(tmp)`` on a temporary path beside ``path``, then ``os.replace`` it onto
-    ``path``. The temporary file is removed if ``write`` fails (nothing half-written)."""
+def atomic_save(path: str | os.PathLike, write: Callable[[Path], Any], *,
+                suffix: str = ".tmp") -> Path:
+    """Call ``write(tmp)`` on a temporary path beside ``path``, fsync it, then ``os.replace``
+    it onto ``path``. The temporary file is removed if ``write`` fails (nothing half-written).
+    suffix: the temporary name's ending, for writers that read the format from it (``.png``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     tmp = Path(name)
     try:
         write(tmp)
+        with open(tmp, "rb+") as f:  # on disk before the rename: a crash leaves old or new
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be read by others
         os.replace(tmp, path)
     finally:
@@ -58,14 +62,7 @@ def atomic_save(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
     """Write ``data`` (text as UTF-8) to ``path`` atomically (fsync before the rename)."""
     raw = data.encode() if isinstance(data, str) else bytes(data)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-
-    return atomic_save(path, write)
+    return atomic_save(path, lambda tmp: tmp.write_bytes(raw))
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 1) -> Path:

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from featsel.rundir import atomic_save
+
 __all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -24,14 +26,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
     """Write `state` to `path` atomically (tmp file in the same folder, fsync, os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_save(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:

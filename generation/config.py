@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from featsel.rundir import atomic_write
 from generation.loss import LossConfig
 
 __all__ = ["TrainConfig", "load_config", "save_config", "config_from_dict", "apply_overrides"]
@@ -239,7 +240,4 @@ def load_config(path: str | os.PathLike | None = None,
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:
     """Write `cfg` as YAML atomically (tmp file then os.replace)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    os.replace(tmp, path)
+    atomic_write(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -38,7 +38,6 @@ Writes `eval.json` in the run.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -48,6 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from featsel.rundir import atomic_write_json
 from generation.sample import check_alphas, generate, load_run
 
 __all__ = ["evaluate_run", "feature_vectors", "proportional_counts", "plan_labels",
@@ -292,10 +292,7 @@ def evaluate_run(
     if judge is not None:
         out["class_accuracy"] = {"classifier": judge.describe(), "real": judge.real_accuracy,
                                  "alphas": accuracy}
-    path = Path(run) / "eval.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    os.replace(tmp, path)
+    atomic_write_json(Path(run) / "eval.json", out)
     return out
 
 

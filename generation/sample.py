@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from featsel.device import check_device
+from featsel.rundir import atomic_save
 from generation.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from generation.config import TrainConfig, config_from_dict
 
@@ -137,28 +138,31 @@ def sample_run(run: str | os.PathLike, *, classes: list[int] | None = None,
     x = decode(space, u)
     image = x.ndim == 4
     out = Path(out) if out else Path(run) / f"samples_step{meta['step']}.{'png' if image else 'npz'}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp" + out.suffix)
-    if image:
-        from reports.sample_grid import sample_grid_figure
 
-        if x.shape[1] not in (1, 3):
-            x = x[:, :3]
-        imgs = ((x.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()  # (N, H, W, C) in [0, 1]
-        sample_grid_figure(imgs.reshape(len(classes), len(alphas), n, *imgs.shape[1:]),
-                           [class_label(c, names) for c in classes], list(alphas), tmp,
-                           title=f"{Path(run).name}: step {meta['step']}, EMA {meta['decay']:g}")
-    elif out.suffix == ".h5ad":
-        import anndata
+    if image and x.shape[1] not in (1, 3):
+        x = x[:, :3]
 
-        ad = anndata.AnnData(X=x.numpy())
-        ad.obs["label"] = labels.numpy().astype(str)
-        ad.obs["alpha"] = alpha.numpy()
-        ad.obsm["X_generation"] = u.numpy()
-        ad.write_h5ad(tmp)
-    else:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, x=x.numpy(), u=u.numpy(), labels=labels.numpy(), alpha=alpha.numpy())
-    os.replace(tmp, out)
+    def write(tmp: Path) -> None:
+        if image:
+            from reports.sample_grid import sample_grid_figure
+
+            imgs = ((x.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
+            sample_grid_figure(imgs.reshape(len(classes), len(alphas), n, *imgs.shape[1:]),
+                               [class_label(c, names) for c in classes], list(alphas), tmp,
+                               title=f"{Path(run).name}: step {meta['step']}, "
+                                     f"EMA {meta['decay']:g}")
+        elif out.suffix == ".h5ad":
+            import anndata
+
+            ad = anndata.AnnData(X=x.numpy())
+            ad.obs["label"] = labels.numpy().astype(str)
+            ad.obs["alpha"] = alpha.numpy()
+            ad.obsm["X_generation"] = u.numpy()
+            ad.write_h5ad(tmp)
+        else:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, x=x.numpy(), u=u.numpy(), labels=labels.numpy(),
+                         alpha=alpha.numpy())
+    atomic_save(out, write, suffix=out.suffix)  # the writers read the format from it
     return {"out": str(out), "n": int(len(labels)), "shape": list(x.shape[1:]),
             "step": meta["step"], "decay": meta["decay"]}

@@ -52,7 +52,7 @@ from featsel.confirmation import (
     STILL_IMPROVING_THRESHOLD,
 )
 from featsel.defaults import PAPER_TAUS
-from featsel.rundir import MARKER, atomic_write_json, claim_dir
+from featsel.rundir import MARKER, atomic_save, atomic_write, atomic_write_json, claim_dir
 
 __all__ = ["ValidateConfig", "Job", "plan_jobs", "job_status", "run_validate", "train_command",
            "eval_steps", "read_curve", "training_health"]
@@ -269,9 +269,7 @@ def _run_job(cfg: ValidateConfig, job: Job, evaluations: list[str], threads: int
 
 def _write_json(path: Path, obj: Any) -> None:
     """Strict JSON (NaN / inf written as null), atomically."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(_clean(obj), indent=1, allow_nan=False))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(_clean(obj), indent=1, allow_nan=False))
 
 
 def _clean(obj: Any) -> Any:
@@ -514,10 +512,10 @@ def _figures(cfg: ValidateConfig, jobs: list[Job], out: Path) -> dict[str, str]:
             from torchvision.utils import save_image
 
             target = fig_dir / f"{stem}.png"
-            tmp = fig_dir / f".{stem}.tmp{os.getpid()}.png"
-            save_image(x[:, :3].clamp(-1, 1), tmp, nrow=cfg.figure_n, normalize=True,
-                       value_range=(-1, 1))
-            os.replace(tmp, target)
+            grid = x[:, :3].clamp(-1, 1)
+            atomic_save(target, lambda tmp, grid=grid: save_image(
+                grid, tmp, nrow=cfg.figure_n, normalize=True, value_range=(-1, 1)),
+                suffix=".png")
         else:
             from reports.validation_figures import umap_figure
 
@@ -748,9 +746,8 @@ def _write_outputs(report: dict, out: Path) -> None:
     import pandas as pd
 
     _write_json(out / "validation.json", report)
-    tmp = out / f".validation.csv.tmp{os.getpid()}"
-    pd.DataFrame(report["table"]).to_csv(tmp, index=False)
-    os.replace(tmp, out / "validation.csv")
+    atomic_save(out / "validation.csv",
+                lambda tmp: pd.DataFrame(report["table"]).to_csv(tmp, index=False))
 
 
 # --- trustworthy outcomes: FD-vs-step curves, convergence, collapse ------------------------

@@ -27,7 +27,6 @@ KID and precision/recall come from torch-fidelity's feature functions (:func:`fi
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -192,17 +191,13 @@ def save_statistics(path: str | os.PathLike, mu, sigma) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"path: expected a file name ending in .npz, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    from featsel.rundir import atomic_save
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
             np.savez(fh, mu=mu_a, sigma=sigma_a)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+
+    return atomic_save(path, write)
 
 
 def load_statistics(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

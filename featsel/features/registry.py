@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from featsel.features.base import Featurizer
+from featsel.rundir import atomic_save
 from featsel.safeload import torch_load
 
 CHECKPOINT_FORMAT = "featsel-featurizer-v1"
@@ -232,12 +233,7 @@ def save_featurizer(feat: Featurizer, path: str | os.PathLike) -> Path:
             k: v.detach().cpu() for k, v in feat.state_dict().items() if not k.startswith("pixel_space.")
         },
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_save(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_featurizer(path: str | os.PathLike, *, space: Any | None = None) -> Featurizer:

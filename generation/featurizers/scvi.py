@@ -35,7 +35,6 @@ more give the weights of 6 in one go (tested); `epochs` may be raised on resume.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,9 +154,10 @@ def _checkpoint_callback(d: Path, cfg: ScviConfig, total: int):
 
     class _Save(Callback):
         def _save(self, trainer, done: int) -> None:
-            tmp = d / f".lightning.ckpt.tmp{os.getpid()}"
-            trainer.save_checkpoint(str(tmp))
-            os.replace(tmp, d / "lightning.ckpt")
+            from featsel.rundir import atomic_save
+
+            atomic_save(d / "lightning.ckpt", lambda tmp: trainer.save_checkpoint(str(tmp)),
+                        suffix=".ckpt")
             write_state(d, cfg, done, {}, {"epochs": int(total)})
 
         def on_train_epoch_end(self, trainer, pl_module) -> None:

@@ -90,15 +90,14 @@ def build_vae(cfg: VAEConfig, in_chans: int, size: int):
 
 
 def _save_dir(vae, target: Path) -> None:
-    """save_pretrained into a temporary folder, then swap it in (os.replace)."""
+    """save_pretrained into a temporary folder, then swap it in (featsel.rundir.publish_dir:
+    the run's own vae/ folder is replaced in one step at every save)."""
+    from featsel.rundir import publish_dir
+
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     vae.save_pretrained(str(tmp))
-    old = target.with_name(f".{target.name}.old{os.getpid()}")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
+    publish_dir(tmp, target, force=True)
 
 
 def train_vae(cfg: VAEConfig, *, resume: bool = False, force: bool = False,
