@@ -557,6 +557,13 @@ def test_unconverged_solves_are_marked_and_warned(tmp_path, capsys):
     assert "did not converge" in (tmp_path / "o" / "report.html").read_text()
 
 
+def test_a_featurizer_path_with_an_equals_sign_is_its_own_spec():
+    from featsel.score import parse_featurizer_list
+
+    assert parse_featurizer_list("identity,runs/a=b/featurizer.pt,vit:depth=4,tap_every=2") == [
+        "identity", "runs/a=b/featurizer.pt", "vit:depth=4,tap_every=2"]
+
+
 def test_api_checks_that_were_silent():
     from featsel.diagnostics.alignment import alignment_r2
     from featsel.diagnostics.stability import stability_curve

@@ -128,6 +128,9 @@ def test_smoke_sweep_then_resume(tmp_path):
     assert all(m["n_seeds"] == [0, 2, 2] for c in res3["curves"].values() for m in c.values())
     assert any("no evaluation at step(s) [1]" in w for w in res3["warnings"])
     assert {job_status(j, 3, more.evaluations, 1.0) for j in jobs} == {"done"}
+    # the sample figures are redrawn from the longer-trained generators (issue 15.9)
+    drawn = json.loads((out / "figures" / "steps.json").read_text())
+    assert set(drawn.values()) == {3}
 
 
 def test_umap_figure_writes_png(tmp_path):
