@@ -1,5 +1,7 @@
 """The defaults of `featsel score`, in one place: read by ``ScoreConfig`` (the Python API), by the
-CLI's flags and their ``--help``, and written into every results.json's settings.
+CLI's flags and their ``--help``, and written into every results.json's settings. The executor
+defaults of `featsel validate` / `featsel select` and the halving defaults of `featsel select`
+(``SELECT_*``, read by ``generation.select.SelectConfig`` and the CLI) are at the end.
 
 ``RANK_CRITERION`` is the criterion that orders candidates and names the recommendation. It was
 chosen by the protocol in ``studies/PROTOCOL.md`` (fixed before the held-out data set was looked
@@ -40,3 +42,13 @@ CURVE = False                   # the Delta_OT(n) curve (report figure; costs ~ 
 RANK_CRITERION = "transport_fidelity"
 
 R2_THRESHOLD = 0.9              # alignment R^2 above which an evaluation FD is flagged
+
+# where the training jobs of featsel validate and featsel select run (generation.executors)
+EXECUTOR = "local"              # "local" (process pool, --jobs) | "ray" (featsel[cluster])
+CPUS_PER_JOB = 1.0              # ray: num_cpus per job (its torch threads)
+
+# featsel select: successive halving over the candidates (featsel.halving, generation.select)
+SELECT_ETA = 3                  # each rung keeps the best ceil(n / eta) candidates
+SELECT_SEEDS = 3                # seeds per candidate (as featsel validate)
+SELECT_PRIOR_KEEP = 1.0         # rung 0 keeps this fraction of the valid candidates, best first
+SELECT_JOBS = 1                 # local worker processes (1: in this process)
