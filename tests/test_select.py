@@ -319,3 +319,44 @@ def test_unreachable_address_fails_fast(tmp_path):
     with pytest.raises(ValueError, match="--address: expected auto"):
         run_select(_cfg(executor="ray", address="nohostport"), out)
     assert not out.exists()
+
+
+def test_report_draws_the_rungs_and_escapes_names(tmp_path):
+    from reports import render_selection_dir, render_selection_report
+    from reports.selection_html import diagram_rows
+
+    bad = "<script>alert(1)</script>"
+    m = ["fd[e]", "cond_fd[e]"]
+    sel = {
+        "title": "t", "chosen": "a", "chosen_reason": "best", "complete": True,
+        "prior": {"criterion": "transport_fidelity", "order": [bad, "a", "noise:dim=1"],
+                  "controls": ["noise:dim=1"], "recommended": bad},
+        "rung0": {"scored": [bad, "a", "noise:dim=1"], "survivors": [bad, "a"],
+                  "dropped": [{"candidate": "noise:dim=1", "reason": "control"}]},
+        "rungs": [
+            {"rung": 1, "steps": 2, "from_step": 0, "candidates": [bad, "a"], "kept": ["a"],
+             "stopped": [bad], "order": ["a", bad], "candidate_steps": 4, "metrics": m,
+             "mean_fd": {bad: {m[0]: 3.0, m[1]: 4.0}, "a": {m[0]: 1.0, m[1]: 2.0}},
+             "mean_rank": {bad: 2.0, "a": 1.0}, "collapsed": {bad: [True], "a": [False]},
+             "time_s": 1.0},
+            {"rung": 2, "steps": 6, "from_step": 2, "candidates": ["a"], "kept": ["a"],
+             "stopped": [], "order": ["a"], "candidate_steps": 4, "metrics": m,
+             "mean_fd": {"a": {m[0]: 0.5, m[1]: 1.5}}, "mean_rank": {"a": 1.0},
+             "collapsed": {"a": [False]}, "time_s": 1.0}],
+        "compute": {"candidate_steps": 8, "full_sweep_candidate_steps": 12, "fraction": 2 / 3,
+                    "n_candidates": 2, "seeds": 1, "budget": 6},
+        "settings": {"featurizers": [bad, "a"]},
+    }
+    rows = diagram_rows(sel)
+    assert [r["candidate"] for r in rows] == ["a", bad, "noise:dim=1"]
+    assert [c["state"] for c in rows[0]["cells"]] == ["kept", "chosen"]
+    assert [c["state"] for c in rows[1]["cells"]] == ["stopped", "absent"]
+    assert rows[1]["cells"][0]["n_collapsed"] == 1 and rows[2]["rung0"]["state"] == "dropped"
+    assert (rows[0]["bar"], rows[1]["bar"], rows[2]["bar"]) == (100.0, 33.3, 0.0)
+    html = render_selection_report(sel, tmp_path).read_text()
+    assert bad not in html and "&lt;script&gt;" in html
+    assert "66.7% of the full sweep" in html and "COLLAPSED 1/1" in html
+    (tmp_path / "selection.json").write_text(json.dumps(sel))
+    assert render_selection_dir(tmp_path) == tmp_path / "selection.html"
+    with pytest.raises(ValueError, match="rungs"):
+        render_selection_report({"chosen": "a"}, tmp_path)
