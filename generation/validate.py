@@ -343,8 +343,13 @@ def run_validate(cfg: ValidateConfig, out: str | os.PathLike, *, dry_run: bool =
     """The whole sweep (module docstring). Returns the validation dict (also written to
     ``out/validation.json`` and rendered as ``out/validation.html``); with ``dry_run``,
     ``{"commands": [...], "jobs": [...]}`` only."""
+    from generation.executors import EXECUTORS
+
     if cfg.jobs < 1:
         raise ValueError(f"--jobs: expected >= 1, got {cfg.jobs}")
+    if cfg.executor not in EXECUTORS:
+        raise ValueError(f"--executor: expected one of {', '.join(EXECUTORS)}, got "
+                         f"{cfg.executor!r}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: {str(out)!r} exists and is not a directory")

@@ -301,9 +301,12 @@ def test_bad_input_fails_before_anything_is_written(tmp_path, monkeypatch, capsy
         run_select(_cfg(executor="ray"), out)
     from generation.validate import ValidateConfig, run_validate
 
+    vcfg = dict(featurizers=["identity"], evaluations=["pca:dim=8"],
+                config="configs/digits_tiny.yaml")
     with pytest.raises(RuntimeError, match=r"featsel\[cluster\]"):
-        run_validate(ValidateConfig(featurizers=["identity"], evaluations=["pca:dim=8"],
-                                    config="configs/digits_tiny.yaml", executor="ray"), out)
+        run_validate(ValidateConfig(**vcfg, executor="ray"), out)
+    with pytest.raises(ValueError, match="--executor"):
+        run_validate(ValidateConfig(**vcfg, executor="slurm"), out, dry_run=True)
     assert not out.exists()
 
 
