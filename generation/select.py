@@ -279,8 +279,11 @@ def run_select(cfg: SelectConfig, out: str | os.PathLike, *, resume: bool = Fals
         # the folder rule of every command (featsel.rundir): a non-empty folder that is not
         # this selection is refused unless force (which replaces it)
         settings = _settings(cfg, cands, evals)
-        claim_dir(out, "select", {k: settings[k] for k in SETTINGS_THAT_MUST_MATCH},
-                  force=force, resume=True)
+        ident = {k: settings[k] for k in SETTINGS_THAT_MUST_MATCH}
+        # a folder holding only what select writes (e.g. a copied score/) is taken as its own
+        own = {"score", "runs", "figures", SELECTION_JSON, "selection.html"}
+        claim_dir(out, "select", ident, force=force, resume=True,
+                  recorded=lambda d: ident if all(p.name in own for p in d.iterdir()) else None)
         return _select(cfg, v, out, cands, evals, real, jobs, ex, t_start)
 
 
