@@ -272,6 +272,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="generator preset: tiny, S/2, B/2, L/2, mlp-tiny, mlp")
     p.add_argument("--steps", type=int, help="total optimiser steps")
     p.add_argument("--seed", type=int, help="training seed (default: the config's, 0)")
+    p.add_argument("--until", type=int, help="stop after this step with a checkpoint (the "
+                   "schedule still follows --steps; continue later with --resume)")
     p.add_argument("--out", help="run folder (config.yaml, checkpoint.pt, metrics.jsonl)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: the config's, auto)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -294,7 +296,7 @@ def _train(args: Any) -> dict:
     if args.quiet:
         typed["progress"] = False
     cfg = load_config(args.config, list(args.set), typed=typed)
-    return train(cfg, resume=args.resume, force=args.force)
+    return train(cfg, resume=args.resume, force=args.force, until=args.until)
 
 
 def _sample_args(p: argparse.ArgumentParser) -> None:
@@ -457,7 +459,9 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
                    "same network")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over seeds")
     p.add_argument("--nproc", type=int, default=0,
-                   help="--dry-run: print torchrun --nproc_per_node N commands (0: featsel train)")
+                   help="processes per job: N >= 1 trains each job under torchrun "
+                   "--nproc_per_node N (DDP: NCCL on GPUs, gloo on a CPU; with --dry-run the "
+                   "printed commands); 0 trains in the worker process")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (every job)")
     p.add_argument("--seed", type=int, default=0, help="score / bootstrap seed")
     p.add_argument("--no-figures", action="store_true",
@@ -532,6 +536,8 @@ def _select_args(p: argparse.ArgumentParser) -> None:
                    help="rung 0 keeps this fraction of the valid candidates, best by the score's "
                    f"criterion (0 < F <= 1; default {D.SELECT_PRIOR_KEEP:g}: all)")
     _executor_args(p, D.SELECT_JOBS)
+    p.add_argument("--nproc", type=int, help="processes per job: N >= 1 trains each job under "
+                   "torchrun --nproc_per_node N (DDP); 0 (default) in the worker process")
     p.add_argument("--eval-n-per-class", type=int, help="evaluation samples per class")
     p.add_argument("--eval-alpha", type=float, help="guidance alpha evaluated (default 1)")
     p.add_argument("--tau", type=float, help="the score's Delta_OT headline tau (default 0.05)")
@@ -571,7 +577,7 @@ def _select(args: Any) -> Any:
         score_max_samples=args.score_max_samples, score_repeats=args.score_repeats,
         score_n=args.score_n, score_split=args.score_split,
         exclude_aligned=args.exclude_aligned, device=args.device, seed=args.seed,
-        progress=not args.quiet,
+        progress=not args.quiet, nproc=args.nproc,
     )
     cfg = SelectConfig(**{k: v for k, v in given.items() if v is not None})
     res = run_select(cfg, args.out, resume=args.resume, force=args.force)

@@ -61,6 +61,7 @@ from generation.validate import (
     fd_metric,
     plan_jobs,
     read_curve,
+    train_stage,
 )
 
 __all__ = ["SelectConfig", "run_select", "summary_line", "SETTINGS_THAT_MUST_MATCH"]
@@ -94,6 +95,7 @@ class SelectConfig:
     jobs: int = D.SELECT_JOBS               # local workers (ray started here: concurrent jobs)
     cpus_per_job: float = D.CPUS_PER_JOB    # ray: num_cpus per job
     gpus_per_job: float | None = None       # ray: num_gpus per job; None: 1 on cuda, else 0
+    nproc: int = 0                          # processes per job (torchrun, DDP); 0: in-process
     eval_n_per_class: int | None = None     # None: the TrainConfig's eval_n_per_class
     eval_alpha: float = ValidateConfig.eval_alpha  # guidance alpha whose FDs rank the runs
     tau: float = ValidateConfig.tau         # the score's Delta_OT headline tau
@@ -113,7 +115,8 @@ class SelectConfig:
         keys = ("data", "featurizers", "evaluations", "budget", "seeds", "config", "jobs",
                 "executor", "address", "cpus_per_job", "gpus_per_job", "eval_n_per_class",
                 "eval_alpha", "tau", "criterion", "score_max_samples", "score_repeats",
-                "score_n", "score_split", "exclude_aligned", "device", "seed", "progress")
+                "score_n", "score_split", "exclude_aligned", "device", "seed", "progress",
+                "nproc")
         return ValidateConfig(**{k: getattr(self, k) for k in keys},
                               overrides=list(self.overrides), eval_fractions=(1.0,),
                               figures=False)
@@ -148,8 +151,6 @@ def _rung_job(v: ValidateConfig, job: Job, evaluations: list[str], step: int) ->
     executor. A job already evaluated at ``step`` is returned as reused; one whose checkpoint
     passed ``step`` without an evaluation there cannot be ranked (ValueError)."""
     from generation.evaluate import evaluate_run
-    from generation.train import train
-
     t0 = time.perf_counter()
     run = Path(job.run_dir)
     have = _checkpoint_step(run, job, v.budget)
@@ -163,9 +164,9 @@ def _rung_job(v: ValidateConfig, job: Job, evaluations: list[str], step: int) ->
                          f"step {step}, without an evaluation there; use another --out or "
                          "delete that run")
     if have < step:
-        # resume=True also on a fresh run: it starts from scratch without a checkpoint, and
-        # refuses a run folder made with other settings
-        res = train(_train_config(v, job), resume=True, until=step)
+        # resumes (a fresh run starts from scratch; a run folder made with other settings is
+        # refused); in this process, or under torchrun with --nproc processes
+        res = train_stage(v, job, step)
         row["steps_run"] = int(res["steps_run"])
     ev = evaluate_run(job.run_dir, n_per_class=v.eval_n_per_class, alphas=[v.eval_alpha],
                       featurizers=evaluations, device=v.device, kid=False,

@@ -88,7 +88,7 @@ class ValidateConfig:
     figures: bool = True                    # sample grid (images) / UMAP (vectors) per candidate
     figure_n: int = 8                       # samples per class in the figures
     n_boot: int = 1000                      # bootstrap resamples of the seeds
-    nproc: int = 0                          # dry run: torchrun --nproc_per_node (0: plain)
+    nproc: int = 0                          # processes per job (torchrun, DDP); 0: in-process
     device: str = "cpu"
     seed: int = 0                           # score / bootstrap seed
     progress: bool = True
@@ -151,7 +151,11 @@ def train_command(cfg: ValidateConfig, job: Job) -> str:
     """The shell command that runs ``job`` (``featsel train``, or torchrun when nproc > 0)."""
     head = (["torchrun", f"--nproc_per_node={cfg.nproc}", "-m", "featsel.cli"] if cfg.nproc
             else ["featsel"])
-    args = head + ["train"]
+    return shlex.join(head + _train_args(cfg, job))
+
+
+def _train_args(cfg: ValidateConfig, job: Job) -> list[str]:
+    args = ["train"]
     if cfg.config:
         args += ["--config", cfg.config]
     o = job.overrides
@@ -160,7 +164,37 @@ def train_command(cfg: ValidateConfig, job: Job) -> str:
     for s in cfg.overrides:
         args += ["--set", s]
     args += ["--resume"]  # harmless on a fresh folder; continues a killed job
-    return shlex.join(args)
+    return args
+
+
+def train_stage(cfg: ValidateConfig, job: Job, until: int) -> dict:
+    """Train ``job`` to step ``until`` (resuming its checkpoint). ``cfg.nproc`` = 0: in this
+    process; N >= 1: ``torchrun --standalone --nproc_per_node N`` runs ``featsel train`` as a
+    DDP job (the classes of a step shared out across N processes: NCCL on GPUs, gloo on a
+    CPU), its summary read back from the checkpoint. Returns train's summary keys."""
+    from generation.train import train
+
+    if not cfg.nproc:
+        return train(_train_config(cfg, job), resume=True, until=until)
+    import subprocess
+    import sys
+
+    run = Path(job.run_dir)
+    before = _checkpoint_step(run) or 0
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={cfg.nproc}", "-m", "featsel.cli",
+            *_train_args(cfg, job), "--until", str(until), "--quiet", "--device", cfg.device]
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = [ln for ln in done.stderr.splitlines() if "error:" in ln] or \
+            done.stderr.strip().splitlines()[-1:]
+        raise RuntimeError(f"job {job.run_dir}: torchrun with {cfg.nproc} processes failed "
+                           f"(exit {done.returncode}): {lines[0] if lines else ''}")
+    after = _checkpoint_step(run) or 0
+    return {"out": str(run), "steps": cfg.budget, "stopped_at": after, "resumed_from": before,
+            "steps_run": after - before, "time_s": round(time.perf_counter() - t0, 3),
+            "nproc": cfg.nproc}
 
 
 def _checkpoint_step(run: Path, job: Job | None = None) -> int | None:
@@ -225,7 +259,6 @@ def _run_job(cfg: ValidateConfig, job: Job, evaluations: list[str]) -> dict:
     has already passed (a run trained before this sweep asked for it) cannot be evaluated any
     more: its curve lacks that point (``training_health`` warns)."""
     from generation.evaluate import evaluate_run
-    from generation.train import train
 
     status = job_status(job, cfg.budget, evaluations, cfg.eval_alpha)
     t0 = time.perf_counter()
@@ -249,7 +282,7 @@ def _run_job(cfg: ValidateConfig, job: Job, evaluations: list[str]) -> dict:
             if s < step:
                 continue
             if s > step:
-                stages.append(train(_train_config(cfg, job), resume=True, until=s))
+                stages.append(train_stage(cfg, job, s))
                 step = s
             # the final step is always evaluated here (the job was not done); an intermediate
             # one unless a killed sweep already recorded it
@@ -367,6 +400,8 @@ def check_settings(cfg: ValidateConfig) -> None:
     for flag, v in ints.items():
         if v < 1:
             bad(flag, "an integer >= 1", v)
+    if cfg.nproc < 0:
+        bad("--nproc", "0 (in-process) or a number of processes >= 1", cfg.nproc)
     if cfg.eval_n_per_class is not None and cfg.eval_n_per_class < 2:
         bad("--eval-n-per-class", "an integer >= 2", cfg.eval_n_per_class)
     if not (math.isfinite(cfg.eval_alpha) and cfg.eval_alpha >= 1):

@@ -26,8 +26,9 @@ NOT_RUN = {  # prefix of the command -> why it is not run here
     "torchrun ": "needs 8 GPUs and ImageNet",
     "bash ": "a study script (hours on a CPU) or the GPU benchmark",
     "FEATSEL_DATA_DIR=": "a study script (hours on a CPU)",
-    "featsel validate ... ": "an elided command (`...`: the one above with --resume)",
+    "ray ": "starts a Ray cluster node",
 }
+ELIDED = " ... "  # a command with `...` stands for the one above with other flags: not run
 
 TRAIN_SMALL = ["--set", "n_gen=4", "--set", "n_pos=8", "--set", "n_unc=4", "--set",
                "queue_size=16", "--set", "uncond_queue_size=32", "--set", "queue_push=8"]
@@ -37,6 +38,8 @@ SMALL = {
     "sample": ["--n", "2"],
     "evaluate": ["--n-per-class", "10", "--no-kid"],
     "pretrain": ["--steps", "2", "--quiet", "--set", "batch_size=16", "--set", "n_max=400"],
+    "select": ["--budget", "3", "--seeds", "1", "--jobs", "1", "--score-max-samples", "300",
+               "--score-repeats", "1", "--quiet", "--eval-n-per-class", "4", *TRAIN_SMALL],
     "validate": ["--budget", "2", "--seeds", "1", "--jobs", "1", "--score-max-samples", "300",
                  "--score-repeats", "1", "--no-figures", "--quiet", "--eval-n-per-class", "4",
                  "--eval-fractions", "1", "--n-boot", "50",
@@ -57,6 +60,8 @@ def readme_commands() -> list[str]:
 
 
 def _not_run(cmd: str) -> str | None:
+    if ELIDED in f" {cmd} ":
+        return "an elided command (`...`: the one above with other flags)"
     return next((why for p, why in NOT_RUN.items() if cmd.startswith(p)), None)
 
 

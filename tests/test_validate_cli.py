@@ -241,3 +241,22 @@ def test_eval_fractions_flag(tmp_path, capsys):
     assert main(["validate", "--featurizers", "identity", "--out", str(out), "--dry-run",
                  "--eval-fractions", "0,1"]) == 1
     assert "--eval-fractions" in capsys.readouterr().err
+
+
+def test_jobs_train_under_torchrun_with_nproc(tmp_path):
+    """--nproc 2: each job trains as a 2-process DDP run (gloo on the CPU) launched with
+    torchrun, evaluated here; one line naming the job when the launch fails."""
+    from featsel.cli import main as cli_main
+
+    out = tmp_path / "ddp"
+    res = run_validate(_cfg(featurizers=["pca:dim=16"], seeds=1, nproc=2, eval_fractions=(1.0,),
+                            figures=False), out)
+    job = res["jobs_run"][0]
+    assert job["train"]["nproc"] == 2 and job["train"]["stopped_at"] == 2
+    assert json.loads((out / "runs" / candidate_dirname("pca:dim=16") / "seed0" /
+                       "eval.json").read_text())["step"] == 2
+    # 10 classes cannot be shared out over 3 processes: the job's error, in one line
+    with pytest.raises(RuntimeError, match="torchrun with 3 processes failed.*divisible"):
+        run_validate(_cfg(featurizers=["pca:dim=16"], seeds=1, nproc=3, budget=3,
+                          eval_fractions=(1.0,), figures=False), tmp_path / "ddp3")
+    assert cli_main(["validate", "--out", str(tmp_path / "x"), "--nproc", "-1"]) == 1
