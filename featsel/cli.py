@@ -295,7 +295,17 @@ def _train(args: Any) -> dict:
              if (v := getattr(args, k)) is not None}
     if args.quiet:
         typed["progress"] = False
-    cfg = load_config(args.config, list(args.set), typed=typed)
+    preset: list[str] = []
+    if args.config is None:
+        from featsel.device import check_device
+        from generation.config import CPU_PRESET
+
+        if check_device(args.device or "auto").type == "cpu":
+            preset = [f"{k}={v}" for k, v in CPU_PRESET.items()]  # --set still wins
+            print("featsel train: no --config and no GPU: the CPU preset ("
+                  + ", ".join(preset) + "); --config configs/... for other sizes, "
+                  "configs/imagenet_dit_b2.yaml for the paper's", file=sys.stderr)
+    cfg = load_config(args.config, preset + list(args.set), typed=typed)
     return train(cfg, resume=args.resume, force=args.force, until=args.until)
 
 

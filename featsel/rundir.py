@@ -152,6 +152,7 @@ def claim_dir(
     recorded: Callable[[Path], dict | None] | None = None,
     write: bool = True,
     flag: str = "--out",
+    compatible: Iterable[str] = (),
 ) -> bool:
     """Apply the rule (module docstring) to ``folder`` for ``command``; return True when an
     existing run is continued (``resume``), False for a new one.
@@ -159,7 +160,9 @@ def claim_dir(
     settings: what defines the run (JSON-able). recorded: for folders written before markers
     existed, a function returning their recorded settings (e.g. a run's config.yaml) or None.
     write: create the folder and marker (False on the non-zero ranks of a DDP run, which only
-    check). Raises ValueError naming ``flag`` and what to do."""
+    check). compatible: other commands whose folders this one continues as they are (their
+    marker kept; e.g. `validate` completes a `select` folder: the same runs, each checked by its
+    own marker). Raises ValueError naming ``flag`` and what to do."""
     d = Path(folder).expanduser()
     if d.exists() and not d.is_dir():
         raise ValueError(f"{flag}: {str(d)!r} exists and is not a directory")
@@ -171,6 +174,8 @@ def claim_dir(
         entries = []
     if entries:
         marker = read_marker(d)
+        if marker is not None and marker["command"] in set(compatible):
+            return True
         old = marker["settings"] if marker and marker["command"] == command else None
         if marker is None and recorded is not None:
             old = recorded(d)

@@ -99,6 +99,9 @@ def sample_alpha(n: int, lo: float, hi: float, power: float, g: torch.Generator)
     return (lo**e + u * (hi**e - lo**e)) ** (1.0 / e)
 
 
+REAL_CHUNK = 256  # real samples per featurizer call (no gradient) in a training step
+
+
 def featurize_blocks(
     featurizer: nn.Module,
     x_gen: Tensor,
@@ -121,11 +124,16 @@ def featurize_blocks(
     with torch.no_grad():
         real = x_pos.flatten(0, 1) if x_unc is None else torch.cat(
             [x_pos.flatten(0, 1), x_unc.flatten(0, 1)])
-        real_blocks = featurizer.blocks(real)
+        # in chunks: blocks are per sample, and a ViT's attention over thousands of real
+        # samples at once allocated gigabytes per layer (page faults: the system time of a
+        # CPU step exceeded its user time)
+        parts = [featurizer.blocks(c) for c in real.split(REAL_CHUNK)]
+        real_x = {k: torch.cat([p[k].x for p in parts]) if len(parts) > 1 else parts[0][k].x
+                  for k in parts[0]}
     out = {}
     for name, gb in gen_blocks.items():
         g = gb.x.float().unflatten(0, (K, N))  # (K, N, L, C)
-        rb = real_blocks[name].x.float()
+        rb = real_x[name].float()
         p = rb[: K * M].unflatten(0, (K, M))
         r = rb[K * M :].unflatten(0, (K, U)) if U else None
         L, C = g.shape[2:]

@@ -477,7 +477,7 @@ def run_validate(cfg: ValidateConfig, out: str | os.PathLike, *, dry_run: bool =
         # the folder rule (featsel.rundir); finished jobs are always reused, so a rerun with
         # the same identity continues the sweep (its unfinished jobs need --resume, above)
         ident = {k: _clean(getattr(cfg, k)) for k in SWEEP_IDENTITY}
-        claim_dir(out, "validate", ident, force=force, resume=True,
+        claim_dir(out, "validate", ident, force=force, resume=True, compatible=("select",),
                   recorded=lambda d: _recorded_sweep(d, ident))
         return _sweep(cfg, out, cands, evals, jobs, status, ex)
 

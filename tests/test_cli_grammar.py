@@ -51,7 +51,13 @@ def test_evaluate_prints_a_table_with_class_accuracy(tmp_path, capsys):
                  "--steps", "2", "--out", str(out), "--quiet", "--set", "n_gen=4", "--set",
                  "n_pos=8", "--set", "n_unc=4", "--set", "queue_size=16", "--set",
                  "uncond_queue_size=32"]) == 0
-    capsys.readouterr()
+    # no --config on a machine without a GPU: the CPU preset, said in one line; --set wins
+    err = capsys.readouterr().err
+    assert "no --config and no GPU: the CPU preset" in err
+    import yaml
+
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["n_gen"] == 4 and saved["queue_push"] == 32
     assert main(["evaluate", "--run", str(out), "--featurizers", "pca:dim=8,identity",
                  "--n-per-class", "6", "--alphas", "1,2", "--no-kid"]) == 0
     text = capsys.readouterr().out

@@ -586,3 +586,23 @@ def test_a_swapped_cache_file_is_not_served(tmp_path):
     with pytest.warns(UserWarning):
         assert cache.get(a) is None
     assert torch.equal(cache.get(b)["maps"][0], torch.ones(2))
+
+
+def test_the_folder_rule_in_one_place(tmp_path):
+    """featsel.rundir.claim_dir: new, own (resume), own with other settings, foreign, forced,
+    and a compatible command's folder (validate completes a select folder)."""
+    from featsel.rundir import MARKER, claim_dir
+
+    d = tmp_path / "d"
+    assert claim_dir(d, "train", {"lr": 1, "steps": 5}) is False and (d / MARKER).is_file()
+    (d / "x.txt").write_text("run file")
+    with pytest.raises(ValueError, match="--resume"):
+        claim_dir(d, "train", {"lr": 1, "steps": 5})
+    assert claim_dir(d, "train", {"lr": 1, "steps": 9}, resume=True, may_change=("steps",))
+    with pytest.raises(ValueError, match=r"lr 1 -> 2"):
+        claim_dir(d, "train", {"lr": 2, "steps": 9}, resume=True)
+    with pytest.raises(ValueError, match="featsel train run"):
+        claim_dir(d, "pretrain", {}, resume=True)
+    assert claim_dir(d, "validate", {}, resume=True, compatible=("train",))
+    assert claim_dir(d, "pretrain", {"a": 1}, force=True) is False
+    assert sorted(p.name for p in d.iterdir()) == [MARKER]
