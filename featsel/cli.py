@@ -642,6 +642,9 @@ def _one_line(err: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from featsel.memory import keep_freed_memory
+
+    keep_freed_memory()  # big tensors freed and allocated every step: no page faults each time
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -39,6 +39,9 @@ CONNECT_TIMEOUT_S = 3.0   # an --address whose port does not answer within this 
 
 def _call(fn: Callable[..., Any], args: tuple, threads: int) -> Any:
     """Run ``fn(*args)`` with ``threads`` torch threads (0: leave the setting alone)."""
+    from featsel.memory import keep_freed_memory
+
+    keep_freed_memory()
     if threads:
         import torch
 

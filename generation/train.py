@@ -34,6 +34,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from featsel.device import check_device
+from featsel.memory import keep_freed_memory
 from featsel.rundir import atomic_write, claim_dir
 from generation.checkpoint import (
     CHECKPOINT_NAME,
@@ -259,6 +260,7 @@ def train(
     `cfg.steps`, so training to `until` and then resuming to `cfg.steps` gives the same run as
     training straight through (the run is a pure function of (config, step))."""
     cfg.validate()
+    keep_freed_memory()  # featsel.memory: a step's freed tensors serve the next step
     if until is not None and until < 1:
         raise ValueError(f"until: expected a step >= 1, got {until}")
     stop = cfg.steps if until is None else min(int(until), cfg.steps)
