@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# featsel select on the satimage study's settings (studies/satimage/run.sh: 5 real candidates
+# + 2 noise controls, configs/satimage_mlp.yaml, 5 seeds, 800 steps, FD in ambient, PCA-16 and
+# the VAE latent), to compare with that study's full sweep (studies/satimage/results). The
+# results here (selection.json, selection.html) were made with R=/tmp/sat on one core of the
+# 2-core machine while the test suite ran beside it: 650 s wall in all.
+# Usage, from the repository root: bash studies/satimage/select/run.sh [R]   (default runs/sat_select)
+set -euo pipefail
+R=${1:-runs/sat_select}
+export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 FEATSEL_DATA_DIR=${FEATSEL_DATA_DIR:-../shared/data}
+FS=(${PYTHON:-.venv/bin/python} -m featsel.cli)
+mkdir -p "$R"
+[ -f "$R/vae/featurizer.pt" ] || "${FS[@]}" pretrain vae --data satimage --split train \
+    --out "$R/vae" --set latent_dim=8 --set kl_weight=1e-3 --quiet
+VAE=$R/vae/featurizer.pt
+SECONDS=0
+"${FS[@]}" select --data satimage --config configs/satimage_mlp.yaml --set space=ambient \
+    --featurizers "ambient,pca:dim=8,pca:dim=3,random-projection:dim=8,$VAE,noise:dim=1,noise:dim=36" \
+    --eval-featurizers "ambient,pca:dim=16,$VAE" --budget 800 --seeds 5 --out "$R/select" --quiet \
+    ${RESUME:+--resume}
+echo "select: wall_s=$SECONDS"
