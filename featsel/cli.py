@@ -108,6 +108,13 @@ def _cache(args: Any) -> Any:
     return "\n".join(lines)
 
 
+def _data_root_arg(p: argparse.ArgumentParser) -> None:
+    """`--data-root` for commands that load data through run configs (train, sample, evaluate,
+    validate, select): it sets $FEATSEL_DATA_DIR for this process and the jobs it starts."""
+    p.add_argument("--data-root", help="data root for relative manifest paths (default "
+                   "$FEATSEL_DATA_DIR or ~/.cache/featsel/data)")
+
+
 def _floats(text: str) -> list[float]:
     """A comma-separated list of finite numbers (argparse type)."""
     try:
@@ -268,6 +275,9 @@ def _report(args: Any) -> dict:
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML file (see configs/) loaded into TrainConfig")
     p.add_argument("--data", help="data manifest name or path")
+    p.add_argument("--split", help="manifest split to train on (the config's data_split, "
+                   "default train)")
+    _data_root_arg(p)
     p.add_argument("--featurizer", help="training featurizer spec or checkpoint")
     p.add_argument("--model", help="generator preset: tiny, S/2, B/2, L/2, mlp-tiny, mlp")
     p.add_argument("--steps", type=int, help="total optimiser steps")
@@ -293,6 +303,8 @@ def _train(args: Any) -> dict:
     # typed flags go in as values, not as YAML strings (a '#' or 'no' must stay what was typed)
     typed = {k: v for k in ("data", "featurizer", "model", "steps", "seed", "out", "device")
              if (v := getattr(args, k)) is not None}
+    if args.split is not None:
+        typed["data_split"] = args.split
     if args.quiet:
         typed["progress"] = False
     preset: list[str] = []
@@ -319,6 +331,7 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the generated samples")
     p.add_argument("--decay", type=_number, help="EMA decay to use (default: the run's)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    _data_root_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -345,6 +358,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
                    "(a logistic regression fitted on half of the real split)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated samples")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    _data_root_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -481,6 +495,7 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue unfinished jobs")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out that is not "
                    "this sweep (deletes its contents)")
+    _data_root_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -565,6 +580,7 @@ def _select_args(p: argparse.ArgumentParser) -> None:
                    "--out and continue the rest")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out that is not "
                    "this selection (deletes its contents)")
+    _data_root_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -658,6 +674,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
 
     saved, warnings.showwarning = warnings.showwarning, show_warning
+    if args.command in ("train", "sample", "evaluate", "validate", "select") and args.data_root:
+        # these read data through run configs: the root is process-wide (jobs inherit it)
+        os.environ["FEATSEL_DATA_DIR"] = str(Path(args.data_root).expanduser())
     try:
         result = args._run(args)
     except KeyboardInterrupt:

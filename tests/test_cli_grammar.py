@@ -73,3 +73,30 @@ def test_evaluate_prints_a_table_with_class_accuracy(tmp_path, capsys):
                  "--n-per-class", "4", "--alphas", "1", "--no-kid", "--no-accuracy"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert "class_accuracy" not in printed and printed["alphas"]["1"]["identity"]["fd"] > 0
+
+
+@pytest.mark.parametrize("name", ["score", "train", "sample", "evaluate", "pretrain",
+                                  "validate", "select"])
+def test_every_command_that_loads_data_takes_data_root(name):
+    flags = {s for a in _subparsers()[name]._actions for s in a.option_strings}
+    assert "--data-root" in flags
+    if name in ("score", "train", "evaluate", "pretrain"):
+        assert "--split" in flags
+
+
+def test_train_split_and_data_root(tmp_path, monkeypatch):
+    """--data-root wins over $FEATSEL_DATA_DIR; --split is the training split (typed)."""
+    import os
+
+    import yaml
+
+    real_root = os.environ.get("FEATSEL_DATA_DIR")
+    if not real_root or not os.path.isdir(os.path.join(real_root, "mnist")):
+        pytest.skip("the shared MNIST test split is not here")
+    monkeypatch.setenv("FEATSEL_DATA_DIR", "/nonexistent")
+    out = tmp_path / "r"
+    assert main(["train", "--data", "mnist", "--split", "test", "--data-root", real_root,
+                 "--model", "mlp-tiny", "--steps", "1", "--out", str(out), "--quiet",
+                 "--set", "space=pca:dim=8", "--set", "n_gen=4", "--set", "n_pos=8",
+                 "--set", "n_unc=4"]) == 0
+    assert yaml.safe_load((out / "config.yaml").read_text())["data_split"] == "test"
