@@ -395,8 +395,8 @@ def check_settings(cfg: ValidateConfig) -> None:
     def bad(flag: str, want: str, got: Any) -> None:
         raise ValueError(f"{flag}: expected {want}, got {got}")
 
-    ints = {"--jobs": cfg.jobs, "--budget": cfg.budget, "--seeds": cfg.seeds,
-            "--score-repeats": cfg.score_repeats, "--n-boot": cfg.n_boot}
+    # --budget, --seeds and --eval-fractions are checked by plan_jobs, also before any work
+    ints = {"--jobs": cfg.jobs, "--score-repeats": cfg.score_repeats, "--n-boot": cfg.n_boot}
     for flag, v in ints.items():
         if v < 1:
             bad(flag, "an integer >= 1", v)
@@ -408,8 +408,6 @@ def check_settings(cfg: ValidateConfig) -> None:
         bad("--eval-alpha", "a finite guidance scale >= 1", cfg.eval_alpha)
     if not (math.isfinite(cfg.tau) and cfg.tau > 0):
         bad("--tau", "a finite number > 0", cfg.tau)
-    if not cfg.eval_fractions or not all(0 < f <= 1 for f in cfg.eval_fractions):
-        bad("--eval-fractions", "fractions in (0, 1]", list(cfg.eval_fractions))
     if cfg.score_n is not None and cfg.score_n < 2:
         bad("--score-n", "an integer >= 2", cfg.score_n)
     if cfg.score_max_samples is not None and cfg.score_max_samples < 2:
