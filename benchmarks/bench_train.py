@@ -234,7 +234,8 @@ def step_paper(model, feat, opt, b, args):
 
 def field_agreement(args) -> float:
     """max |V_featsel - V_paper| / max |V_paper| on one block with identical scaled inputs."""
-    from generation.loss import LossConfig, cfg_field
+    from featsel.ot import cfg_field
+    from generation.loss import LossConfig
 
     g = torch.Generator().manual_seed(1)
     K, L, C = args.classes, 16, args.feat_dim
@@ -250,7 +251,8 @@ def field_agreement(args) -> float:
 
 def ot_only(args, repeats):
     """Time of the OT part alone on identical pre-scaled blocks: (featsel, paper) seconds."""
-    from generation.loss import LossConfig, cfg_field
+    from featsel.ot import cfg_field
+    from generation.loss import LossConfig
 
     g = torch.Generator().manual_seed(2)
     K = args.classes

@@ -2,7 +2,8 @@
 
 For every feature block, class c and location l (an independent OT problem in R^C), with
 generated features q (N_gen), class-real r_c (N_pos), unconditional real r (N_unc), guidance
-w_c = alpha_c - 1 and each tau in `taus`:
+w_c = alpha_c - 1 and each tau in `taus`, the field is `featsel.ot.cfg_field` (the OT package
+owns it; this module only turns it into a loss):
 
     eps     = tau * std(C_qr_c entries)                  (one value per block: the paper code)
     V_tau   = (1 + w) T_{q r_c}(q_i) - w T_{q r}(q_i) - T_{q q}(q_i)     three solves
@@ -18,8 +19,11 @@ disabled, without gradient: the envelope theorem makes the field the gradient di
 nothing backpropagates through the solver.
 
 Options (`LossConfig`), each named; the defaults are the official code's choices:
-- `iterations`: "paper" = `cross_iters`/`self_iters` (4/2) from zero potentials, tol 0;
-  "converged" = until the marginal error is below `tol` (at most `max_iter`).
+- `iterations`: a recipe of `featsel.ot.recipe`, shared with the diagnostics: "paper" =
+  `cross_iters`/`self_iters` (4/2) from zero potentials, tol 0; "converged" = until the
+  marginal error is below `tol` (at most `max_iter`).
+- `sync_free`: "auto" takes the sync-free route of `featsel.ot.fixed` on GPUs with the paper
+  recipe (no host sync; one cost per block shared by the taus); "always"/"never" force it.
 - `warm_start`: start each solve from the potentials of the previous step for the same block,
   tau and class (the official code keys its cache by tau only, so blocks with the same number
   of problems start from one another's potentials). Samples are fresh each step, so a warm
@@ -51,128 +55,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from featsel.defaults import PAPER_TAUS
+from featsel.ot import FieldConfig, cfg_field
 
-__all__ = ["LossConfig", "SinkhornCFGLoss", "cfg_field"]
+__all__ = ["LossConfig", "SinkhornCFGLoss"]
 
 
 @dataclass
-class LossConfig:
-    """Options of the Sinkhorn-CFG loss (see module docstring)."""
+class LossConfig(FieldConfig):
+    """Options of the Sinkhorn-CFG loss: those of the field (`featsel.ot.FieldConfig`: taus,
+    iterations, cross_iters, self_iters, tol, max_iter, self_term, field, eps_scope, backend,
+    sync_free) and the loss's own, `warm_start` and `block_weight` (module docstring)."""
 
-    taus: tuple[float, ...] = PAPER_TAUS
-    iterations: str = "paper"  # "paper" (cross_iters / self_iters, tol 0) | "converged"
-    cross_iters: int = 4
-    self_iters: int = 2
-    tol: float = 1e-4  # "converged": stop when the marginal error is below tol
-    max_iter: int = 1000  # "converged": cap
     warm_start: bool = False
-    self_term: str = "masked"  # "masked" (C_ii = +inf) | "unmasked"
-    field: str = "normalized"  # "normalized" (unit RMS per class, location, tau) | "raw"
-    eps_scope: str = "block"  # "block" (one std(C) per block) | "problem"
     block_weight: str = "problems"  # "problems" (weight L_b / sum L) | "equal" (1 / n_blocks)
-    backend: str = "auto"  # featsel.ot backend
 
     def validate(self) -> LossConfig:
-        if not self.taus or not all(t > 0 for t in self.taus):
-            raise ValueError(f"loss.taus must be positive numbers, got {self.taus}")
-        choices = {"iterations": ("paper", "converged"), "self_term": ("masked", "unmasked"),
-                   "field": ("normalized", "raw"), "eps_scope": ("block", "problem"),
-                   "block_weight": ("problems", "equal")}
-        for name, ok in choices.items():
-            if getattr(self, name) not in ok:
-                raise ValueError(f"loss.{name} must be one of {ok}, got {getattr(self, name)!r}")
-        for name in ("cross_iters", "self_iters", "max_iter"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"loss.{name} must be >= 1, got {getattr(self, name)}")
-        if not self.tol > 0:
-            raise ValueError(f"loss.tol must be > 0, got {self.tol}")
+        super().validate()
+        if self.block_weight not in ("problems", "equal"):
+            raise ValueError(f"loss.block_weight must be one of ('problems', 'equal'), "
+                             f"got {self.block_weight!r}")
         return self
-
-    def solver_kwargs(self, kind: str) -> dict:
-        """max_iter / tol for a 'cross' or 'self' solve."""
-        if self.iterations == "converged":
-            return dict(max_iter=self.max_iter, tol=self.tol)
-        return dict(max_iter=self.cross_iters if kind == "cross" else self.self_iters, tol=0.0)
-
-
-def _block_eps_base(q: Tensor, p: Tensor, scope: str, reduce_mean=None) -> Tensor:
-    """std of C_ij = ||q_i - p_j||^2 entries: q (..., N, C), p (..., M, C) -> (...,) per problem
-    ("problem") or one value over all problems broadcast to (...,) ("block"; the first two
-    moments are averaged over DDP ranks by `reduce_mean`, so it is the std over all ranks)."""
-    from featsel.ot import cost_std
-
-    std = cost_std(q, p)  # (...,) float64
-    if scope == "problem":
-        return std.float()
-    qd, pd = q.double(), p.double()
-    mq, mp = qd.mean(-2), pd.mean(-2)
-    mean = (qd * qd).sum(-1).mean(-1) + (pd * pd).sum(-1).mean(-1) - 2 * (mq * mp).sum(-1)
-    # over all problems: E[C] = mean of means, E[C^2] = mean of (within variance + mean^2)
-    moments = torch.stack([mean.mean(), (std * std + mean * mean).mean()])
-    if reduce_mean is not None:
-        moments = reduce_mean(moments)
-    var = moments[1] - moments[0] ** 2
-    return var.clamp_min(0).sqrt().float().expand(std.shape)
-
-
-def cfg_field(
-    q: Tensor,
-    p: Tensor,
-    r: Tensor | None,
-    w: Tensor,
-    cfg: LossConfig,
-    init: dict[str, Tensor] | None = None,
-    reduce_mean=None,
-    errors: bool = True,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """The summed CFG field of one block.
-
-    q: (K, L, N, C) generated, p: (K, L, M, C) class-real, r: (K, L, U, C) unconditional or
-    None (then w must be 0), w: (K,) guidance. Returns V: (K, L, N, C) float32 and a dict with
-    `lam` (T, K, L), marginal errors `err_c`, `err_u`, `err_s` (T, K, L) and the final
-    potentials `f_c, g_c, f_u, g_u, f_s` (T, K, L, .) for warm starts. Runs under no_grad,
-    float32, autocast off. `reduce_mean` averages the block-wide cost moments over DDP ranks.
-    errors=False skips the marginal errors (one extra pass over each cost matrix).
-    """
-    from featsel.ot import sinkhorn, sinkhorn_self
-
-    taus = torch.tensor(cfg.taus, dtype=torch.float32, device=q.device)
-    T = len(cfg.taus)
-    with torch.no_grad(), torch.autocast(q.device.type, enabled=False):
-        # contiguous (K, L, N, C): the solver's batched GEMMs are much slower on strided views
-        q, p = q.detach().float().contiguous(), p.detach().float().contiguous()
-        r = r.detach().float().contiguous() if r is not None else None
-        eps = taus[:, None, None] * _block_eps_base(q, p, cfg.eps_scope, reduce_mean)[None]  # (T, K, L)
-        qt = q.expand(T, *q.shape)
-        init = init or {}
-        kw_c = dict(cfg.solver_kwargs("cross"), backend=cfg.backend)
-        kw_s = dict(cfg.solver_kwargs("self"), backend=cfg.backend)
-        out: dict[str, Tensor] = {}
-        ot_c = sinkhorn(qt, p.expand(T, *p.shape), eps=eps, init=_pair(init, "c"), **kw_c)
-        ot_s = sinkhorn_self(qt, eps=eps, mask_diagonal=cfg.self_term == "masked",
-                             init=init.get("f_s"), **kw_s)
-        wb = w.float().to(q.device)[None, :, None, None, None]
-        V = (1 + wb) * ot_c.barycentric_map() - ot_s.barycentric_map()
-        out.update(f_c=ot_c.f, g_c=ot_c.g, f_s=ot_s.f)
-        if errors:
-            out.update(err_c=ot_c.marginal_error, err_s=ot_s.marginal_error)
-        if r is not None:
-            ot_u = sinkhorn(qt, r.expand(T, *r.shape), eps=eps, init=_pair(init, "u"), **kw_c)
-            V = V - wb * ot_u.barycentric_map()
-            out.update(f_u=ot_u.f, g_u=ot_u.g)
-            if errors:
-                out["err_u"] = ot_u.marginal_error
-        lam = (V.pow(2).mean(dim=(-1, -2)) + 1e-8).sqrt()  # (T, K, L)
-        out["lam"] = lam
-        if cfg.field == "normalized":
-            V = V / lam[..., None, None]
-        return V.sum(0), out
-
-
-def _pair(init: dict[str, Tensor], key: str) -> tuple[Tensor, Tensor] | None:
-    f, g = init.get(f"f_{key}"), init.get(f"g_{key}")
-    return (f, g) if f is not None and g is not None else None
 
 
 class SinkhornCFGLoss:

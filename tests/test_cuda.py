@@ -70,7 +70,8 @@ def test_block_scaling_and_field_stay_float32_under_bf16_autocast():
     featurizer that does no arithmetic (identity), the block scale (cdist) and the OT field
     must come out as without autocast (float32, relative 1e-6 / 1e-5; bf16 would miss by 1e-2)."""
     from featsel.features import create_featurizer
-    from generation.loss import LossConfig, cfg_field
+    from featsel.ot import cfg_field
+    from generation.loss import LossConfig
     from generation.train import featurize_blocks
 
     g = torch.Generator().manual_seed(1)
@@ -229,3 +230,38 @@ def test_pretraining_on_the_device_writes_checkpoints_that_load_on_a_cpu(tmp_pat
     assert torch.isfinite(losses).all() and losses[-10:].mean() < losses[:10].mean()
     enc = create_featurizer(vec["featurizer"], in_shape=(12,))
     assert tuple(enc(x[:5])[0].shape) == (5, 3)
+
+
+@pytest.mark.skipif(DEV.type != "cuda", reason="CUDA graphs need a GPU")
+def test_sync_free_field_is_captured_in_a_cuda_graph_and_replays_to_the_same_field():
+    """The paper recipe's field on the sync-free route (featsel.ot.fixed) has no host sync, so a
+    CUDA graph captures it; replaying after copying new points into the static inputs gives the
+    eager field of those points (1e-5: same kernels, float32)."""
+    from featsel.ot import FieldConfig, cfg_field
+
+    cfg = FieldConfig(sync_free="always")
+    g = torch.Generator().manual_seed(3)
+
+    def draw():
+        return (torch.randn(3, 4, 32, 16, generator=g).to(DEV),
+                torch.randn(3, 4, 48, 16, generator=g).to(DEV) + 0.3,
+                torch.randn(3, 4, 40, 16, generator=g).to(DEV), torch.rand(3, generator=g).to(DEV))
+
+    q, p, r, w = draw()
+    static = [t.clone() for t in (q, p, r, w)]
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up on a side stream, as torch.cuda.graphs asks
+        for _ in range(2):
+            cfg_field(*static, cfg, errors=False)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out, _ = cfg_field(*static, cfg, errors=False)
+    for _ in range(2):
+        new = draw()
+        for s, t in zip(static, new):
+            s.copy_(t)
+        graph.replay()
+        ref, _ = cfg_field(*new, cfg, errors=False)
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)

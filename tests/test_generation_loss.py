@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from generation.loss import LossConfig, SinkhornCFGLoss, cfg_field
+from featsel.ot import cfg_field
+from generation.loss import LossConfig, SinkhornCFGLoss
 
 torch.set_num_threads(1)
 

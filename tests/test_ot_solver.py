@@ -299,7 +299,7 @@ def test_keops_that_crashes_its_test_is_not_used(monkeypatch):
     """A KeOps whose JIT crashes (a segfault on some CUDA toolkits; here a simulated abort) is
     reported unavailable with a warning: `auto` falls back to blocked and an explicit
     backend='keops' is a clear error, not a crashed interpreter."""
-    import featsel.ot.geometry as geo
+    import featsel.ot.keops as geo
 
     pytest.importorskip("pykeops")
     monkeypatch.delenv("FEATSEL_KEOPS", raising=False)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from featsel.diagnostics._blocks import as_blocks, as_labels
-from featsel.ot import eps_from_tau, sinkhorn
+from featsel.ot import CONVERGED, eps_from_tau, sinkhorn
 
 __all__ = ["CouplingResult", "class_coupling", "MAX_PLAN_ENTRIES"]
 
@@ -73,7 +73,8 @@ class CouplingResult:
 
 
 def class_coupling(x, y, *, x_labels, y_labels, tau: float = 0.05, keep_plan: bool | None = None,
-                   max_iter: int = 1000, tol: float = 1e-5, backend: str = "auto",
+                   max_iter: int = CONVERGED.cross_iters, tol: float = CONVERGED.tol,
+                   backend: str = "auto",
                    dtype: torch.dtype = torch.float32) -> CouplingResult:
     """Coupling of ``x`` onto ``y`` grouped by class.
 

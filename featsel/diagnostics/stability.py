@@ -43,7 +43,8 @@ from torch import Tensor
 
 from featsel.defaults import PAPER_TAUS
 from featsel.diagnostics._blocks import as_blocks, as_labels
-from featsel.ot import eps_from_tau, sinkhorn
+from featsel.ot import CONVERGED, PAPER, eps_from_tau, sinkhorn
+from featsel.ot import RECIPES as OT_RECIPES
 
 __all__ = [
     "DEFAULT_TAUS",
@@ -60,7 +61,7 @@ __all__ = [
 ]
 
 DEFAULT_TAUS = PAPER_TAUS
-RECIPES = ("converged", "paper")
+RECIPES = tuple(OT_RECIPES)  # "converged", "paper": featsel.ot.recipe, shared with training
 
 
 @dataclass
@@ -77,10 +78,10 @@ class StabilityConfig:
     taus: tuple[float, ...] = DEFAULT_TAUS
     n_repeats: int = 8
     n_source: int | None = None
-    recipe: str = "converged"
-    max_iter: int = 1000
-    tol: float = 1e-4  # L1 marginal error; ~float32 floor on near-degenerate sub-problems
-    paper_iters: int = 4
+    recipe: str = CONVERGED.name
+    max_iter: int = CONVERGED.cross_iters
+    tol: float = CONVERGED.tol  # L1 marginal error; ~float32 floor on near-degenerate sub-problems
+    paper_iters: int = PAPER.cross_iters
     backend: str = "auto"
     dtype: str = "float32"
     n_boot: int = 1000

@@ -52,11 +52,12 @@ def check_pair(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     return x.to(dtype), y.to(dtype)
 
 
-def as_weights(name: str, w: Tensor | None, like: Tensor) -> Tensor:
+def as_weights(name: str, w: Tensor | None, like: Tensor, check: bool = True) -> Tensor:
     """Return weights `(..., N)` for the points `like: (..., N, D)`; uniform when `w` is None.
 
     Weights must be non-negative, finite and sum to 1 per problem (relative tolerance 1e-4 in
-    float32, 1e-10 in float64).
+    float32, 1e-10 in float64). check=False skips these value checks (each is a device read,
+    a host sync on a GPU): the sync-free route of `featsel.ot.fixed`.
     """
     shape = like.shape[:-1]
     if w is None:
@@ -71,6 +72,8 @@ def as_weights(name: str, w: Tensor | None, like: Tensor) -> Tensor:
             raise ValueError(
                 f"{name} must have shape {tuple(shape)} (one weight per point), got {tuple(w.shape)}"
             ) from None
+    if not check:
+        return w
     if not bool(torch.isfinite(w).all()):
         raise ValueError(f"{name} contains NaN or Inf values")
     if bool((w < 0).any()):
@@ -81,9 +84,10 @@ def as_weights(name: str, w: Tensor | None, like: Tensor) -> Tensor:
     return w
 
 
-def as_eps(eps: float | Tensor, batch_shape: torch.Size, like: Tensor) -> Tensor:
+def as_eps(eps: float | Tensor, batch_shape: torch.Size, like: Tensor, check: bool = True) -> Tensor:
     """Return eps as a tensor of shape `batch_shape`; a float or any broadcastable tensor is taken.
-    A number is checked on the host; a tensor with one device read (a GPU sync)."""
+    A number is checked on the host; a tensor with one device read (a GPU sync), skipped when
+    check=False."""
     if isinstance(eps, (int, float)) and not isinstance(eps, bool):
         if not (math.isfinite(eps) and eps > 0):
             raise ValueError("eps must be finite and > 0")
@@ -96,7 +100,7 @@ def as_eps(eps: float | Tensor, batch_shape: torch.Size, like: Tensor) -> Tensor
             f"eps must be a number or a tensor broadcastable to the batch shape {tuple(batch_shape)}, "
             f"got shape {tuple(e.shape)}"
         ) from None
-    if bool((~torch.isfinite(e) | (e <= 0)).any()):
+    if check and bool((~torch.isfinite(e) | (e <= 0)).any()):
         raise ValueError("eps must be finite and > 0")
     return e
 

@@ -1,4 +1,5 @@
-"""Sinkhorn divergence, its descent field, and the relative eps used throughout the project.
+"""Sinkhorn divergence and the relative eps used throughout the project (its descent field is
+`featsel.ot.field.descent_field`).
 
     S_eps(x, y) = OT_eps(x, y) - OT_eps(x, x) / 2 - OT_eps(y, y) / 2        (>= 0, 0 iff equal)
 
@@ -13,69 +14,33 @@ import torch
 from torch import Tensor
 
 from featsel.ot.checks import as_points, check_pair
-from featsel.ot.solver import SolverConfig, sinkhorn, sinkhorn_self
+from featsel.ot.solver import sinkhorn, sinkhorn_self
 
 
 def sinkhorn_divergence(
-    x: Tensor,
-    y: Tensor,
-    *,
-    eps: float | Tensor,
-    a: Tensor | None = None,
-    b: Tensor | None = None,
-    max_iter: int = SolverConfig.max_iter,
-    tol: float = SolverConfig.tol,
-    backend: str = "auto",
-    eps_scaling: float | None = SolverConfig.eps_scaling,
+    x: Tensor, y: Tensor, *, eps: float | Tensor, a: Tensor | None = None,
+    b: Tensor | None = None, **options,
 ) -> Tensor:
     """S_eps per problem, (...,), for x: (..., N, D), y: (..., M, D), debiased with unmasked
-    self terms (so S_eps(x, x) = 0)."""
-    kw = dict(eps=eps, max_iter=max_iter, tol=tol, backend=backend, eps_scaling=eps_scaling)
-    xy = sinkhorn(x, y, a=a, b=b, **kw)
-    xx = sinkhorn_self(x, a=a, **kw)
-    yy = sinkhorn_self(y, a=b, **kw)
+    self terms (so S_eps(x, x) = 0). options: those of `sinkhorn` (max_iter, tol, backend,
+    eps_scaling, ...), used by all three solves."""
+    xy = sinkhorn(x, y, eps=eps, a=a, b=b, **options)
+    xx = sinkhorn_self(x, eps=eps, a=a, **options)
+    yy = sinkhorn_self(y, eps=eps, a=b, **options)
     return xy.value - 0.5 * (xx.value + yy.value)
 
 
-def descent_field(
-    x: Tensor,
-    y: Tensor,
-    *,
-    eps: float | Tensor,
-    a: Tensor | None = None,
-    b: Tensor | None = None,
-    mask_self_diagonal: bool = False,
-    max_iter: int = SolverConfig.max_iter,
-    self_max_iter: int | None = None,
-    tol: float = SolverConfig.tol,
-    backend: str = "auto",
-    eps_scaling: float | None = SolverConfig.eps_scaling,
-) -> Tensor:
-    """T_xy(x_i) - T_xx(x_i): (..., N, D), the direction in which x_i decreases S_eps.
-
-    mask_self_diagonal=True is the paper code's self term (C_ii = +inf); self_max_iter sets the
-    self solve's iterations separately (the paper's code: 4 cross, 2 self, with tol=0).
-    """
-    kw = dict(eps=eps, tol=tol, backend=backend, eps_scaling=eps_scaling)
-    xy = sinkhorn(x, y, a=a, b=b, max_iter=max_iter, **kw)
-    xx = sinkhorn_self(
-        x, a=a, mask_diagonal=mask_self_diagonal,
-        max_iter=max_iter if self_max_iter is None else self_max_iter, **kw,
-    )
-    return xy.barycentric_map() - xx.barycentric_map()
-
-
-def cost_std(x: Tensor, y: Tensor) -> Tensor:
+def cost_std(x: Tensor, y: Tensor, check: bool = True) -> Tensor:
     """Standard deviation of the entries of C_ij = ||x_i - y_j||^2 per problem, (...,).
 
     Exact, from moments in float64 without forming C: O((N + M) D^2) memory-light work when
     D^2 <= N M, else one Gram matrix X Y^T (the cost of forming C, without the exps):
     with centred points, C = |x|^2 + |y|^2 - 2 x.y, and over independent uniform i, j,
     Var C = Var|x|^2 + Var|y|^2 + 4 E[(x.y)^2] - 4 E[|x|^2 x].E[y] ... expanded below.
-    Population std (divide by N M).
+    Population std (divide by N M). check=False skips the finiteness check (a device read).
     """
-    x = as_points("x", x)
-    y = as_points("y", y)
+    x = as_points("x", x, check_finite=check)
+    y = as_points("y", y, check_finite=check)
     x, y = check_pair(x, y)
     x, y = x.double(), y.double()
     mu = torch.cat([x, y], dim=-2).mean(-2, keepdim=True)

@@ -10,12 +10,10 @@ and the row-normalised barycentric projection (docs/science.md)
 
     T(x_i) = sum_j pi_ij v_j / sum_j pi_ij,  pi_ij ~ exp(h_j - C_ij / eps)  (f_i cancels).
 
-Backends:
-- `DenseGeometry`: C built once by GEMM (`baddbmm`) and held, (B, N, M) memory. The solver also
-  uses it for the fast kernel-domain iterations (matrix-vector products, no exp per iteration).
-- `BlockedGeometry`: C rebuilt by GEMM in row blocks at every reduction; memory
-  O(B * block * M) instead of O(B * N * M). For problems whose cost matrix does not fit.
-- `KeOpsGeometry`: pykeops LazyTensors, symbolic cost, memory linear in N + M.
+Backends, one file each, listed in `featsel/ot/backends.py` (the registry): `dense.py`,
+`blocked.py`, `keops.py`. A new backend is a `Geometry` subclass in a new file (the two
+reductions, `barycentric` and, if the cost is not held, `log_kernel`) plus one line in
+`backends.GEOMETRIES`; the solver runs the log-domain iterations on any geometry.
 
 The points are centred when needed (`prepare_points`) before any cost is formed: the cost is
 translation invariant and centring limits the cancellation in |x|^2 + |y|^2 - 2 x.y.
@@ -23,12 +21,7 @@ translation invariant and centring limits the cancellation in |x|^2 + |y|^2 - 2 
 
 from __future__ import annotations
 
-import functools
 import math
-import os
-import subprocess
-import sys
-import warnings
 
 import torch
 from torch import Tensor
@@ -97,6 +90,15 @@ class Geometry:
         self.x, self.y = x, y
         self.mask_diagonal = mask_diagonal
 
+    @classmethod
+    def build(
+        cls, x: Tensor, y: Tensor, mask_diagonal: bool, *, x2: Tensor, y2: Tensor,
+        memory_budget: int,
+    ) -> Geometry:
+        """The solver's constructor: x2 (B, N), y2 (B, M) squared norms (already computed),
+        memory_budget in bytes. Backends that need neither take the plain constructor."""
+        return cls(x, y, mask_diagonal)
+
     @property
     def shape(self) -> tuple[int, int, int]:
         return self.x.shape[0], self.x.shape[1], self.y.shape[1]
@@ -116,185 +118,3 @@ class Geometry:
         raise NotImplementedError
 
 
-class DenseGeometry(Geometry):
-    """Cost held in memory, built once by GEMM: the fastest route whenever (B, N, M) fits."""
-
-    name = "dense"
-
-    def __init__(
-        self, x: Tensor, y: Tensor, mask_diagonal: bool = False, cost: Tensor | None = None,
-        x2: Tensor | None = None, y2: Tensor | None = None,
-    ):
-        super().__init__(x, y, mask_diagonal)
-        self.cost = sq_cost(x, y, x2, y2) if cost is None else cost
-        if mask_diagonal and cost is None:
-            _mask_diag_(self.cost)
-
-    def lse(self, h: Tensor, eps: Tensor, axis: int) -> Tensor:
-        ce = self.cost / eps.view(-1, 1, 1)
-        if axis == 1:
-            return torch.logsumexp(h.unsqueeze(-2) - ce, dim=-1)
-        return torch.logsumexp(h.unsqueeze(-1) - ce, dim=-2)
-
-    def log_kernel(self, hx: Tensor, hy: Tensor, eps: Tensor) -> Tensor:
-        return hx.unsqueeze(-1) + hy.unsqueeze(-2) - self.cost / eps.view(-1, 1, 1)
-
-    chunk: int | None = None  # problems per pass, set by the solver to keep passes in cache
-    kernel: Tensor | None = None  # a chunk's final kernel k with pi_ij ~ u_i k_ij, if kept
-    kernels: list[Tensor | None] | None = None  # per chunk of the full batch, set by the solver
-
-    def barycentric(self, hy: Tensor, eps: Tensor, values: Tensor) -> Tensor:
-        batch, n, _ = self.cost.shape
-        step = self.chunk or batch
-        values = values.to(self.cost.dtype)
-        out = values.new_empty((batch, n, values.shape[-1]))
-        for i, s in enumerate(range(0, batch, step)):
-            sl = slice(s, s + step)
-            k = self.kernels[i] if self.kernels else None
-            if k is not None:  # rows of the kept kernel are the plan's rows up to a factor
-                torch.bmm(k, values[sl], out=out[sl]).div_(k.sum(-1, keepdim=True))
-                continue
-            p = torch.div(self.cost[sl], -eps[sl].view(-1, 1, 1)).add_(hy[sl].unsqueeze(-2))
-            torch.bmm(torch.softmax(p, dim=-1), values[sl], out=out[sl])
-        return out
-
-
-class BlockedGeometry(Geometry):
-    """Cost rebuilt by GEMM in blocks of rows at every reduction: O(B * block * M) memory.
-
-    Hand-written because neither POT nor GeomLoss offers a batched, blocked GEMM route: GeomLoss's
-    "online" mode recomputes the cost symbolically (slow at high D on CPU), "tensorized" holds it.
-    """
-
-    name = "blocked"
-
-    def __init__(
-        self, x: Tensor, y: Tensor, mask_diagonal: bool = False, block_rows: int = 1024,
-        x2: Tensor | None = None, y2: Tensor | None = None,
-    ):
-        super().__init__(x, y, mask_diagonal)
-        self.block_rows = max(1, int(block_rows))
-        self.x2 = sq_norms(x) if x2 is None else x2
-        self.y2 = (sq_norms(y) if y2 is None else y2).unsqueeze(-2)
-
-    def _blocks(self):
-        n = self.x.shape[1]
-        for s in range(0, n, self.block_rows):
-            xb = self.x[:, s : s + self.block_rows]
-            x2 = self.x2[:, s : s + self.block_rows].unsqueeze(-1)
-            c = torch.baddbmm(x2 + self.y2, xb, self.y.transpose(-1, -2), alpha=-2.0).clamp_min_(0)
-            if self.mask_diagonal:
-                _mask_diag_(c, row_offset=s)
-            yield s, c
-
-    def lse(self, h: Tensor, eps: Tensor, axis: int) -> Tensor:
-        e = eps.view(-1, 1, 1)
-        if axis == 1:
-            parts = [torch.logsumexp(h.unsqueeze(-2) - c / e, dim=-1) for _, c in self._blocks()]
-            return torch.cat(parts, dim=-1)
-        out = None
-        for s, c in self._blocks():
-            hb = h[:, s : s + c.shape[1]]
-            part = torch.logsumexp(hb.unsqueeze(-1) - c / e, dim=-2)
-            out = part if out is None else torch.logaddexp(out, part)
-        return out
-
-    def barycentric(self, hy: Tensor, eps: Tensor, values: Tensor) -> Tensor:
-        e = eps.view(-1, 1, 1)
-        parts = [
-            torch.bmm(torch.softmax(hy.unsqueeze(-2) - c / e, dim=-1), values.to(c.dtype))
-            for _, c in self._blocks()
-        ]
-        return torch.cat(parts, dim=-2)
-
-
-# A reduction of the kind the solver runs (log-sum-exp of -|x_i - y_j|^2), compiled and run in a
-# child process: KeOps's JIT can crash the interpreter rather than raise (pykeops 2.3's nvrtc
-# compile segfaulted on an H200 with CUDA 13), and a crash must cost a fallback, not the run.
-_KEOPS_PROBE = """
-import sys, torch
-from pykeops.torch import LazyTensor
-dev = sys.argv[1]
-x = torch.randn(7, 1, 3, device=dev)
-y = torch.randn(1, 5, 3, device=dev)
-r = (-LazyTensor(x).sqdist(LazyTensor(y))).logsumexp(dim=1)
-ref = torch.logsumexp(-((x - y) ** 2).sum(-1), dim=1, keepdim=True)
-assert torch.allclose(r, ref, atol=1e-4), (r, ref)
-"""
-
-
-def keops_available(device_type: str = "cpu") -> bool:
-    """Whether KeOps can serve the `keops` backend on this device type ("cpu" or "cuda").
-
-    pykeops must import, and a test reduction must compile and match torch in a child process
-    (once per process and device type; the first compile takes seconds to a minute). When the
-    test fails, a warning says why and the `auto` backend uses dense/blocked instead.
-    `FEATSEL_KEOPS=0` turns KeOps off; `FEATSEL_KEOPS=1` trusts it without the test.
-    """
-    flag = os.environ.get("FEATSEL_KEOPS", "")
-    if flag == "0":
-        return False
-    try:
-        import pykeops  # noqa: F401
-        from pykeops.torch import LazyTensor  # noqa: F401
-    except Exception:  # pragma: no cover - depends on the install
-        return False
-    return flag == "1" or _keops_probe(device_type)
-
-
-@functools.cache
-def _keops_probe(device_type: str) -> bool:
-    try:
-        res = subprocess.run([sys.executable, "-c", _KEOPS_PROBE, device_type],
-                             capture_output=True, text=True, timeout=600)
-        ok, why = res.returncode == 0, f"exit code {res.returncode}"
-        tail = (res.stderr.strip().splitlines() or [""])[-1][:300]
-    except subprocess.TimeoutExpired:
-        ok, why, tail = False, "no answer within 600 s", ""
-    if not ok:
-        warnings.warn(f"KeOps is installed but its test reduction on {device_type!r} failed "
-                      f"({why}{': ' + tail if tail else ''}); featsel uses the dense and blocked "
-                      f"OT backends instead (FEATSEL_KEOPS=1 forces KeOps)", RuntimeWarning,
-                      stacklevel=3)
-    return ok
-
-
-class KeOpsGeometry(Geometry):
-    """Symbolic cost through pykeops LazyTensors: memory linear in N + M, any N, M.
-
-    On a CPU KeOps recomputes the D-dimensional cost at every reduction, which loses to GEMM at
-    high D; it pays off on GPUs and at low D (see benchmarks/README.md).
-    """
-
-    name = "keops"
-
-    def __init__(self, x: Tensor, y: Tensor, mask_diagonal: bool = False):
-        if mask_diagonal:
-            raise ValueError("backend='keops' does not support mask_diagonal; use 'dense' or 'blocked'")
-        if not keops_available(x.device.type):
-            raise ValueError(f"backend='keops' is not usable on {x.device.type!r}: it needs pykeops "
-                             f"(pip install pykeops), a compiler, and a passing test reduction "
-                             f"(see the warning); use backend='dense' or 'blocked'")
-        super().__init__(x, y, mask_diagonal)
-        from pykeops.torch import LazyTensor
-
-        self._L = LazyTensor
-        self.xi = LazyTensor(x.contiguous().unsqueeze(2))  # (B, N, 1, D)
-        self.yj = LazyTensor(y.contiguous().unsqueeze(1))  # (B, 1, M, D)
-        self.cost_ij = self.xi.sqdist(self.yj)
-
-    def lse(self, h: Tensor, eps: Tensor, axis: int) -> Tensor:
-        L = self._L
-        inv = L((1.0 / eps).view(-1, 1, 1, 1))
-        if axis == 1:
-            hj = L(h.contiguous().view(h.shape[0], 1, -1, 1))
-            return (hj - self.cost_ij * inv).logsumexp(dim=2).squeeze(-1)
-        hi = L(h.contiguous().view(h.shape[0], -1, 1, 1))
-        return (hi - self.cost_ij * inv).logsumexp(dim=1).squeeze(-1)
-
-    def barycentric(self, hy: Tensor, eps: Tensor, values: Tensor) -> Tensor:
-        L = self._L
-        inv = L((1.0 / eps).view(-1, 1, 1, 1))
-        hj = L(hy.contiguous().view(hy.shape[0], 1, -1, 1))
-        vj = L(values.to(hy.dtype).contiguous().unsqueeze(1))
-        return (hj - self.cost_ij * inv).sumsoftmaxweight(vj, dim=2)

@@ -23,24 +23,17 @@ per iteration. Problems are processed in cache-sized chunks along the batch axis
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from featsel.ot.checks import as_eps, as_points, as_weights, check_iterations, check_pair
-from featsel.ot.geometry import (
-    BlockedGeometry,
-    DenseGeometry,
-    Geometry,
-    KeOpsGeometry,
-    keops_available,
-    prepare_points,
-)
+from featsel.ot.backends import BACKENDS, choose_backend, default_memory_budget, make_geometry
+from featsel.ot.checks import check_iterations
+from featsel.ot.dense import DenseGeometry
+from featsel.ot.geometry import Geometry, prepare_points
 from featsel.ot.output import SinkhornOutput
-
-BACKENDS = ("auto", "dense", "blocked", "keops")
+from featsel.ot.problem import OTProblem
 
 
 @dataclass(frozen=True)
@@ -54,6 +47,9 @@ class SolverConfig:
         down to the target, one iteration per stage (as GeomLoss does), then iterate at eps.
     memory_budget: bytes the dense backend may use; `auto` picks `blocked`/`keops` beyond it.
     chunk_bytes: size of one chunk of cost matrices iterated together on the CPU (cache-sized).
+    sync_free: run exactly max_iter log-domain iterations on the dense cost with no host sync
+        and no value checks (`featsel.ot.fixed`; needs tol = 0 and no eps_scaling): a static
+        sequence of kernels that a CUDA graph can capture.
     """
 
     max_iter: int = 1000
@@ -62,59 +58,7 @@ class SolverConfig:
     eps_scaling: float | None = None
     memory_budget: int | None = None
     chunk_bytes: int = 2 << 20
-
-
-def default_memory_budget(device: torch.device) -> int:
-    """Bytes the dense backend may hold: `$FEATSEL_OT_MEMORY_BUDGET`, else a third of the RAM
-    on a CPU or a third of the free memory on a GPU."""
-    env = os.environ.get("FEATSEL_OT_MEMORY_BUDGET")
-    if env:
-        return int(float(env))
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free // 3)
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        total = 16 << 30
-    return int(total // 3)
-
-
-def choose_backend(
-    batch: int, n: int, m: int, d: int, device: torch.device, dtype: torch.dtype,
-    memory_budget: int | None = None, mask_diagonal: bool = False,
-) -> str:
-    """The `auto` rule (measured in benchmarks/README.md).
-
-    dense when its memory (cost, kernel and one softmax temporary: 3 B N M floats) fits the
-    budget; otherwise KeOps on a GPU or at low dimension (D <= 16) on a CPU, where its symbolic
-    cost is cheap, if KeOps passes its test reduction there (`keops_available`); otherwise
-    blocked GEMM. KeOps cannot mask a diagonal: blocked then.
-    """
-    budget = default_memory_budget(device) if memory_budget is None else memory_budget
-    itemsize = torch.finfo(dtype).bits // 8
-    if 3 * batch * n * m * itemsize <= budget:
-        return "dense"
-    if not mask_diagonal and (device.type == "cuda" or d <= 16) and keops_available(device.type):
-        return "keops"
-    return "blocked"
-
-
-def _block_rows(batch: int, m: int, itemsize: int, budget: int) -> int:
-    return max(1, min(4096, budget // max(1, 4 * batch * m * itemsize)))
-
-
-def _make_geometry(
-    backend: str, x: Tensor, y: Tensor, x2: Tensor, y2: Tensor, mask_diagonal: bool, budget: int
-) -> Geometry:
-    if backend == "dense":
-        return DenseGeometry(x, y, mask_diagonal, x2=x2, y2=y2)
-    if backend == "blocked":
-        rows = _block_rows(x.shape[0], y.shape[1], x.element_size(), budget)
-        return BlockedGeometry(x, y, mask_diagonal, block_rows=rows, x2=x2, y2=y2)
-    if backend == "keops":
-        return KeOpsGeometry(x, y, mask_diagonal)
-    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    sync_free: bool = False
 
 
 def eps_schedule(x: Tensor, y: Tensor, eps: Tensor, scaling: float | None) -> list[Tensor]:
@@ -295,19 +239,24 @@ def _flatten_init(init, bshape, n, m, like):
     return f0.reshape(-1, n).clone(), g0.reshape(-1, m).clone()
 
 
-def _solve(x, y, a, b, eps, init, backend, cfg: SolverConfig, mask_diagonal, symmetric):
+def _solve(problem: OTProblem, init, backend: str, cfg: SolverConfig) -> SinkhornOutput:
     check_iterations(cfg.max_iter, cfg.tol)
     if cfg.check_every < 1:
         raise ValueError(f"check_every must be >= 1, got {cfg.check_every}")
-    bshape = x.shape[:-2]
-    n, m, d = x.shape[-2], y.shape[-2], x.shape[-1]
-    if mask_diagonal and n < 2:
-        raise ValueError("mask_diagonal needs at least 2 points (each point must have a partner)")
-    eps_t = as_eps(eps, bshape, x)
-    xf = x.reshape(-1, n, d)
-    xf, yf, x2, y2 = prepare_points(xf, xf if symmetric else y.reshape(-1, m, d))
-    af, bf = a.reshape(-1, n), b.reshape(-1, m)
-    ef = eps_t.reshape(-1)
+    if cfg.sync_free:
+        from featsel.ot.fixed import solve_fixed
+
+        if cfg.tol != 0 or cfg.eps_scaling is not None or backend not in ("auto", "dense"):
+            raise ValueError("sync_free=True runs a fixed number of dense iterations: it needs "
+                             f"tol=0, eps_scaling=None and backend 'auto' or 'dense', got tol={cfg.tol}, "
+                             f"eps_scaling={cfg.eps_scaling}, backend={backend!r}")
+        return solve_fixed(problem, cfg.max_iter, init)
+    x, y, a, b, eps_t = problem.x, problem.y, problem.a, problem.b, problem.eps
+    mask_diagonal, symmetric = problem.mask_diagonal, problem.symmetric
+    bshape = problem.batch_shape
+    n, m, d = problem.sizes
+    xf, yf, af, bf, ef = problem.flat()
+    xf, yf, x2, y2 = prepare_points(xf, xf if symmetric else yf)
     batch = xf.shape[0]
     budget = cfg.memory_budget if cfg.memory_budget is not None else default_memory_budget(x.device)
     if backend == "auto":
@@ -350,7 +299,7 @@ def _solve(x, y, a, b, eps, init, backend, cfg: SolverConfig, mask_diagonal, sym
         if all(e is not None for e in errs):
             err = torch.cat(errs)
     else:
-        geom = _make_geometry(backend, xf, yf, x2, y2, mask_diagonal, budget)
+        geom = make_geometry(backend, xf, yf, mask_diagonal, x2=x2, y2=y2, memory_budget=budget)
         for st in stages:
             if symmetric:
                 f = g = _log_step_self(geom, loga, st, f)
@@ -377,13 +326,6 @@ def _solve(x, y, a, b, eps, init, backend, cfg: SolverConfig, mask_diagonal, sym
     return out
 
 
-def _config(max_iter, tol, check_every, eps_scaling, memory_budget) -> SolverConfig:
-    return SolverConfig(
-        max_iter=max_iter, tol=tol, check_every=check_every, eps_scaling=eps_scaling,
-        memory_budget=memory_budget,
-    )
-
-
 def sinkhorn(
     x: Tensor,
     y: Tensor,
@@ -398,24 +340,22 @@ def sinkhorn(
     eps_scaling: float | None = SolverConfig.eps_scaling,
     check_every: int = SolverConfig.check_every,
     memory_budget: int | None = None,
+    sync_free: bool = SolverConfig.sync_free,
 ) -> SinkhornOutput:
     """Entropic OT between x: (..., N, D) and y: (..., M, D), batched over the leading shape.
 
     a: (..., N), b: (..., M) weights (uniform by default); eps: float or (...,) tensor, > 0.
     Stops when the L1 marginal error of every problem is <= tol, or after max_iter iterations
     (tol=0 runs exactly max_iter; the paper's code runs 4). init: potentials (f, g) or an earlier
-    output, for a warm start. backend: "auto" | "dense" | "blocked" | "keops". No gradient flows
-    through the solver; inputs in half precision are promoted to float32, and the solve runs
-    with autocast disabled.
+    output, for a warm start. backend: "auto" | "dense" | "blocked" | "keops" (the registry in
+    `featsel.ot.backends`). sync_free: see `SolverConfig`. No gradient flows through the
+    solver; inputs in half precision are promoted to float32, and the solve runs with autocast
+    disabled.
     """
-    x = as_points("x", x, check_finite=False)  # checked on the squared norms in _solve
-    y = as_points("y", y, check_finite=False)
-    x, y = check_pair(x, y)
-    a = as_weights("a", a, x)
-    b = as_weights("b", b, y)
-    cfg = _config(max_iter, tol, check_every, eps_scaling, memory_budget)
-    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
-        return _solve(x, y, a, b, eps, init, backend, cfg, False, symmetric=False)
+    problem = OTProblem.between(x, y, eps=eps, a=a, b=b, check=not sync_free)
+    return solve(problem, init=init, backend=backend, max_iter=max_iter, tol=tol,
+                 eps_scaling=eps_scaling, check_every=check_every, memory_budget=memory_budget,
+                 sync_free=sync_free)
 
 
 def sinkhorn_self(
@@ -431,16 +371,36 @@ def sinkhorn_self(
     eps_scaling: float | None = SolverConfig.eps_scaling,
     check_every: int = SolverConfig.check_every,
     memory_budget: int | None = None,
+    sync_free: bool = SolverConfig.sync_free,
 ) -> SinkhornOutput:
     """Symmetric OT_eps(a, a) for x: (..., N, D), one potential f with the damped update.
 
     mask_diagonal=True sets C_ii = +inf (the paper code's self term: a point may not match
     itself). The output has g = f and value = 2 <a, f>.
     """
-    x = as_points("x", x, check_finite=False)
-    a = as_weights("a", a, x)
+    problem = OTProblem.self_transport(x, eps=eps, a=a, mask_diagonal=mask_diagonal,
+                                       check=not sync_free)
     if isinstance(init, Tensor):
         init = (init, init)
-    cfg = _config(max_iter, tol, check_every, eps_scaling, memory_budget)
+    return solve(problem, init=init, backend=backend, max_iter=max_iter, tol=tol,
+                 eps_scaling=eps_scaling, check_every=check_every, memory_budget=memory_budget,
+                 sync_free=sync_free)
+
+
+def solve(
+    problem: OTProblem,
+    *,
+    init: SinkhornOutput | tuple[Tensor, Tensor] | None = None,
+    backend: str = "auto",
+    **options,
+) -> SinkhornOutput:
+    """Solve an `OTProblem` (two potentials, or one for a symmetric problem). options: the
+    fields of `SolverConfig` (max_iter, tol, check_every, eps_scaling, memory_budget,
+    sync_free)."""
+    try:
+        cfg = SolverConfig(**options)
+    except TypeError as e:
+        raise ValueError(f"solver options are the fields of SolverConfig: {e}") from None
+    x = problem.x
     with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
-        return _solve(x, x, a, a, eps, init, backend, cfg, mask_diagonal, symmetric=True)
+        return _solve(problem, init, backend, cfg)
