@@ -73,6 +73,11 @@ def test_singular_covariances_are_finite_and_consistent():
     assert np.isfinite(fd_feat) and fd_feat > 0
     assert fd_feat == pytest.approx(fd_cov, rel=1e-9)
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+    # a singular reference against a full-rank covariance: the Cholesky route of the second
+    # argument (the singular one takes the general products) agrees with the feature route
+    c = rng.normal(size=(200, 50)) * 0.7
+    fd_chol = frechet_distance_from_statistics(*gaussian_statistics(a), *gaussian_statistics(c))
+    assert fd_chol == pytest.approx(frechet_distance(a, c), rel=1e-9)
 
 
 def test_statistics_npz_roundtrip(tmp_path):

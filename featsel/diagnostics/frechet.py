@@ -10,8 +10,9 @@ singular covariances. Here it is computed from symmetric factorisations only:
   round-off eigenvalues clipped, numerically-zero directions dropped, so ``A`` is ``D x r``); then
   ``tr sqrt(S_1^{1/2} S_2 S_1^{1/2}) = sum_k sqrt(max(lambda_k(A^T S_2 A), 0))`` (the non-zero
   eigenvalues of ``S_1 S_2`` and of ``A^T S_2 A`` coincide). ``A`` depends on the reference only,
-  so :class:`FrechetReference` computes it once and each comparison costs two matrix products and
-  one ``eigvalsh`` (this reuse is what makes it >10x faster than the ``sqrtm`` route);
+  so :class:`FrechetReference` computes it once and each comparison costs a Cholesky factor of
+  ``S_2``, one triangular product, one symmetric rank-k update and one eigenvalues-only ``eigh``
+  (`_trace_sqrt_factor`; this reuse is what makes it ~10x faster than the ``sqrtm`` route);
 * feature route (used when a cloud has no more samples than dimensions): with centred features
   ``X_c`` (n_1 x D), ``Y_c`` (n_2 x D), ``S_1 = X_c^T X_c / (n_1 - 1)``, and the trace equals the
   nuclear norm ``||Y_c X_c^T||_* / sqrt((n_1 - 1)(n_2 - 1))``: exact for rank-deficient
@@ -95,7 +96,25 @@ def _psd_factor(sigma: Tensor) -> Tensor:
 
 
 def _trace_sqrt_factor(a: Tensor, sigma2: Tensor) -> Tensor:
-    """``tr sqrt(A^T S_2 A)`` for ``a: (D, r)``, ``sigma2: (D, D)``."""
+    """``tr sqrt(A^T S_2 A)`` for ``a: (D, r)``, ``sigma2: (D, D)``.
+
+    With a Cholesky factor ``S_2 = L L^T`` (LAPACK ``potrf``, D^3/3 flops), ``A^T S_2 A = C^T C``
+    with ``C = L^T A``: one triangular product (``trmm``) and one symmetric rank-k update
+    (``syrk``), about half the flops of the two general products ``A^T (S_2 A)``; then the
+    eigenvalues of the symmetric ``C^T C`` (``syevd``, eigenvalues only). SciPy's BLAS/LAPACK
+    wrappers are used because torch has no ``trmm``/``syrk``. A singular ``S_2`` (fewer samples
+    than dimensions: ``potrf`` fails) takes the two general products instead.
+    """
+    from scipy.linalg import blas, eigh, lapack
+
+    s2 = np.asfortranarray(sigma2.numpy())
+    chol, info = lapack.dpotrf(s2, lower=1, clean=1)
+    if info == 0:
+        c = blas.dtrmm(1.0, chol, np.asfortranarray(a.numpy()), side=0, lower=1, trans_a=1)
+        m = blas.dsyrk(1.0, c, trans=1, lower=0)  # upper triangle of C^T C
+        lam = eigh(m, eigvals_only=True, lower=False, driver="evd", check_finite=False,
+                   overwrite_a=True)
+        return torch.tensor(float(np.sqrt(np.clip(lam, 0.0, None)).sum()), dtype=_F64)
     m = a.T @ (sigma2 @ a)
     m = 0.5 * (m + m.T)
     lam = torch.linalg.eigvalsh(m)
