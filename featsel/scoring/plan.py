@@ -50,7 +50,7 @@ class ScorePlan:
     curve_ns: list[int]
 
     @property
-    def data_id(self) -> str:
+    def data_id(self) -> dict[str, str]:
         """The feature cache's name for this pool in this generation space."""
         return self.dataset.data_id(self.space.spec)
 
