@@ -16,7 +16,7 @@ __all__ = ["ScoreConfig", "check_config", "parse_featurizer_list"]
 class ScoreConfig:
     """Settings of one `featsel score` run; the defaults come from ``featsel.defaults``."""
 
-    data: str = "digits"
+    data: str = D.DATA
     featurizers: list[str] | None = None      # None: the manifest's candidates
     evaluations: list[str] | None = None      # None: the manifest's evaluation featurizers
     split: str | None = None                  # None: "all" if fraction splits, else "test"
@@ -36,15 +36,15 @@ class ScoreConfig:
     transport_repeats: int = D.TRANSPORT_REPEATS
     transport_max_locations: int | None = D.TRANSPORT_MAX_LOCATIONS
     curve: bool = D.CURVE
-    curve_repeats: int = 3
-    coupling_size: int = 200                  # points per set in the coupling figure
-    alignment_n_train: int = 1024             # the paper fits 2048; 1024 keeps score fast
+    curve_repeats: int = D.CURVE_REPEATS
+    coupling_size: int = D.COUPLING_SIZE      # points per set in the coupling figure
+    alignment_n_train: int = D.ALIGNMENT_N_TRAIN
     r2_threshold: float = D.R2_THRESHOLD
-    device: str = "cpu"
-    batch_size: int = 256
-    cache: bool = True
-    seed: int = 0
-    progress: bool = True
+    device: str = D.DEVICE
+    batch_size: int = D.BATCH_SIZE
+    cache: bool = D.CACHE
+    seed: int = D.SEED
+    progress: bool = True                     # progress bars (the CLI's --quiet)
 
 
 def check_config(cfg: ScoreConfig) -> None:
