@@ -148,7 +148,20 @@ def _number(text: str) -> float:
     return v
 
 
+# ScoreConfig fields the Python API sets but `featsel score` has no flag for (fine-tuning of
+# single diagnostics); their defaults reach the CLI through ScoreConfig
+SCORE_API_ONLY = ("transport_repeats", "transport_max_locations", "curve_repeats",
+                  "coupling_size", "alignment_n_train", "r2_threshold", "batch_size")
+
+
+def _on_off(flag: str, default: bool) -> str:
+    """How --help names a --flag/--no-flag pair's default: by the flag that gives it."""
+    return flag if default else "--no-" + flag[2:]
+
+
 def _score_args(p: argparse.ArgumentParser) -> None:
+    """Every flag that sets a ``ScoreConfig`` field stores into that field's name, with the
+    field's default (tests/test_cli_score.py checks both ways)."""
     from featsel.diagnostics.criteria import CRITERIA
     from featsel.score import ScoreConfig
 
@@ -156,8 +169,10 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=d.data, help=f"data manifest name or path (default {d.data})")
     p.add_argument("--featurizers", help="candidates: comma-separated specs or a YAML list "
                    "(default: the manifest's candidates)")
-    p.add_argument("--eval-featurizers", help="evaluation featurizers for R^2 and flags: "
-                   "comma-separated specs or a YAML list; 'none' for none (default: manifest's)")
+    p.add_argument("--eval-featurizers", dest="evaluations", metavar="EVAL_FEATURIZERS",
+                   help="evaluation featurizers for "
+                   "R^2 and flags: comma-separated specs or a YAML list; 'none' for none "
+                   "(default: manifest's)")
     p.add_argument("--out", help="output directory (results.json, results.csv, report.html)")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
     p.add_argument("--device", default=d.device, help="feature extraction device: cpu, cuda, "
@@ -174,49 +189,50 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--criterion", default=d.criterion, choices=sorted(CRITERIA),
                    help=f"the criterion that ranks (default {d.criterion}, chosen by "
                    "studies/PROTOCOL.md); all are computed and shown")
-    p.add_argument("--no-controls", action="store_true", help="do not add the noise controls "
-                   "(noise:dim=1 and noise:dim=<largest candidate dim>)")
+    p.add_argument("--controls", action=argparse.BooleanOptionalAction, default=d.controls,
+                   help="add the noise controls (noise:dim=1 and noise:dim=<largest candidate "
+                   f"dim>; default {_on_off('--controls', d.controls)})")
     p.add_argument("--eps-rule", choices=["perplexity", "tau"], default=d.eps_rule,
                    help=f"eps of the generation-space criteria (default {d.eps_rule})")
     p.add_argument("--perplexity", type=_number, default=d.perplexity,
                    help=f"effective partners per source for --eps-rule perplexity "
                    f"(default {d.perplexity:g})")
-    p.add_argument("--taus", type=_floats, default=list(d.taus),
+    p.add_argument("--taus", type=_floats, default=d.taus,
                    help=f"Delta_OT taus, comma-separated (default {','.join(map(str, d.taus))})")
     p.add_argument("--tau", type=_number, default=d.tau, help=f"Delta_OT's headline tau and the "
                    f"tau of --eps-rule tau (default {d.tau:g})")
-    p.add_argument("--repeats", type=int, default=d.n_repeats,
+    p.add_argument("--repeats", dest="n_repeats", metavar="REPEATS", type=int,
+                   default=d.n_repeats,
                    help=f"draws behind each interval (default {d.n_repeats})")
     p.add_argument("--recipe", choices=["converged", "paper"], default=d.recipe,
                    help="Delta_OT: converged Sinkhorn solves, or the paper code's 4 iterations")
     p.add_argument("--max-locations", type=int, default=d.max_locations,
                    help="per-location sub-problems per block (seeded subset; 0 = all; "
                    f"default {d.max_locations})")
-    p.add_argument("--curve", action="store_true", help="also the Delta_OT(n) curves (figure)")
-    p.add_argument("--no-curve", action="store_true", help="no Delta_OT(n) curves (the default)")
-    p.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
+    p.add_argument("--curve", action=argparse.BooleanOptionalAction, default=d.curve,
+                   help=f"the Delta_OT(n) curves (figure; default {_on_off('--curve', d.curve)})")
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=d.cache,
+                   help=f"use the feature cache (default {_on_off('--cache', d.cache)})")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the draws and subsamples")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bars "
+                   f"(default: {'shown' if d.progress else 'none'})")
 
 
 @command("score", "rank candidate featurizers without training (Delta_OT, rank, R^2, couplings)",
          _score_args)
 def _score(args: Any) -> dict | str:
+    from dataclasses import fields
+
     from featsel.score import ScoreConfig, parse_featurizer_list, run_score
 
-    evals = None
-    if args.eval_featurizers is not None:
-        evals = ([] if args.eval_featurizers.strip().lower() == "none"
-                 else parse_featurizer_list(args.eval_featurizers))
-    cfg = ScoreConfig(
-        data=args.data, featurizers=parse_featurizer_list(args.featurizers), evaluations=evals,
-        split=args.split, data_root=args.data_root, space=args.space, max_samples=args.max_samples,
-        n=args.n, taus=tuple(args.taus),
-        tau=args.tau, n_repeats=args.repeats, recipe=args.recipe, curve=args.curve and not args.no_curve,
-        max_locations=args.max_locations or None, criterion=args.criterion,
-        controls=not args.no_controls, eps_rule=args.eps_rule, perplexity=args.perplexity,
-        device=args.device, cache=not args.no_cache, seed=args.seed, progress=not args.quiet,
-    )
+    # the flags store into ScoreConfig's field names; only the lists need parsing
+    given = {f.name: getattr(args, f.name) for f in fields(ScoreConfig) if hasattr(args, f.name)}
+    evals = args.evaluations
+    if evals is not None:
+        evals = [] if evals.strip().lower() == "none" else parse_featurizer_list(evals)
+    cfg = ScoreConfig(**{**given, "featurizers": parse_featurizer_list(args.featurizers),
+                         "evaluations": evals, "taus": tuple(args.taus),
+                         "max_locations": args.max_locations or None})  # 0: all
     res = run_score(cfg, args.out, force=args.force)
     if args.json:
         if not args.out:
