@@ -12,6 +12,9 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
+from torch import Tensor
+
 from featsel.scoring.config import ScoreConfig
 from featsel.scoring.featurize import ScoreFeatures
 from featsel.scoring.plan import ScorePlan
@@ -40,8 +43,10 @@ def diagnose(plan: ScorePlan, features: ScoreFeatures, cfg: ScoreConfig,
 
 
 def _diagnose_one(spec: str, plan: ScorePlan, features: ScoreFeatures, cfg: ScoreConfig,
-                  timer: Timer, progress: Progress, pool: tuple[Any, Any]) -> dict:
-    """One scored featurizer's diagnostics; ``pool``: (u, labels) of the draws' pool."""
+                  timer: Timer, progress: Progress,
+                  pool: tuple[Tensor, np.ndarray | None]) -> dict:
+    """One scored featurizer's diagnostics; ``pool``: the draws' pool, u ``(n_draw_pool, ...)``
+    and labels ``(n_draw_pool,)`` or None."""
     from featsel.diagnostics import alignment_table, class_coupling
     from featsel.diagnostics.criteria import CRITERIA, CandidateData
     from featsel.diagnostics.stability import stability_curve
