@@ -148,7 +148,20 @@ def _number(text: str) -> float:
     return v
 
 
+# ScoreConfig fields the Python API sets but `featsel score` has no flag for (fine-tuning of
+# single diagnostics); their defaults reach the CLI through ScoreConfig
+SCORE_API_ONLY = ("transport_repeats", "transport_max_locations", "curve_repeats",
+                  "coupling_size", "alignment_n_train", "r2_threshold", "batch_size")
+
+
+def _on_off(flag: str, default: bool) -> str:
+    """How --help names a --flag/--no-flag pair's default: by the flag that gives it."""
+    return flag if default else "--no-" + flag[2:]
+
+
 def _score_args(p: argparse.ArgumentParser) -> None:
+    """Every flag that sets a ``ScoreConfig`` field stores into that field's name, with the
+    field's default (tests/test_cli_score.py checks both ways)."""
     from featsel.diagnostics.criteria import CRITERIA
     from featsel.score import ScoreConfig
 
@@ -156,8 +169,10 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=d.data, help=f"data manifest name or path (default {d.data})")
     p.add_argument("--featurizers", help="candidates: comma-separated specs or a YAML list "
                    "(default: the manifest's candidates)")
-    p.add_argument("--eval-featurizers", help="evaluation featurizers for R^2 and flags: "
-                   "comma-separated specs or a YAML list; 'none' for none (default: manifest's)")
+    p.add_argument("--eval-featurizers", dest="evaluations", metavar="EVAL_FEATURIZERS",
+                   help="evaluation featurizers for "
+                   "R^2 and flags: comma-separated specs or a YAML list; 'none' for none "
+                   "(default: manifest's)")
     p.add_argument("--out", help="output directory (results.json, results.csv, report.html)")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
     p.add_argument("--device", default=d.device, help="feature extraction device: cpu, cuda, "
@@ -174,49 +189,50 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--criterion", default=d.criterion, choices=sorted(CRITERIA),
                    help=f"the criterion that ranks (default {d.criterion}, chosen by "
                    "studies/PROTOCOL.md); all are computed and shown")
-    p.add_argument("--no-controls", action="store_true", help="do not add the noise controls "
-                   "(noise:dim=1 and noise:dim=<largest candidate dim>)")
+    p.add_argument("--controls", action=argparse.BooleanOptionalAction, default=d.controls,
+                   help="add the noise controls (noise:dim=1 and noise:dim=<largest candidate "
+                   f"dim>; default {_on_off('--controls', d.controls)})")
     p.add_argument("--eps-rule", choices=["perplexity", "tau"], default=d.eps_rule,
                    help=f"eps of the generation-space criteria (default {d.eps_rule})")
     p.add_argument("--perplexity", type=_number, default=d.perplexity,
                    help=f"effective partners per source for --eps-rule perplexity "
                    f"(default {d.perplexity:g})")
-    p.add_argument("--taus", type=_floats, default=list(d.taus),
+    p.add_argument("--taus", type=_floats, default=d.taus,
                    help=f"Delta_OT taus, comma-separated (default {','.join(map(str, d.taus))})")
     p.add_argument("--tau", type=_number, default=d.tau, help=f"Delta_OT's headline tau and the "
                    f"tau of --eps-rule tau (default {d.tau:g})")
-    p.add_argument("--repeats", type=int, default=d.n_repeats,
+    p.add_argument("--repeats", dest="n_repeats", metavar="REPEATS", type=int,
+                   default=d.n_repeats,
                    help=f"draws behind each interval (default {d.n_repeats})")
     p.add_argument("--recipe", choices=["converged", "paper"], default=d.recipe,
                    help="Delta_OT: converged Sinkhorn solves, or the paper code's 4 iterations")
     p.add_argument("--max-locations", type=int, default=d.max_locations,
                    help="per-location sub-problems per block (seeded subset; 0 = all; "
                    f"default {d.max_locations})")
-    p.add_argument("--curve", action="store_true", help="also the Delta_OT(n) curves (figure)")
-    p.add_argument("--no-curve", action="store_true", help="no Delta_OT(n) curves (the default)")
-    p.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
+    p.add_argument("--curve", action=argparse.BooleanOptionalAction, default=d.curve,
+                   help=f"the Delta_OT(n) curves (figure; default {_on_off('--curve', d.curve)})")
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=d.cache,
+                   help=f"use the feature cache (default {_on_off('--cache', d.cache)})")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the draws and subsamples")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bars "
+                   f"(default: {'shown' if d.progress else 'none'})")
 
 
 @command("score", "rank candidate featurizers without training (Delta_OT, rank, R^2, couplings)",
          _score_args)
 def _score(args: Any) -> dict | str:
+    from dataclasses import fields
+
     from featsel.score import ScoreConfig, parse_featurizer_list, run_score
 
-    evals = None
-    if args.eval_featurizers is not None:
-        evals = ([] if args.eval_featurizers.strip().lower() == "none"
-                 else parse_featurizer_list(args.eval_featurizers))
-    cfg = ScoreConfig(
-        data=args.data, featurizers=parse_featurizer_list(args.featurizers), evaluations=evals,
-        split=args.split, data_root=args.data_root, space=args.space, max_samples=args.max_samples,
-        n=args.n, taus=tuple(args.taus),
-        tau=args.tau, n_repeats=args.repeats, recipe=args.recipe, curve=args.curve and not args.no_curve,
-        max_locations=args.max_locations or None, criterion=args.criterion,
-        controls=not args.no_controls, eps_rule=args.eps_rule, perplexity=args.perplexity,
-        device=args.device, cache=not args.no_cache, seed=args.seed, progress=not args.quiet,
-    )
+    # the flags store into ScoreConfig's field names; only the lists need parsing
+    given = {f.name: getattr(args, f.name) for f in fields(ScoreConfig) if hasattr(args, f.name)}
+    evals = args.evaluations
+    if evals is not None:
+        evals = [] if evals.strip().lower() == "none" else parse_featurizer_list(evals)
+    cfg = ScoreConfig(**{**given, "featurizers": parse_featurizer_list(args.featurizers),
+                         "evaluations": evals, "taus": tuple(args.taus),
+                         "max_locations": args.max_locations or None})  # 0: all
     res = run_score(cfg, args.out, force=args.force)
     if args.json:
         if not args.out:
@@ -272,6 +288,14 @@ def _report(args: Any) -> dict:
     return {"report": str(render_existing(args.dir))}
 
 
+def _run_folder_args(p: argparse.ArgumentParser) -> None:
+    """The flags of the commands that train into one run folder (train, pretrain)."""
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out that is not "
+                   "this run (deletes its contents)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML file (see configs/) loaded into TrainConfig")
     p.add_argument("--data", help="data manifest name or path")
@@ -288,10 +312,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: the config's, auto)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key (YAML value; loss.taus=[0.05] for nested)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--force", action="store_true", help="replace a non-empty --out that is not "
-                   "this run (deletes its contents)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _run_folder_args(p)
 
 
 @command("train", "train a one-step generator with the Sinkhorn-CFG loss (torchrun for DDP)",
@@ -396,10 +417,7 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu | cuda | cuda:N (default cpu)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other config field (lists joined with +: block_out_channels=32+64)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--force", action="store_true", help="replace a non-empty --out that is not "
-                   "this run (deletes its contents)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _run_folder_args(p)
 
 
 @command("pretrain", "pretrain a candidate featurizer (mae, distill, scvi) or a teacher / VAE "
@@ -448,39 +466,74 @@ def _executor_args(p: argparse.ArgumentParser, jobs_default: int = 1) -> None:
                    "with a cuda --device, else 0)")
 
 
-def _validate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="digits", help="data manifest name or path (default digits)")
+def _sweep_candidate_args(p: argparse.ArgumentParser) -> None:
+    """What `featsel validate` and `featsel select` train: the data, the candidates, the
+    evaluation featurizers and the training config."""
+    from featsel import defaults as D
+
+    p.add_argument("--data", default=D.DATA, help="data manifest name or path")
     p.add_argument("--featurizers", help="candidates: comma-separated specs or a YAML list "
                    "(default: the manifest's candidates)")
     p.add_argument("--eval-featurizers", help="evaluation featurizers: comma-separated specs or "
                    "a YAML list (default: the manifest's)")
-    p.add_argument("--budget", type=int, default=300, help="training steps per job (default 300)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per candidate (default 3)")
-    p.add_argument("--out", required=True, help="sweep folder (score/, runs/, validation.json)")
     p.add_argument("--config", help="base training config YAML (see configs/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a training config key for every job")
-    _executor_args(p)
-    p.add_argument("--eval-n-per-class", type=int, help="evaluation samples per class")
+
+
+def _sweep_score_args(p: argparse.ArgumentParser) -> None:
+    """How `featsel validate` and `featsel select` evaluate the runs and score the candidates
+    (the defaults are ValidateConfig's, which SelectConfig shares)."""
+    from featsel import defaults as D
+    from featsel.diagnostics.criteria import CRITERIA
+
+    p.add_argument("--eval-n-per-class", type=int, help="evaluation samples per class "
+                   "(default: the training config's)")
     p.add_argument("--eval-alpha", type=_number, default=1.0, help="guidance alpha evaluated")
+    p.add_argument("--tau", type=_number, default=D.TAU, help="the score's Delta_OT headline tau")
+    p.add_argument("--criterion", choices=sorted(CRITERIA), help="the score's ranking criterion "
+                   f"(default {D.RANK_CRITERION}): select's prior; validate correlates every "
+                   "criterion with the outcome")
+    p.add_argument("--score-max-samples", type=int, help="subsample the score pool")
+    p.add_argument("--score-repeats", type=int, default=D.N_REPEATS,
+                   help="Delta_OT draws in score")
+    p.add_argument("--score-n", type=int, help="Delta_OT minibatch size in score")
+    p.add_argument("--score-split", help="split scored (default: the training config's split; "
+                   "'all' when its smallest class is too small for --score-n)")
+    p.add_argument("--exclude-aligned", action="store_true", help="also leave out FDs in "
+                   "evaluation spaces the candidate is aligned with (R^2 flag), not only the "
+                   "same network's")
+
+
+def _sweep_settings(args: Any) -> dict[str, Any]:
+    """The settings `featsel validate` and `featsel select` share, from their flags."""
+    from featsel.score import parse_featurizer_list
+
+    evals = parse_featurizer_list(args.eval_featurizers)
+    return dict(
+        data=args.data, featurizers=parse_featurizer_list(args.featurizers), evaluations=evals,
+        budget=args.budget, seeds=args.seeds, config=args.config, overrides=list(args.set),
+        executor=args.executor, address=args.address, jobs=args.jobs,
+        cpus_per_job=args.cpus_per_job, gpus_per_job=args.gpus_per_job,
+        eval_n_per_class=args.eval_n_per_class, eval_alpha=args.eval_alpha, tau=args.tau,
+        criterion=args.criterion, score_max_samples=args.score_max_samples,
+        score_repeats=args.score_repeats, score_n=args.score_n, score_split=args.score_split,
+        exclude_aligned=args.exclude_aligned, nproc=args.nproc, device=args.device,
+        seed=args.seed, progress=not args.quiet,
+    )
+
+
+def _validate_args(p: argparse.ArgumentParser) -> None:
+    _sweep_candidate_args(p)
+    p.add_argument("--budget", type=int, default=300, help="training steps per job (default 300)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per candidate (default 3)")
+    p.add_argument("--out", required=True, help="sweep folder (score/, runs/, validation.json)")
+    _executor_args(p)
+    _sweep_score_args(p)
     p.add_argument("--eval-fractions", type=_floats, default=[0.25, 0.5, 0.75, 1.0],
                    help="comma-separated fractions of the budget at which every job is evaluated "
                    "(FD-vs-step curves; the outcome is read at the final step; default "
                    "0.25,0.5,0.75,1)")
-    p.add_argument("--tau", type=_number, default=0.05, help="Delta_OT's headline tau")
-    from featsel.diagnostics.criteria import CRITERIA
-
-    p.add_argument("--criterion", choices=sorted(CRITERIA), help="the score's ranking criterion "
-                   "(default: featsel.defaults.RANK_CRITERION); every criterion is correlated "
-                   "with the outcome")
-    p.add_argument("--score-max-samples", type=int, help="subsample the score pool")
-    p.add_argument("--score-repeats", type=int, default=8, help="Delta_OT draws in score")
-    p.add_argument("--score-n", type=int, help="Delta_OT minibatch size in score")
-    p.add_argument("--score-split", help="split scored (default: the training config's split; "
-                   "'all' when its smallest class is too small for --score-n)")
-    p.add_argument("--exclude-aligned", action="store_true", help="also exclude FDs whose "
-                   "candidate is aligned with the evaluation space (R^2 flag), not only the "
-                   "same network")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over seeds")
     p.add_argument("--nproc", type=int, default=0,
                    help="processes per job: N >= 1 trains each job under torchrun "
@@ -502,26 +555,10 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
 @command("validate", "train a generator per candidate and check that the ranking predicted it",
          _validate_args)
 def _validate(args: Any) -> Any:
-    from featsel.score import parse_featurizer_list
     from generation.validate import ValidateConfig, run_validate
 
-    evals = None
-    if args.eval_featurizers is not None:
-        evals = parse_featurizer_list(args.eval_featurizers)
-    cfg = ValidateConfig(
-        data=args.data, featurizers=parse_featurizer_list(args.featurizers), evaluations=evals,
-        budget=args.budget, seeds=args.seeds, config=args.config, overrides=list(args.set),
-        jobs=args.jobs, executor=args.executor, address=args.address,
-        cpus_per_job=args.cpus_per_job, gpus_per_job=args.gpus_per_job,
-        eval_n_per_class=args.eval_n_per_class, eval_alpha=args.eval_alpha,
-        eval_fractions=tuple(args.eval_fractions),
-        tau=args.tau, criterion=args.criterion,
-        score_max_samples=args.score_max_samples, score_repeats=args.score_repeats,
-        score_n=args.score_n, score_split=args.score_split,
-        exclude_aligned=args.exclude_aligned, n_boot=args.n_boot, nproc=args.nproc,
-        device=args.device, seed=args.seed, progress=not args.quiet,
-        figures=not args.no_figures,
-    )
+    cfg = ValidateConfig(**_sweep_settings(args), eval_fractions=tuple(args.eval_fractions),
+                         n_boot=args.n_boot, figures=not args.no_figures)
     res = run_validate(cfg, args.out, dry_run=args.dry_run, resume=args.resume, force=args.force)
     if args.json:
         return res
@@ -538,17 +575,9 @@ def _validate(args: Any) -> Any:
 
 def _select_args(p: argparse.ArgumentParser) -> None:
     from featsel import defaults as D
-    from featsel.diagnostics.criteria import CRITERIA
 
-    # flags left unset take SelectConfig's defaults (featsel.defaults and featsel validate's)
-    p.add_argument("--data", help="data manifest name or path (default digits)")
-    p.add_argument("--featurizers", help="candidates: comma-separated specs or a YAML list "
-                   "(default: the manifest's candidates)")
-    p.add_argument("--eval-featurizers", help="evaluation featurizers: comma-separated specs or "
-                   "a YAML list (default: the manifest's)")
-    p.add_argument("--config", help="base training config YAML (see configs/)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a training config key for every job")
+    # flags without a default here take SelectConfig's (featsel.defaults, featsel validate's)
+    _sweep_candidate_args(p)
     p.add_argument("--budget", type=int, required=True,
                    help="full training steps: the last rung trains its survivors to this")
     p.add_argument("--out", required=True, help="selection folder (score/, runs/, "
@@ -563,17 +592,7 @@ def _select_args(p: argparse.ArgumentParser) -> None:
     _executor_args(p, D.SELECT_JOBS)
     p.add_argument("--nproc", type=int, help="processes per job: N >= 1 trains each job under "
                    "torchrun --nproc_per_node N (DDP); 0 (default) in the worker process")
-    p.add_argument("--eval-n-per-class", type=int, help="evaluation samples per class")
-    p.add_argument("--eval-alpha", type=float, help="guidance alpha evaluated (default 1)")
-    p.add_argument("--tau", type=float, help="the score's Delta_OT headline tau (default 0.05)")
-    p.add_argument("--criterion", choices=sorted(CRITERIA), help="the score's ranking criterion "
-                   "(the prior; default: featsel.defaults.RANK_CRITERION)")
-    p.add_argument("--score-max-samples", type=int, help="subsample the score pool")
-    p.add_argument("--score-repeats", type=int, help="Delta_OT draws in score (default 8)")
-    p.add_argument("--score-n", type=int, help="Delta_OT minibatch size in score")
-    p.add_argument("--score-split", help="split scored (default: the training config's split)")
-    p.add_argument("--exclude-aligned", action="store_true", help="also leave out FDs in "
-                   "evaluation spaces the candidate is aligned with (R^2 flag), not only its own")
+    _sweep_score_args(p)
     p.add_argument("--device", help="training / evaluation device (default cpu)")
     p.add_argument("--seed", type=int, help="score seed (default 0)")
     p.add_argument("--resume", action="store_true", help="reuse the finished rungs and jobs in "
@@ -587,24 +606,9 @@ def _select_args(p: argparse.ArgumentParser) -> None:
 @command("select", "choose a featurizer by successive halving: score, then train only the "
          "candidates still in the running", _select_args)
 def _select(args: Any) -> Any:
-    from featsel.score import parse_featurizer_list
     from generation.select import SelectConfig, run_select, summary_line
 
-    evals = None
-    if args.eval_featurizers is not None:
-        evals = parse_featurizer_list(args.eval_featurizers)
-    given = dict(
-        data=args.data, featurizers=parse_featurizer_list(args.featurizers), evaluations=evals,
-        budget=args.budget, eta=args.eta, seeds=args.seeds, prior_keep=args.prior_keep,
-        config=args.config, overrides=list(args.set), executor=args.executor,
-        address=args.address, jobs=args.jobs, cpus_per_job=args.cpus_per_job,
-        gpus_per_job=args.gpus_per_job, eval_n_per_class=args.eval_n_per_class,
-        eval_alpha=args.eval_alpha, tau=args.tau, criterion=args.criterion,
-        score_max_samples=args.score_max_samples, score_repeats=args.score_repeats,
-        score_n=args.score_n, score_split=args.score_split,
-        exclude_aligned=args.exclude_aligned, device=args.device, seed=args.seed,
-        progress=not args.quiet, nproc=args.nproc,
-    )
+    given = {**_sweep_settings(args), "eta": args.eta, "prior_keep": args.prior_keep}
     cfg = SelectConfig(**{k: v for k, v in given.items() if v is not None})
     res = run_select(cfg, args.out, resume=args.resume, force=args.force)
     return res if args.json else summary_line(res, args.out)

@@ -11,6 +11,12 @@ for and against it is in the README section "What predicts the trained outcome".
 
 from __future__ import annotations
 
+DATA = "digits"                 # the data set scored when none is named
+DEVICE = "cpu"                  # feature extraction device
+BATCH_SIZE = 256                # feature extraction minibatch
+CACHE = True                    # the feature cache (featsel.cache)
+SEED = 0                        # seed of the subsample, the draws and the alignment fits
+
 # entropic regularisation, relative to the cost's spread: eps = tau * std(C). Delta_OT is
 # computed at TAUS (the paper's three are 0.02, 0.05, 0.2: `--taus 0.02,0.05,0.2`; the converged
 # solves at 0.02 cost about as much as the rest of a score together, so one tau by default)
@@ -37,6 +43,10 @@ TRANSPORT_MAX_LOCATIONS = 8     # candidates on the data sets measured, so fewer
 # noise:dim=<the largest OT sub-problem dimension among the candidates' blocks>
 CONTROLS = True
 CURVE = False                   # the Delta_OT(n) curve (report figure; costs ~ a Delta_OT)
+CURVE_REPEATS = 3               # draws per point of the curve
+COUPLING_SIZE = 200             # points per set in the coupling figure
+ALIGNMENT_N_TRAIN = 1024        # alignment R^2's fit size (the paper fits 2048; 1024 keeps
+                                # score fast)
 
 # the criterion that ranks (studies/PROTOCOL.md decides it; see the module docstring)
 RANK_CRITERION = "transport_fidelity"

@@ -100,3 +100,30 @@ def test_train_split_and_data_root(tmp_path, monkeypatch):
                  "--set", "space=pca:dim=8", "--set", "n_gen=4", "--set", "n_pos=8",
                  "--set", "n_unc=4"]) == 0
     assert yaml.safe_load((out / "config.yaml").read_text())["data_split"] == "test"
+
+
+@pytest.mark.parametrize("name", ["validate", "select"])
+def test_validate_and_select_flags_reach_their_config(name, monkeypatch, tmp_path):
+    """The flags the two sweeps share (one definition in featsel.cli): no flag gives the
+    config's defaults, each shared flag reaches the config."""
+    import importlib
+
+    module = importlib.import_module(f"generation.{name}")
+    config = module.ValidateConfig if name == "validate" else module.SelectConfig
+    seen = []
+    monkeypatch.setattr(module, f"run_{name}", lambda cfg, out, **kw: seen.append(cfg) or {})
+    base = [name, "--json", "--out", str(tmp_path / "o"), "--budget", "12"]
+    assert main(base) == 0
+    assert seen.pop() == config(budget=12)
+    assert main(base + ["--data", "mnist", "--featurizers", "pca:dim=8,identity",
+                        "--eval-featurizers", "identity", "--set", "lr=1", "--eval-alpha", "1.5",
+                        "--tau", "0.2", "--criterion", "delta_ot", "--score-repeats", "3",
+                        "--score-n", "16", "--score-split", "all", "--exclude-aligned",
+                        "--eval-n-per-class", "5", "--score-max-samples", "100", "--quiet"]) == 0
+    cfg = seen.pop()
+    assert (cfg.data, cfg.featurizers, cfg.evaluations, cfg.overrides) == (
+        "mnist", ["pca:dim=8", "identity"], ["identity"], ["lr=1"])
+    assert (cfg.eval_alpha, cfg.tau, cfg.criterion, cfg.score_repeats, cfg.score_n,
+            cfg.score_split, cfg.exclude_aligned, cfg.eval_n_per_class,
+            cfg.score_max_samples, cfg.progress) == (
+        1.5, 0.2, "delta_ot", 3, 16, "all", True, 5, 100, False)

@@ -142,3 +142,54 @@ def test_score_text_says_tied(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert ("recommended: pca:dim=8, tied with identity (intervals overlap): more draws narrow "
             "the intervals (rerun with a larger --repeats)") in out
+
+
+def _score_parser():
+    import argparse
+
+    from featsel.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["score"]
+
+
+def test_score_flags_are_the_config_fields_with_their_defaults():
+    """Every ScoreConfig field has a flag storing into its name with its default (but for the
+    documented API-only ones), and every flag sets a field (but for --out, --force, --json)."""
+    from dataclasses import fields
+
+    from featsel.cli import SCORE_API_ONLY
+    from featsel.score import ScoreConfig
+
+    actions = {a.dest: a for a in _score_parser()._actions}
+    default = ScoreConfig()
+    names = [f.name for f in fields(ScoreConfig)]
+    assert set(SCORE_API_ONLY) <= set(names) and not set(SCORE_API_ONLY) & set(actions)
+    for name in names:
+        if name not in SCORE_API_ONLY:
+            assert name in actions, f"ScoreConfig.{name}: no flag (nor in SCORE_API_ONLY)"
+            assert actions[name].default == getattr(default, name), name
+    assert set(actions) - set(names) == {"help", "json", "out", "force"}
+
+
+def test_score_flags_reach_the_config(monkeypatch, capsys):
+    import featsel.score
+    from featsel.score import ScoreConfig
+
+    seen = []
+
+    def fake_run_score(cfg, out, force=False):
+        seen.append(cfg)
+        return {}
+
+    monkeypatch.setattr(featsel.score, "run_score", fake_run_score)
+    assert main(["score", "--json"]) == 0
+    assert seen.pop() == ScoreConfig()  # no flag: every default, as the Python API has them
+    assert main(["score", "--json", "--repeats", "3", "--no-controls", "--curve", "--no-cache",
+                 "--quiet", "--eval-featurizers", "none", "--max-locations", "0", "--taus",
+                 "0.05,0.2", "--featurizers", "pca:dim=8,vit:depth=2,tap_every=1"]) == 0
+    cfg = seen.pop()
+    assert (cfg.n_repeats, cfg.controls, cfg.curve, cfg.cache, cfg.progress) == (
+        3, False, True, False, False)
+    assert cfg.evaluations == [] and cfg.max_locations is None and cfg.taus == (0.05, 0.2)
+    assert cfg.featurizers == ["pca:dim=8", "vit:depth=2,tap_every=1"]
