@@ -65,7 +65,7 @@ def _diagnose_one(spec: str, plan: ScorePlan, features: ScoreFeatures, cfg: Scor
         if plan.labels is not None:
             v, ia, ib = features.vectors[spec], plan.coupling_a, plan.coupling_b
             cp = class_coupling(v[ia], v[ib], x_labels=plan.labels[ia],
-                                y_labels=plan.labels[ib], tau=cfg.tau, tol=1e-4)
+                                y_labels=plan.labels[ib], tau=cfg.tau)  # tol: the converged recipe (featsel.ot.CONVERGED)
             data.memo["coupling"] = cp
             d["coupling"] = cp.to_dict(include_plan=True)
     values: dict[str, dict] = {}
