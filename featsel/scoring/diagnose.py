@@ -64,8 +64,9 @@ def _diagnose_one(spec: str, plan: ScorePlan, features: ScoreFeatures, cfg: Scor
     with timer("coupling"):
         if plan.labels is not None:
             v, ia, ib = features.vectors[spec], plan.coupling_a, plan.coupling_b
+            # tol and max_iter: the converged recipe (featsel.ot.CONVERGED)
             cp = class_coupling(v[ia], v[ib], x_labels=plan.labels[ia],
-                                y_labels=plan.labels[ib], tau=cfg.tau)  # tol: the converged recipe (featsel.ot.CONVERGED)
+                                y_labels=plan.labels[ib], tau=cfg.tau)
             data.memo["coupling"] = cp
             d["coupling"] = cp.to_dict(include_plan=True)
     values: dict[str, dict] = {}
