@@ -407,7 +407,7 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
          _pretrain_args)
 def _pretrain(args: Any) -> dict:
     from featsel.features.registry import options_to_config
-    from generation.featurizers import CONFIGS, TRAINERS
+    from generation.pretrain import CONFIGS, TRAINERS
 
     opts: dict[str, Any] = {}
     for item in args.set:

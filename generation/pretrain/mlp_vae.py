@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from featsel.features import save_featurizer
 from featsel.features.mlpvae import MLPVAE, MLPVAEConfig, MLPVAEFeaturizer
-from generation.featurizers.common import (
+from generation.pretrain.common import (
     check_positive,
     optimizer_step,
     prepare_out,

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from generation.featurizers.common import (
+from generation.pretrain.common import (
     RunConfig,
     build_student,
     check_positive,

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from featsel.features.cnn import TEACHER_FORMAT, SmallCNN
 from featsel.safeload import torch_load
-from generation.featurizers.common import (
+from generation.pretrain.common import (
     RunConfig,
     check_positive,
     load_space_samples,

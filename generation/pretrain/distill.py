@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from generation.featurizers.common import (
+from generation.pretrain.common import (
     RunConfig,
     build_student,
     check_positive,
@@ -81,7 +81,7 @@ class Teacher(nn.Module):
 
 def make_teacher(cfg: DistillConfig, d: Path, space, resume: bool, progress: bool) -> Teacher:
     """Build the frozen teacher named by `cfg.teacher` (training the CNN when it is 'cnn')."""
-    from generation.featurizers.teacher import TeacherConfig, load_teacher, train_teacher
+    from generation.pretrain.teacher import TeacherConfig, load_teacher, train_teacher
 
     if cfg.teacher == "cnn":
         tdir = d / "teacher"

@@ -13,7 +13,7 @@ convention that gives latents of unit scale). Latents are (latent_channels, H/f,
 f = 2 ** (len(block_out_channels) - 1).
 
 Vector data (a manifest with `modality: vector`, e.g. `pbmc68k`: cells x genes) trains the MLP
-Gaussian VAE of `featsel.features.mlpvae` instead (`generation.featurizers.mlp_vae`, fields
+Gaussian VAE of `featsel.features.mlpvae` instead (`generation.pretrain.mlp_vae`, fields
 `latent_dim`, `hidden`, `depth`, `kl_weight`), a candidate featurizer: `<out>/featurizer.pt`.
 """
 
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from featsel.features.mlpvae import MLPVAEConfig
-from generation.featurizers.common import (
+from generation.pretrain.common import (
     RunConfig,
     check_positive,
     load_space_samples,
@@ -108,7 +108,7 @@ def train_vae(cfg: VAEConfig, *, resume: bool = False, force: bool = False,
     from featsel.data import load_manifest
 
     if load_manifest(cfg.data).modality == "vector":
-        from generation.featurizers.mlp_vae import load_vectors, train_mlp_vae
+        from generation.pretrain.mlp_vae import load_vectors, train_mlp_vae
 
         x = load_vectors(cfg.data, cfg.split, cfg.data_root, cfg.n_max)
         return train_mlp_vae(cfg, x, resume=resume, force=force, progress=progress)
