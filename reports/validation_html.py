@@ -15,7 +15,8 @@ so every user string is escaped. Keys of ``validation`` used (all optional excep
                   "n_boot", "level", "n_seeds": {candidate: int}},
     predictors: {diagnostic: {same keys, "lower_is_better"}}, best_predictor, best_predictor_reason,
     metric_hacking / aligned_not_excluded: [{"candidate", "evaluation", "note"}],
-    figures: {candidate: PNG path relative to the validation folder},
+    figures: {candidate: PNG path relative to the validation folder; drawn from the ``.npz``
+              of the same name when there is one (``validation_figures.draw_sample_figure``)},
     warnings: [str],
     curves: {candidate: {metric: {"steps": [S], "mean": [S]}}},
     convergence: {"rule", "per_candidate": {candidate: {metric: {"still_improving",
@@ -187,8 +188,9 @@ def _tau(validation: Mapping, rows: Sequence[Mapping]) -> float:
 
 def _figure_items(validation: Mapping, rows: Sequence[Mapping], out_dir: Path, base_dir: Path,
                   embed: bool) -> dict[str, list[dict]]:
-    """The ranking scatter (drawn here) and the per-candidate sample grids / UMAPs (already
-    on disk, paths relative to ``base_dir``) as ``{section: [{"src", "caption", "missing"}]}``."""
+    """The ranking scatter, the per-candidate sample grids / UMAPs (drawn from the ``.npz`` the
+    sweep saved beside each figure path, relative to ``base_dir``; a figure without one is
+    shown as it is on disk) and the curves, as ``{section: [{"src", "caption", "missing"}]}``."""
     from reports.validation_figures import ranking_scatter
 
     def item(path: Path, caption: str) -> dict:
@@ -215,7 +217,13 @@ def _figure_items(validation: Mapping, rows: Sequence[Mapping], out_dir: Path, b
                                    + " against the mean FD rank (bars: min to max of the "
                                    "per-metric ranks); right: rank against rank"))
     for c, rel in (validation.get("figures") or {}).items():
-        out["samples"].append(item(base_dir / str(rel), f"{c} (seed 0)"))
+        png = base_dir / str(rel)
+        data = png.with_suffix(".npz")  # the figure's data, saved by the sweep
+        if data.is_file():
+            from reports.validation_figures import draw_sample_figure
+
+            draw_sample_figure(data, png)
+        out["samples"].append(item(png, f"{c} (seed 0)"))
     curves = _curve_data(validation)
     if curves:
         from reports.validation_figures import fd_curves_figure
