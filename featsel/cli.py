@@ -257,19 +257,9 @@ def _report_args(p: argparse.ArgumentParser) -> None:
          "directory",
          _report_args)
 def _report(args: Any) -> dict:
-    from pathlib import Path
+    from reports import render_dir
 
-    if (Path(args.dir) / "validation.json").is_file():
-        from reports import render_validation_dir
-
-        return {"report": str(render_validation_dir(args.dir))}
-    if (Path(args.dir) / "selection.json").is_file():
-        from reports import render_selection_dir
-
-        return {"report": str(render_selection_dir(args.dir))}
-    from featsel.score import render_existing
-
-    return {"report": str(render_existing(args.dir))}
+    return {"report": str(render_dir(args.dir))}
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reports.folders import output_dir, read_result
 from reports.html import _fmt, _safe_name, data_uri, jinja_env, write_text_atomic
 
 __all__ = ["fd_metrics", "candidate_rows", "render_validation_html", "render_validation_report",
@@ -317,11 +318,7 @@ def render_validation_report(validation: Mapping, out_dir: str | os.PathLike, *,
     ``ci_low``, ``ci_high``, ``effective_rank`` (optional: without it those columns are left
     out). base_dir: the folder the ``figures`` paths are relative to (default ``out_dir``).
     """
-    if not isinstance(validation, Mapping) or not isinstance(validation.get("table"), list):
-        raise ValueError("validation: expected the dict of validation.json with a 'table' list "
-                         "(the output of featsel validate)")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_dir(validation, "validation", "table", "featsel validate", out_dir)
     rows = candidate_rows(validation, score_table)
     figs = _figure_items(validation, rows, out_dir, Path(base_dir or out_dir), embed)
     return write_text_atomic(out_dir / _safe_name(filename),
@@ -345,16 +342,10 @@ def _score_table(folder: Path, validation: Mapping) -> list[dict] | None:
 
 
 def render_validation_dir(folder: str | os.PathLike) -> Path:
-    """`featsel report DIR` for a validate folder: re-render ``DIR/validation.html`` from
-    ``DIR/validation.json`` (and the score results beside it, when present)."""
+    """`featsel report DIR` for a validate folder: re-render ``DIR/validation.html`` and its
+    figures from ``DIR/validation.json``, the figure data beside it and the score results
+    beside it, when present."""
     folder = Path(folder)
-    path = folder / "validation.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"DIR: no validation.json in {str(folder)!r} (run featsel "
-                                "validate)")
-    try:
-        validation = json.loads(path.read_text())
-    except ValueError as err:
-        raise ValueError(f"DIR: {str(path)!r} is not valid JSON: {err}") from err
+    validation = read_result(folder, "validation.json", "featsel validate")
     return render_validation_report(validation, folder,
-                                     score_table=_score_table(folder, validation))
+                                    score_table=_score_table(folder, validation))
