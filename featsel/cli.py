@@ -273,19 +273,9 @@ def _report_args(p: argparse.ArgumentParser) -> None:
          "directory",
          _report_args)
 def _report(args: Any) -> dict:
-    from pathlib import Path
+    from reports import render_dir
 
-    if (Path(args.dir) / "validation.json").is_file():
-        from reports import render_validation_dir
-
-        return {"report": str(render_validation_dir(args.dir))}
-    if (Path(args.dir) / "selection.json").is_file():
-        from reports import render_selection_dir
-
-        return {"report": str(render_selection_dir(args.dir))}
-    from featsel.score import render_existing
-
-    return {"report": str(render_existing(args.dir))}
+    return {"report": str(render_dir(args.dir))}
 
 
 def _run_folder_args(p: argparse.ArgumentParser) -> None:
@@ -425,7 +415,7 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
          _pretrain_args)
 def _pretrain(args: Any) -> dict:
     from featsel.features.registry import options_to_config
-    from generation.featurizers import CONFIGS, TRAINERS
+    from generation.pretrain import CONFIGS, TRAINERS
 
     opts: dict[str, Any] = {}
     for item in args.set:

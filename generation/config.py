@@ -124,6 +124,12 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+# the plain annotations: the types a value may have, and the words of the error
+_PLAIN: dict[type, tuple[tuple[type, ...], str]] = {
+    bool: ((bool,), "true/false"), int: ((int,), "an integer"), float: ((int, float), "a number"),
+    str: ((str,), "a string"), dict: ((dict,), "a mapping")}
+
+
 def _coerce(key: str, value: Any, tp: Any) -> Any:
     """Check/convert `value` to annotation `tp` (str, int, float, bool, tuple[...], dict)."""
     origin = typing.get_origin(tp)
@@ -143,31 +149,19 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
             raise ValueError(f"config key {key!r} expects a list, got {value!r}")
         (elem,) = typing.get_args(tp)[:1]
         return tuple(_coerce(key, v, elem) for v in value)
-    if tp is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise ValueError(f"config key {key!r} expects a mapping, got {value!r}")
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"config key {key!r} expects true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"config key {key!r} expects an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+    if origin is dict:
+        tp = dict
+    if tp in _PLAIN:
+        kinds, word = _PLAIN[tp]
+        if tp is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
             try:
                 value = float(value)
             except ValueError:
                 pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"config key {key!r} expects a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ValueError(f"config key {key!r} expects a string, got {value!r}")
-        return value
+        # bool is an int in Python: true/false is refused where a number is expected
+        if not isinstance(value, kinds) or (isinstance(value, bool) and tp is not bool):
+            raise ValueError(f"config key {key!r} expects {word}, got {value!r}")
+        return tp(value)
     raise TypeError(f"unsupported config annotation {tp!r} for {key!r}")
 
 

@@ -48,6 +48,7 @@ import torch
 from torch import Tensor
 
 from featsel.rundir import atomic_write_json
+from generation.run import EVAL_JSON
 from generation.sample import check_alphas, generate, load_run
 
 __all__ = ["evaluate_run", "feature_vectors", "proportional_counts", "plan_labels",
@@ -292,7 +293,7 @@ def evaluate_run(
     if judge is not None:
         out["class_accuracy"] = {"classifier": judge.describe(), "real": judge.real_accuracy,
                                  "alphas": accuracy}
-    atomic_write_json(Path(run) / "eval.json", out)
+    atomic_write_json(Path(run) / EVAL_JSON, out)
     return out
 
 

@@ -5,12 +5,13 @@ A selection spends training only where the choice is still open (the rules are p
 ``featsel.halving``):
 
 0. **Rung 0**, ``OUT/score``: ``featsel score`` of the candidates (the stage of `featsel
-   validate`, ``generation.validate._score``: reused when its settings match; it adds the noise
-   controls). Its order by the ranking criterion is the *prior*. Dropped here: the controls
-   (never trained), candidates without an evaluation metric independent of them (every
-   evaluation space is their own network, or aligned with it under ``exclude_aligned``), and
-   with ``prior_keep`` < 1 all but the best ``ceil(prior_keep * n)`` by the prior (only when the
-   score's criterion is valid on this data: every control ranked below every real candidate).
+   validate`, ``generation.validation.score.score_candidates``: reused when its settings
+   match; it adds the noise controls). Its order by the ranking criterion is the *prior*.
+   Dropped here: the controls (never trained), candidates without an evaluation metric
+   independent of them (every evaluation space is their own network, or aligned with it under
+   ``exclude_aligned``), and with ``prior_keep`` < 1 all but the best ``ceil(prior_keep * n)``
+   by the prior (only when the score's criterion is valid on this data: every control ranked
+   below every real candidate).
 1. **Rungs 1..R**: every surviving (candidate, seed) trains to the rung's step s_r
    (``featsel.halving.schedule``: s_R = B), *continuing* from its checkpoint at s_{r-1}
    (``generation.train.train(..., resume=True, until=s_r)``; the learning-rate schedule is B's
@@ -42,27 +43,31 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from featsel import defaults as D
 from featsel.rundir import claim_dir
-from generation.validate import (
+from generation.run import (
     EVAL_CURVE,
-    FD_KINDS,
+    add_curve_point,
+    checkpoint_step,
+    clean_json,
+    has_checkpoint,
+    point_complete,
+    read_curve,
+    write_json,
+)
+from generation.validation.collect import FD_KINDS, fd_metric, num
+from generation.validation.jobs import train_stage
+from generation.validation.plan import (
     Job,
     ValidateConfig,
-    _add_curve_point,
-    _clean,
-    _point_complete,
-    _resolve_lists,
-    _score,
-    _train_config,
-    _write_json,
-    fd_metric,
+    collapse_rule,
+    job_identity,
     plan_jobs,
-    read_curve,
-    train_stage,
+    resolve_lists,
+    train_config,
 )
+from generation.validation.score import score_candidates
 
 __all__ = ["SelectConfig", "run_select", "summary_line", "SETTINGS_THAT_MUST_MATCH"]
 
@@ -122,29 +127,6 @@ class SelectConfig:
                               figures=False)
 
 
-def _collapse_rule(v: ValidateConfig) -> dict[str, float]:
-    return {"min_variance_ratio": v.collapse_min_variance_ratio,
-            "min_coverage": v.collapse_min_coverage, "min_share": v.collapse_min_share}
-
-
-def _checkpoint_step(run: Path, job: Job, budget: int) -> int:
-    """The step of ``run``'s checkpoint (0 without one). A checkpoint of another data set,
-    featurizer or seed, or trained for another budget (another learning-rate schedule), raises
-    ValueError: a selection never continues someone else's run."""
-    from generation.checkpoint import CHECKPOINT_NAME, load_checkpoint
-
-    if not (run / CHECKPOINT_NAME).is_file():
-        return 0
-    st = load_checkpoint(run / CHECKPOINT_NAME)
-    have = st.get("config") or {}
-    for k, want in (("data", job.overrides["data"]), ("featurizer", job.overrides["featurizer"]),
-                    ("seed", job.overrides["seed"]), ("steps", budget)):
-        if k in have and have[k] != want:
-            raise ValueError(f"--out: {str(run)!r} holds a run with {k}={have[k]!r}, not "
-                             f"{want!r}; use another --out or delete that run")
-    return int(st["step"])
-
-
 def _rung_job(v: ValidateConfig, job: Job, evaluations: list[str], step: int) -> dict:
     """Train ``job`` to ``step`` (continuing from its checkpoint; the schedule is the full
     budget's) and evaluate it there, adding the point to its ``eval_curve.json``. Runs on the
@@ -153,8 +135,10 @@ def _rung_job(v: ValidateConfig, job: Job, evaluations: list[str], step: int) ->
     from generation.evaluate import evaluate_run
     t0 = time.perf_counter()
     run = Path(job.run_dir)
-    have = _checkpoint_step(run, job, v.budget)
-    point_ok = _point_complete(read_curve(run).get(step), evaluations, v.eval_alpha)
+    # 0 without a checkpoint; one of another data set, featurizer or seed, or trained for
+    # another budget (another learning-rate schedule), raises: never continue someone else's run
+    have = checkpoint_step(run, {**job_identity(job), "steps": v.budget}) or 0
+    point_ok = point_complete(read_curve(run).get(step), evaluations, v.eval_alpha)
     row = {"candidate": job.candidate, "seed": job.seed, "step": step, "resumed_from": have,
            "steps_run": 0, "evaluated": False}
     if have >= step and point_ok:
@@ -170,17 +154,10 @@ def _rung_job(v: ValidateConfig, job: Job, evaluations: list[str], step: int) ->
         row["steps_run"] = int(res["steps_run"])
     ev = evaluate_run(job.run_dir, n_per_class=v.eval_n_per_class, alphas=[v.eval_alpha],
                       featurizers=evaluations, device=v.device, kid=False,
-                      collapse_rule=_collapse_rule(v))
-    _add_curve_point(run, ev, v.budget)
+                      collapse_rule=collapse_rule(v))
+    add_curve_point(run, ev, v.budget)
     return {**row, "evaluated": True, "status": "trained" if row["steps_run"] else "evaluated",
             "time_s": round(time.perf_counter() - t0, 3)}
-
-
-def _num(v: Any) -> float:
-    try:
-        return math.nan if v is None else float(v)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _read_rung(v: ValidateConfig, cands: list[str], evals: list[str], jobs: dict, step: int,
@@ -197,16 +174,16 @@ def _read_rung(v: ValidateConfig, cands: list[str], evals: list[str], jobs: dict
         for k in range(v.seeds):
             run = Path(jobs[c, k].run_dir)
             point = read_curve(run).get(step)
-            if not _point_complete(point, evals, v.eval_alpha):
+            if not point_complete(point, evals, v.eval_alpha):
                 raise FileNotFoundError(f"no evaluation at step {step} in {run / EVAL_CURVE}")
             got = point["alphas"][key]
             for e in evals:
                 for kind in FD_KINDS:
-                    fd[c][fd_metric(kind, e)].append(_num(got[e].get(kind)))
+                    fd[c][fd_metric(kind, e)].append(num(got[e].get(kind)))
             stats = got[evals[0]].get("collapse") or {}
-            verdict = collapse_verdict(_num(stats.get("variance_ratio")),
+            verdict = collapse_verdict(num(stats.get("variance_ratio")),
                                        stats.get("nearest_share_per_class") or {},
-                                       **_collapse_rule(v))
+                                       **collapse_rule(v))
             collapsed[c].append(verdict["collapsed"] is True)
     ranks = run_ranks(fd, collapsed, [(c, m) for c, m in exclude if c in fd])
     mean_fd = {c: {m: (sum(x for x in vals if math.isfinite(x)) /
@@ -223,10 +200,8 @@ def _settings(cfg: SelectConfig, cands: list[str], evals: list[str]) -> dict:
 def _check_out(cfg: SelectConfig, out: Path, jobs: list[Job], cands: list[str],
                evals: list[str], resume: bool) -> None:
     """Refuse an ``out`` that holds another selection, or this one without ``resume``."""
-    from generation.checkpoint import CHECKPOINT_NAME
-
     sel = out / SELECTION_JSON
-    started = [j.run_dir for j in jobs if (Path(j.run_dir) / CHECKPOINT_NAME).is_file()]
+    started = [j.run_dir for j in jobs if has_checkpoint(j.run_dir)]
     if not resume and (sel.is_file() or started):
         what = (f"{len(started)} run(s) with checkpoints (e.g. {started[0]!r})" if started
                 else "a selection.json")
@@ -263,7 +238,7 @@ def run_select(cfg: SelectConfig, out: str | os.PathLike, *, resume: bool = Fals
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: {str(out)!r} exists and is not a directory")
     v = cfg.sweep()
-    cands, evals = _resolve_lists(v)
+    cands, evals = resolve_lists(v)
     jobs = plan_jobs(v, cands, out)  # checks --budget >= 1, --seeds >= 1, duplicate specs
     real = [c for c in cands if not is_control(c)]
     if not real:
@@ -271,7 +246,7 @@ def run_select(cfg: SelectConfig, out: str | os.PathLike, *, resume: bool = Fals
                          "one real featurizer")
     # the most rungs any rung-0 outcome can need: --budget must cover them
     schedule(len(real), cfg.eta, cfg.budget, cfg.seeds)
-    _train_config(v, jobs[0])  # a bad --config / --set fails before any work
+    train_config(v, jobs[0])  # a bad --config / --set fails before any work
     if not force:
         _check_out(cfg, out, jobs, cands, evals, resume)
     with make_executor(cfg.executor, jobs=cfg.jobs, address=cfg.address,
@@ -297,7 +272,7 @@ def _select(cfg: SelectConfig, v: ValidateConfig, out: Path, cands: list[str],
     from featsel.halving import keep_count, order_candidates, rung0, schedule
 
     t0 = time.perf_counter()
-    score = _score(v, cands, evals, out)
+    score = score_candidates(v, cands, evals, out)
     t_score = time.perf_counter() - t0
     rk = score["ranking"]
     controls = [c for c in rk["order"] if c in set(rk.get("controls", [])) or is_control(c)]
@@ -349,7 +324,7 @@ def _select(cfg: SelectConfig, v: ValidateConfig, out: Path, cands: list[str],
             for k in range(cfg.seeds):
                 j = job_of[c, k]
                 point = read_curve(Path(j.run_dir)).get(p["steps"])
-                (reused if _point_complete(point, evals, v.eval_alpha) else todo).append(j)
+                (reused if point_complete(point, evals, v.eval_alpha) else todo).append(j)
         bar.update(len(reused))
         ran = []
         for res in ex.map(_rung_job, [(v, j, evals, p["steps"]) for j in todo]):
@@ -383,11 +358,11 @@ def _select(cfg: SelectConfig, v: ValidateConfig, out: Path, cands: list[str],
                             + ", ".join(f"{c} {n}/{cfg.seeds}" for c, n in n_coll.items()))
         rungs.append(rec)
         survivors = kept
-        _write_json(out / SELECTION_JSON, _finish(base, rungs, None, real, cfg, warnings,
+        write_json(out / SELECTION_JSON, _finish(base, rungs, None, real, cfg, warnings,
                                                   t_score, t_start))
     bar.close()
     report = _finish(base, rungs, rungs[-1]["order"][0], real, cfg, warnings, t_score, t_start)
-    _write_json(out / SELECTION_JSON, report)
+    write_json(out / SELECTION_JSON, report)
     from reports import render_selection_report
 
     render_selection_report(report, out)
@@ -421,7 +396,7 @@ def _finish(base: dict, rungs: list[dict], chosen: str | None, real: list[str],
                       + (f"; trained to the full budget ({cfg.budget} steps) at rung "
                          f"{last['rung']}" if at is not last else ""))
     total = time.perf_counter() - t_start
-    return _clean({
+    return clean_json({
         **base,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "complete": chosen is not None,

@@ -31,6 +31,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from reports.folders import output_dir, read_result
 from reports.html import _fmt, data_uri, jinja_env, write_text_atomic
 
 __all__ = ["diagram_rows", "render_selection_html", "render_selection_report",
@@ -145,11 +146,7 @@ def render_selection_html(selection: Mapping, rows: list[dict], figure: str | No
 def render_selection_report(selection: Mapping, out_dir: str | os.PathLike, *,
                             embed: bool = True) -> Path:
     """Write ``out_dir/selection.html`` (atomic) and its figure; returns the page's path."""
-    if not isinstance(selection, Mapping) or not isinstance(selection.get("rungs"), list):
-        raise ValueError("selection: expected the dict of selection.json with a 'rungs' list "
-                         "(the output of featsel select)")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_dir(selection, "selection", "rungs", "featsel select", out_dir)
     fig = _fd_figure(selection, out_dir)
     src = None
     if fig is not None:
@@ -161,11 +158,5 @@ def render_selection_report(selection: Mapping, out_dir: str | os.PathLike, *,
 def render_selection_dir(folder: str | os.PathLike) -> Path:
     """`featsel report DIR` for a select folder: re-render ``DIR/selection.html`` from
     ``DIR/selection.json``."""
-    path = Path(folder) / "selection.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"DIR: no selection.json in {str(folder)!r} (run featsel select)")
-    try:
-        selection = json.loads(path.read_text())
-    except ValueError as err:
-        raise ValueError(f"DIR: {str(path)!r} is not valid JSON: {err}") from err
-    return render_selection_report(selection, folder)
+    return render_selection_report(read_result(folder, "selection.json", "featsel select"),
+                                   folder)

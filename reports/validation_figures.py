@@ -1,11 +1,12 @@
-"""Figures of `featsel validate` from plain arrays: generated vs real samples in a UMAP
-(paper Figure 5), the predicted-vs-outcome ranking scatter and the FD-vs-step curves. Each
-writes one PNG atomically (``reports.figures.save_figure``)."""
+"""Figures of `featsel validate` from plain arrays: generated vs real samples in a 2-D
+embedding (a UMAP computed by the sweep, paper Figure 5) or a grid of generated images (paper
+Figure 4), the predicted-vs-outcome ranking scatter and the FD-vs-step curves. Each writes one
+PNG atomically (``reports.figures.save_figure``)."""
 
 from __future__ import annotations
 
 import os
-import warnings
+import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from matplotlib.ticker import MaxNLocator
 
 from reports.figures import MAX_WIDTH_IN, MIN_FONT_PT, plt, save_figure, wrap_label
 
-__all__ = ["ranking_scatter", "umap_figure", "fd_curves_figure"]
+__all__ = ["ranking_scatter", "embedding_figure", "sample_grid_png", "draw_sample_figure",
+           "fd_curves_figure"]
 
 
 def _plain(s: str) -> str:
@@ -88,33 +90,21 @@ def ranking_scatter(names: Sequence[str], delta: Sequence[float], mean_rank: Seq
     return save_figure(fig, path)
 
 
-def umap_figure(real: np.ndarray, real_labels: np.ndarray, gen: np.ndarray,
-                gen_labels: np.ndarray, path: str | os.PathLike, *,
-                class_names: Sequence[str] | None = None, title: str = "",
-                max_real: int = 2000, seed: int = 0) -> Path:
-    """real: (N, D), real_labels: (N,) int codes; gen: (M, D), gen_labels: (M,) -> PNG.
+def embedding_figure(real: np.ndarray, real_labels: np.ndarray, gen: np.ndarray,
+                     gen_labels: np.ndarray, path: str | os.PathLike, *,
+                     class_names: Sequence[str] | None = None, title: str = "") -> Path:
+    """real: (N, 2), real_labels: (N,) int codes; gen: (M, 2), gen_labels: (M,) -> PNG.
 
-    One UMAP (umap-learn, 15 neighbours) fitted on real and generated samples together (real
-    subsampled to ``max_real``, seeded), drawn as two panels sharing the embedding: real cells
-    and generated cells, coloured by label.
+    A 2-D embedding of real and generated samples together (a UMAP, computed by
+    ``featsel validate``), drawn as two panels sharing it: real cells and generated cells,
+    coloured by label.
     """
-    import umap
-
-    real, gen = np.asarray(real, dtype=np.float32), np.asarray(gen, dtype=np.float32)
-    if real.ndim != 2 or gen.ndim != 2 or real.shape[1] != gen.shape[1]:
-        raise ValueError(f"real and gen must be (N, D) and (M, D) with the same D, got "
-                         f"{real.shape} and {gen.shape}")
-    if len(real_labels) != len(real) or len(gen_labels) != len(gen):
+    er, eg = np.asarray(real, dtype=float), np.asarray(gen, dtype=float)
+    if er.ndim != 2 or eg.ndim != 2 or er.shape[1] != 2 or eg.shape[1] != 2:
+        raise ValueError(f"real and gen must be 2-D embeddings (N, 2) and (M, 2), got "
+                         f"{er.shape} and {eg.shape}")
+    if len(real_labels) != len(er) or len(gen_labels) != len(eg):
         raise ValueError("real_labels / gen_labels must have one label per sample")
-    rng = np.random.default_rng(seed)
-    if len(real) > max_real:
-        keep = np.sort(rng.choice(len(real), max_real, replace=False))
-        real, real_labels = real[keep], np.asarray(real_labels)[keep]
-    with warnings.catch_warnings():  # "n_jobs overridden by setting random_state"
-        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-        emb = umap.UMAP(n_neighbors=15, random_state=seed, n_jobs=1).fit_transform(
-            np.concatenate([real, gen]))
-    er, eg = emb[: len(real)], emb[len(real):]
     codes = sorted(set(np.asarray(real_labels).tolist()) | set(np.asarray(gen_labels).tolist()))
     cmap = plt.get_cmap("tab10" if len(codes) <= 10 else "tab20")
     # the class legend sits right of the panels: together no wider than a report shows unscaled
@@ -132,6 +122,61 @@ def umap_figure(real: np.ndarray, real_labels: np.ndarray, gen: np.ndarray,
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
+
+
+def sample_grid_png(images: np.ndarray, nrow: int, path: str | os.PathLike,
+                    padding: int = 2) -> Path:
+    """images: (N, C, H, W) in [-1, 1], C = 1 or 3 -> a PNG grid of ``nrow`` images per row,
+    ``padding`` black pixels around each, one image pixel per PNG pixel (atomic). The same
+    pixels as ``torchvision.utils.save_image(images, nrow=nrow, normalize=True,
+    value_range=(-1, 1))``, which drew these grids before (tests compare the two)."""
+    from PIL import Image
+
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim != 4 or x.shape[1] not in (1, 3) or not len(x):
+        raise ValueError(f"images: expected (N, C, H, W) with C = 1 or 3, got {x.shape}")
+    if nrow < 1:
+        raise ValueError(f"nrow: expected >= 1, got {nrow}")
+    if x.shape[1] == 1:
+        x = np.repeat(x, 3, axis=1)
+    x = (np.clip(x, -1, 1) + np.float32(1)) / np.float32(2)
+    n, c, h, w = x.shape
+    if n == 1:  # one image: no border (as torchvision)
+        padding = 0
+    cols = min(nrow, n)
+    rows = -(-n // cols)
+    grid = np.zeros((c, (h + padding) * rows + padding, (w + padding) * cols + padding),
+                    dtype=np.float32)
+    for k in range(n):
+        y0, x0 = (k // cols) * (h + padding) + padding, (k % cols) * (w + padding) + padding
+        grid[:, y0:y0 + h, x0:x0 + w] = x[k]
+    pixels = np.clip(grid * np.float32(255) + np.float32(0.5), 0, 255).astype(np.uint8)
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".png.tmp")
+    os.close(fd)
+    try:
+        Image.fromarray(pixels.transpose(1, 2, 0)).save(tmp, format="PNG")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def draw_sample_figure(data: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """The per-candidate figure of ``featsel validate`` from its saved data (``.npz``): a sample
+    grid from ``images`` (N, C, H, W) and ``nrow``, or the embedding figure from ``real``,
+    ``real_labels``, ``gen``, ``gen_labels`` (+ ``class_names``, ``title``) -> PNG."""
+    with np.load(data, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    if "images" in arrays:
+        return sample_grid_png(arrays["images"], int(arrays["nrow"]), path)
+    names = arrays.get("class_names")
+    return embedding_figure(arrays["real"], arrays["real_labels"], arrays["gen"],
+                            arrays["gen_labels"], path,
+                            class_names=None if names is None else [str(n) for n in names],
+                            title=str(arrays.get("title", "")))
 
 
 def fd_curves_figure(curves: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]],

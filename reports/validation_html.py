@@ -15,7 +15,8 @@ so every user string is escaped. Keys of ``validation`` used (all optional excep
                   "n_boot", "level", "n_seeds": {candidate: int}},
     predictors: {diagnostic: {same keys, "lower_is_better"}}, best_predictor, best_predictor_reason,
     metric_hacking / aligned_not_excluded: [{"candidate", "evaluation", "note"}],
-    figures: {candidate: PNG path relative to the validation folder},
+    figures: {candidate: PNG path relative to the validation folder; drawn from the ``.npz``
+              of the same name when there is one (``validation_figures.draw_sample_figure``)},
     warnings: [str],
     curves: {candidate: {metric: {"steps": [S], "mean": [S]}}},
     convergence: {"rule", "per_candidate": {candidate: {metric: {"still_improving",
@@ -43,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reports.folders import output_dir, read_result
 from reports.html import _fmt, _safe_name, data_uri, jinja_env, write_text_atomic
 
 __all__ = ["fd_metrics", "candidate_rows", "render_validation_html", "render_validation_report",
@@ -187,8 +189,9 @@ def _tau(validation: Mapping, rows: Sequence[Mapping]) -> float:
 
 def _figure_items(validation: Mapping, rows: Sequence[Mapping], out_dir: Path, base_dir: Path,
                   embed: bool) -> dict[str, list[dict]]:
-    """The ranking scatter (drawn here) and the per-candidate sample grids / UMAPs (already
-    on disk, paths relative to ``base_dir``) as ``{section: [{"src", "caption", "missing"}]}``."""
+    """The ranking scatter, the per-candidate sample grids / UMAPs (drawn from the ``.npz`` the
+    sweep saved beside each figure path, relative to ``base_dir``; a figure without one is
+    shown as it is on disk) and the curves, as ``{section: [{"src", "caption", "missing"}]}``."""
     from reports.validation_figures import ranking_scatter
 
     def item(path: Path, caption: str) -> dict:
@@ -215,7 +218,13 @@ def _figure_items(validation: Mapping, rows: Sequence[Mapping], out_dir: Path, b
                                    + " against the mean FD rank (bars: min to max of the "
                                    "per-metric ranks); right: rank against rank"))
     for c, rel in (validation.get("figures") or {}).items():
-        out["samples"].append(item(base_dir / str(rel), f"{c} (seed 0)"))
+        png = base_dir / str(rel)
+        data = png.with_suffix(".npz")  # the figure's data, saved by the sweep
+        if data.is_file():
+            from reports.validation_figures import draw_sample_figure
+
+            draw_sample_figure(data, png)
+        out["samples"].append(item(png, f"{c} (seed 0)"))
     curves = _curve_data(validation)
     if curves:
         from reports.validation_figures import fd_curves_figure
@@ -309,11 +318,7 @@ def render_validation_report(validation: Mapping, out_dir: str | os.PathLike, *,
     ``ci_low``, ``ci_high``, ``effective_rank`` (optional: without it those columns are left
     out). base_dir: the folder the ``figures`` paths are relative to (default ``out_dir``).
     """
-    if not isinstance(validation, Mapping) or not isinstance(validation.get("table"), list):
-        raise ValueError("validation: expected the dict of validation.json with a 'table' list "
-                         "(the output of featsel validate)")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_dir(validation, "validation", "table", "featsel validate", out_dir)
     rows = candidate_rows(validation, score_table)
     figs = _figure_items(validation, rows, out_dir, Path(base_dir or out_dir), embed)
     return write_text_atomic(out_dir / _safe_name(filename),
@@ -337,16 +342,10 @@ def _score_table(folder: Path, validation: Mapping) -> list[dict] | None:
 
 
 def render_validation_dir(folder: str | os.PathLike) -> Path:
-    """`featsel report DIR` for a validate folder: re-render ``DIR/validation.html`` from
-    ``DIR/validation.json`` (and the score results beside it, when present)."""
+    """`featsel report DIR` for a validate folder: re-render ``DIR/validation.html`` and its
+    figures from ``DIR/validation.json``, the figure data beside it and the score results
+    beside it, when present."""
     folder = Path(folder)
-    path = folder / "validation.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"DIR: no validation.json in {str(folder)!r} (run featsel "
-                                "validate)")
-    try:
-        validation = json.loads(path.read_text())
-    except ValueError as err:
-        raise ValueError(f"DIR: {str(path)!r} is not valid JSON: {err}") from err
+    validation = read_result(folder, "validation.json", "featsel validate")
     return render_validation_report(validation, folder,
-                                     score_table=_score_table(folder, validation))
+                                    score_table=_score_table(folder, validation))

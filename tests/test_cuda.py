@@ -202,9 +202,9 @@ def test_frechet_statistics_sync_through_nccl(tmp_path):
 
 def test_pretraining_on_the_device_writes_checkpoints_that_load_on_a_cpu(tmp_path):
     from featsel.features import create_featurizer
-    from generation.featurizers.mae import MAEConfig, train_mae
-    from generation.featurizers.mlp_vae import train_mlp_vae
-    from generation.featurizers.vae import VAEConfig, train_vae
+    from generation.pretrain.mae import MAEConfig, train_mae
+    from generation.pretrain.mlp_vae import train_mlp_vae
+    from generation.pretrain.vae import VAEConfig, train_vae
 
     mae = train_mae(MAEConfig(data="digits", batch_size=32, depth=2, embed_dim=32, num_heads=2,
                               decoder_dim=32, patch_size=2, steps=30, finetune_steps=5,

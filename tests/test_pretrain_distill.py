@@ -1,4 +1,4 @@
-"""Teacher (small CNN) and distillation (generation.featurizers.distill/teacher), and the CLI."""
+"""Teacher (small CNN) and distillation (generation.pretrain.distill/teacher), and the CLI."""
 
 import json
 
@@ -7,8 +7,8 @@ import torch
 
 from featsel.cli import main
 from featsel.features import create_featurizer
-from generation.featurizers.distill import DistillConfig, train_distill
-from generation.featurizers.teacher import TeacherConfig, load_teacher, train_teacher
+from generation.pretrain.distill import DistillConfig, train_distill
+from generation.pretrain.teacher import TeacherConfig, load_teacher, train_teacher
 
 STUDENT = dict(data="digits", batch_size=32, depth=2, embed_dim=32, num_heads=2, patch_size=2,
                lr=2e-3, save_every=1000)

@@ -1,4 +1,4 @@
-"""MAE pretraining (generation.featurizers.mae): a few steps on scikit-learn digits (8x8), tiny ViT."""
+"""MAE pretraining (generation.pretrain.mae): a few steps on scikit-learn digits (8x8), tiny ViT."""
 
 import dataclasses
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from featsel.features import create_featurizer
-from generation.featurizers.mae import MAEConfig, patchify, train_mae
+from generation.pretrain.mae import MAEConfig, patchify, train_mae
 
 TINY = dict(data="digits", batch_size=32, depth=2, embed_dim=32, num_heads=2, decoder_dim=32,
             patch_size=2, mask_ratio=0.5, lr=2e-3, save_every=1000)

@@ -1,4 +1,4 @@
-"""`featsel pretrain scvi` (generation.featurizers.scvi, featsel.features.scvi_encoder): the
+"""`featsel pretrain scvi` (generation.pretrain.scvi, featsel.features.scvi_encoder): the
 missing-extra error and the scvi-encoder featurizer always; with scvi-tools installed (the extra
 `featsel[scvi]`), a few epochs on pbmc68k's train split: featsel's copy of the encoder equals
 scvi-tools' `get_latent_representation(give_mean=True)`, it loads without scvi-tools, decodes
@@ -15,7 +15,7 @@ from featsel.cli import main
 from featsel.data import load_dataset
 from featsel.features import create_featurizer, save_featurizer
 from featsel.spaces import create_space
-from generation.featurizers.scvi import ScviConfig, scvi_input, train_scvi
+from generation.pretrain.scvi import ScviConfig, scvi_input, train_scvi
 
 EPOCHS = 4
 

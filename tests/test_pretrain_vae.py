@@ -1,4 +1,4 @@
-"""Small diffusers AutoencoderKL generation space (generation.featurizers.vae) on digits, loaded
+"""Small diffusers AutoencoderKL generation space (generation.pretrain.vae) on digits, loaded
 back through featsel.spaces.create_space, and MAE in its latent space."""
 
 import dataclasses
@@ -9,8 +9,8 @@ import torch
 from featsel.data import load_dataset
 from featsel.features import create_featurizer
 from featsel.spaces import VAESpace, create_space
-from generation.featurizers.mae import MAEConfig, train_mae
-from generation.featurizers.vae import VAEConfig, train_vae
+from generation.pretrain.mae import MAEConfig, train_mae
+from generation.pretrain.vae import VAEConfig, train_vae
 
 TINY = dict(data="digits", batch_size=32, block_out_channels=(8, 16), norm_num_groups=4,
             lr=3e-3, save_every=1000)

@@ -1,4 +1,4 @@
-"""The MLP Gaussian VAE on vectors (featsel.features.mlpvae, generation.featurizers.mlp_vae):
+"""The MLP Gaussian VAE on vectors (featsel.features.mlpvae, generation.pretrain.mlp_vae):
 closed-form KL, training on a low-rank set, the featurizer checkpoint (ambient and PCA generation
 spaces), resume, bad inputs, and `featsel pretrain vae` on pbmc68k."""
 
@@ -14,8 +14,8 @@ from featsel.cli import main
 from featsel.data import load_dataset
 from featsel.features import create_featurizer, list_featurizers
 from featsel.spaces import create_space
-from generation.featurizers.mlp_vae import gaussian_kl, train_mlp_vae
-from generation.featurizers.vae import VAEConfig
+from generation.pretrain.mlp_vae import gaussian_kl, train_mlp_vae
+from generation.pretrain.vae import VAEConfig
 
 G, RANK = 24, 3
 TINY = dict(data="synthetic", latent_dim=RANK, hidden=32, depth=1, batch_size=64, lr=3e-3,

@@ -163,6 +163,17 @@ def test_missing_ranking_is_an_error(tmp_path):
         build_report({"settings": {}}, tmp_path)
 
 
+def test_no_reports_module_imports_featsel_generation_or_umap():
+    """reports draws plain results: every module of it imports without featsel, generation
+    (they compute) or umap (the embedding is computed by featsel validate and saved)."""
+    code = ("import importlib, pkgutil, sys, reports; "
+            "[importlib.import_module(f'reports.{m.name}') for m in "
+            "pkgutil.iter_modules(reports.__path__)]; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('featsel', 'generation', 'umap')]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_reports_does_not_import_featsel():
     code = ("import sys, reports; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('featsel', 'generation')]; "

@@ -274,6 +274,7 @@ def test_eval_json_without_cond_fd_is_reevaluated(tmp_path, monkeypatch):
     from pathlib import Path
 
     from generation import validate as v
+    from generation.validation import jobs as validation_jobs
 
     fds = {c: {"m1": [1.0, 2.0], "m2": [1.0, 2.0]} for c in "ab"}
     cfg, jobs, _ = _fake_sweep(tmp_path, fds, [])
@@ -281,7 +282,7 @@ def test_eval_json_without_cond_fd_is_reevaluated(tmp_path, monkeypatch):
     (Path(jobs[0].run_dir) / "eval.json").write_text(json.dumps(old))
     with pytest.raises(ValueError, match="predates the conditional FD"):
         v.collect_fd(jobs, ["m1", "m2"], 1.0)
-    monkeypatch.setattr(v, "_checkpoint_step", lambda run, job=None: 5)  # trained to budget
+    monkeypatch.setattr(validation_jobs, "checkpoint_step", lambda run, expect=None: 5)  # trained to budget
     assert v.job_status(jobs[0], 5, ["m1", "m2"], 1.0) == "trained"
     assert v.job_status(jobs[1], 5, ["m1", "m2"], 1.0) == "done"
     # an eval.json from before the ambient real reference is evaluated again too
@@ -502,7 +503,7 @@ def test_old_eval_json_without_curves_is_still_readable(tmp_path):
 
 
 def test_predictors_read_every_registered_criterion_and_the_ranking_one():
-    from generation.validate import _predictors, _ranking_predictor
+    from generation.validation.collect import predictors, ranking_predictor
 
     def crit(v):
         return {"mean": v, "ci_low": v, "ci_high": v}
@@ -512,9 +513,9 @@ def test_predictors_read_every_registered_criterion_and_the_ranking_one():
            for c, d, e, p in (("a", 0.1, 5.0, 0.4), ("b", 0.2, 3.0, 0.6),
                               ("noise:dim=1", 0.05, 1.0, 1.0))}
     score = {"ranking": {"candidates": per, "criterion": "transport_fidelity"}}
-    preds = _predictors(score, list(per), set())
+    preds = predictors(score, list(per), set())
     assert preds["transport_fidelity"] == ({"a": 0.4, "b": 0.6, "noise:dim=1": 1.0}, True)
     assert preds["effective_rank"][1] is False and "delta_ot@0.05" in preds
-    assert _ranking_predictor(score, preds, "0.05") == "transport_fidelity"
+    assert ranking_predictor(score, preds, "0.05") == "transport_fidelity"
     # an older score (no criterion) is judged by its Delta_OT ranking
-    assert _ranking_predictor({"ranking": {}}, preds, "0.05") == "delta_ot@0.05"
+    assert ranking_predictor({"ranking": {}}, preds, "0.05") == "delta_ot@0.05"

@@ -2,6 +2,9 @@
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -106,6 +109,19 @@ def test_smoke_sweep_then_resume(tmp_path):
     for rel in res["figures"].values():
         assert (out / rel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # featsel report redraws every figure of the folder from its files alone (the figure data
+    # the sweep saved): neither generation nor umap is imported
+    pngs = sorted((out / "figures").glob("*.png"))
+    assert {p.name for p in pngs} >= {Path(rel).name for rel in res["figures"].values()}
+    for p in pngs:
+        p.unlink()
+    code = ("import sys; from featsel.cli import main; assert main(['report', sys.argv[1]]) == 0; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('generation', 'umap')]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code, str(out)], check=True, capture_output=True)
+    for p in pngs:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", p
+
     # a rerun skips every finished job and reuses the score
     again = run_validate(cfg, out)
     assert again["jobs_run"] == [] and len(again["jobs_skipped"]) == 4
@@ -133,36 +149,68 @@ def test_smoke_sweep_then_resume(tmp_path):
     assert set(drawn.values()) == {3}
 
 
-def test_umap_figure_writes_png(tmp_path):
+def test_umap_embedding_then_figure_writes_png(tmp_path):
+    """The sweep computes the UMAP (generation); the report draws it from the saved arrays."""
     import numpy as np
 
-    from reports.validation_figures import umap_figure
+    from generation.validation.figures import save_arrays, umap_embedding
+    from reports.validation_figures import draw_sample_figure, embedding_figure
 
     rng = np.random.default_rng(0)
     real = np.concatenate([rng.normal(0, 1, (40, 5)), rng.normal(6, 1, (40, 5))])
     gen = np.concatenate([rng.normal(0, 1, (20, 5)), rng.normal(6, 1, (20, 5))])
     lab_r, lab_g = np.repeat([0, 1], 40), np.repeat([0, 1], 20)
-    p = umap_figure(real, lab_r, gen, lab_g, tmp_path / "u.png", class_names=["a", "b"],
-                    title="t")
+    emb = umap_embedding(real, lab_r, gen, lab_g)
+    assert emb["real"].shape == (80, 2) and emb["gen"].shape == (40, 2)
+    p = embedding_figure(emb["real"], lab_r, emb["gen"], lab_g, tmp_path / "u.png",
+                         class_names=["a", "b"], title="t")
     assert p.is_file() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    save_arrays(tmp_path / "w.npz", **emb, class_names=np.array(["a", "b"]), title=np.array("t"))
+    p = draw_sample_figure(tmp_path / "w.npz", tmp_path / "w.png")
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    p.unlink()  # redrawn from the file alone, without umap
+    code = ("import sys; from reports.validation_figures import draw_sample_figure; "
+            "draw_sample_figure(sys.argv[1], sys.argv[2]); assert 'umap' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "w.npz"), str(p)], check=True)
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="same D"):
-        umap_figure(real, lab_r, gen[:, :3], lab_g, tmp_path / "v.png")
+        umap_embedding(real, lab_r, gen[:, :3], lab_g)
+    with pytest.raises(ValueError, match="2-D embeddings"):
+        embedding_figure(real, lab_r, gen, lab_g, tmp_path / "v.png")
+
+
+@pytest.mark.parametrize("shape, nrow", [((10, 1, 8, 8), 4), ((6, 3, 5, 7), 3), ((1, 1, 4, 4), 8)])
+def test_sample_grid_png_matches_torchvision(tmp_path, shape, nrow):
+    """reports draws the sample grids without torch: the same pixels torchvision wrote."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from torchvision.utils import save_image
+
+    from reports.validation_figures import sample_grid_png
+
+    x = torch.from_numpy(np.random.default_rng(1).uniform(-1.3, 1.3, shape).astype(np.float32))
+    save_image(x.clamp(-1, 1), tmp_path / "tv.png", nrow=nrow, normalize=True,
+               value_range=(-1, 1))
+    sample_grid_png(x.numpy(), nrow, tmp_path / "np.png")
+    a, b = (np.asarray(Image.open(tmp_path / f)) for f in ("tv.png", "np.png"))
+    assert a.shape == b.shape and (a == b).all()
 
 
 def test_score_sees_the_training_split_and_generation_space(tmp_path):
     """The candidates are scored on the samples the generators train on: the training config's
     split and generation space (here a PCA-6 space set with --set), not the manifest's default;
     a changed space is a new score, not a reused one."""
-    from generation.validate import _score
+    from generation.validation.score import score_candidates
 
     cfg = _cfg(overrides=[*TINY, "space=pca:dim=6"], featurizers=["identity"])
-    res = _score(cfg, ["identity"], ["pca:dim=4"], tmp_path)
+    res = score_candidates(cfg, ["identity"], ["pca:dim=4"], tmp_path)
     s = res["settings"]
     assert s["generation_space"] == "pca:dim=6" and s["split"] == "train"
     (row,) = [r for r in res["ranking"]["table"] if not r["control"]]  # + the noise controls
     assert row["dim"] == 6  # identity of the PCA-6 space
-    res2 = _score(_cfg(featurizers=["identity"], score_split="all"), ["identity"], ["pca:dim=4"],
-                  tmp_path)
+    res2 = score_candidates(_cfg(featurizers=["identity"], score_split="all"), ["identity"],
+                            ["pca:dim=4"], tmp_path)
     assert res2["settings"]["generation_space"] != "pca:dim=6"
     assert res2["settings"]["split"] == "all"
 
@@ -174,7 +222,7 @@ def test_curve_at_every_fraction_and_resume_after_an_interrupted_fraction(tmp_pa
     from pathlib import Path
 
     import generation.evaluate as E
-    from generation.validate import _checkpoint_step, read_curve
+    from generation.run import checkpoint_step, read_curve
 
     out = tmp_path / "sweep"
     cfg = _cfg(featurizers=["pca:dim=16"], evaluations=["pca:dim=8"], seeds=1, budget=4,
@@ -192,7 +240,7 @@ def test_curve_at_every_fraction_and_resume_after_an_interrupted_fraction(tmp_pa
         run_validate(cfg, out)
     (job,) = plan_jobs(cfg, cfg.featurizers, out)
     run = Path(job.run_dir)
-    assert _checkpoint_step(run) == 2 and sorted(read_curve(run)) == [1]
+    assert checkpoint_step(run) == 2 and sorted(read_curve(run)) == [1]
     assert job_status(job, 4, cfg.evaluations, 1.0) == "partial"
     monkeypatch.setattr(E, "evaluate_run", real_eval)
     with pytest.raises(ValueError, match="--resume"):

@@ -56,7 +56,7 @@ def test_teacher_bad_inputs(tmp_path):
 
 
 def test_trained_teacher_loads_the_same_in_featsel(tmp_path):
-    from generation.featurizers.teacher import TeacherConfig, load_teacher, train_teacher
+    from generation.pretrain.teacher import TeacherConfig, load_teacher, train_teacher
 
     res = train_teacher(TeacherConfig(data="digits", out=str(tmp_path / "t"), steps=3,
                                       batch_size=16, width=8, depth=2), progress=False)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from featsel.data import load_dataset
-from generation.featurizers.teacher import load_teacher
+from generation.pretrain.teacher import load_teacher
 from generation.sample import decode, generate, load_run, run_space
 
 ALPHAS = (1.0, 1.5, 2.0)

@@ -13,7 +13,7 @@ convention that gives latents of unit scale). Latents are (latent_channels, H/f,
 f = 2 ** (len(block_out_channels) - 1).
 
 Vector data (a manifest with `modality: vector`, e.g. `pbmc68k`: cells x genes) trains the MLP
-Gaussian VAE of `featsel.features.mlpvae` instead (`generation.featurizers.mlp_vae`, fields
+Gaussian VAE of `featsel.features.mlpvae` instead (`generation.pretrain.mlp_vae`, fields
 `latent_dim`, `hidden`, `depth`, `kl_weight`), a candidate featurizer: `<out>/featurizer.pt`.
 """
 
@@ -29,15 +29,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from featsel.features.mlpvae import MLPVAEConfig
-from generation.featurizers.common import (
-    RunConfig,
-    check_positive,
-    load_space_samples,
-    optimizer_step,
-    prepare_out,
-    read_state,
-    write_state,
-)
+from generation.pretrain.common import PretrainRun, RunConfig, check_positive, load_space_samples
 
 ARCH_KEYS = ("data", "split", "block_out_channels", "latent_channels", "layers_per_block",
              "norm_num_groups", "seed", "n_max")
@@ -108,7 +100,7 @@ def train_vae(cfg: VAEConfig, *, resume: bool = False, force: bool = False,
     from featsel.data import load_manifest
 
     if load_manifest(cfg.data).modality == "vector":
-        from generation.featurizers.mlp_vae import load_vectors, train_mlp_vae
+        from generation.pretrain.mlp_vae import load_vectors, train_mlp_vae
 
         x = load_vectors(cfg.data, cfg.split, cfg.data_root, cfg.n_max)
         return train_mlp_vae(cfg, x, resume=resume, force=force, progress=progress)
@@ -117,18 +109,15 @@ def train_vae(cfg: VAEConfig, *, resume: bool = False, force: bool = False,
     if cfg.steps < 0:
         raise ValueError(f"steps must be >= 0, got {cfg.steps}")
     kl_weight = cfg.kl(vector=False)
-    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS, force=force)
-    torch.manual_seed(cfg.seed)
+    run = PretrainRun(cfg, resume, ARCH_KEYS, force=force)
     x, _, _, _ = load_space_samples(cfg.data, cfg.split, cfg.data_root, "pixels", cfg.n_max)
     if x.shape[2] != x.shape[3]:
         raise ValueError(f"data {cfg.data!r}: images must be square, got {tuple(x.shape[1:])}")
     vae = build_vae(cfg, x.shape[1], x.shape[2]).to(cfg.device).train()
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    modules = {"model": vae, "optimizer": opt}
-    start = read_state(state, modules, gen)
+    gen = run.gen
+    start = run.resume({"model": vae, "optimizer": opt})
     dim = x[0].numel()
-    losses = []
     for step in tqdm(range(start, cfg.steps), desc="vae", initial=start, total=cfg.steps,
                      disable=not progress):
         idx = torch.randint(len(x), (cfg.batch_size,), generator=gen)
@@ -137,8 +126,9 @@ def train_vae(cfg: VAEConfig, *, resume: bool = False, force: bool = False,
         z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen).to(cfg.device)
         rec = vae.decode(z).sample
         loss = F.mse_loss(rec, xb) + kl_weight * post.kl().mean() / dim
-        optimizer_step(loss, opt, losses, d, cfg, step, cfg.steps, modules, gen)
-    write_state(d, cfg, cfg.steps, modules, {"rng": gen.get_state()})
+        run.step(loss, opt, step, cfg.steps)
+    run.save(cfg.steps)
+    d = run.dir
     vae.eval()
     with torch.no_grad():
         mu = torch.cat([vae.encode(c.to(cfg.device)).latent_dist.mean.cpu() for c in x.split(256)])
@@ -147,7 +137,7 @@ def train_vae(cfg: VAEConfig, *, resume: bool = False, force: bool = False,
     _save_dir(vae, d / "vae")
     return {"kind": "vae", "vae": str(d / "vae"), "space": f"vae:path={d / 'vae'}",
             "latent_shape": list(mu.shape[1:]), "scaling_factor": scaling, "step": cfg.steps,
-            "losses": torch.stack(losses).tolist() if losses else [], "out": str(d)}
+            "losses": run.loss_history(), "out": str(d)}
 
 
 def vae_space(path: str | Path, image_shape: tuple[int, int, int]):

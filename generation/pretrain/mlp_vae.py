@@ -18,7 +18,6 @@ that takes featurizer specs (`featsel score/validate --featurizers`) accepts the
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,13 +27,7 @@ from tqdm.auto import tqdm
 
 from featsel.features import save_featurizer
 from featsel.features.mlpvae import MLPVAE, MLPVAEConfig, MLPVAEFeaturizer
-from generation.featurizers.common import (
-    check_positive,
-    optimizer_step,
-    prepare_out,
-    read_state,
-    write_state,
-)
+from generation.pretrain.common import PretrainRun, check_positive
 
 ARCH_KEYS = ("data", "split", "latent_dim", "hidden", "depth", "seed", "n_max")
 
@@ -74,26 +67,23 @@ def train_mlp_vae(cfg: Any, x: Tensor, *, resume: bool = False, force: bool = Fa
                          f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"x: data {cfg.data!r} ({cfg.split}) contains NaN or infinite values")
-    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS, force=force)
+    run = PretrainRun(cfg, resume, ARCH_KEYS, force=force)
     x = x.float()
-    torch.manual_seed(cfg.seed)
     net = MLPVAE(x.shape[1], cfg.latent_dim, cfg.hidden, cfg.depth).to(cfg.device).train()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    modules = {"model": net, "optimizer": opt}
-    start = read_state(state, modules, gen)
-    losses: list[Tensor] = []
+    gen = run.gen
+    start = run.resume({"model": net, "optimizer": opt})
     for step in tqdm(range(start, cfg.steps), desc="mlp-vae", initial=start, total=cfg.steps,
                      disable=not progress):
         xb = x[torch.randint(len(x), (cfg.batch_size,), generator=gen)].to(cfg.device)
         eps = torch.randn(len(xb), cfg.latent_dim, generator=gen).to(cfg.device)
         loss = vae_loss(net, xb, eps, kl_weight)
-        optimizer_step(loss, opt, losses, d, cfg, step, cfg.steps, modules, gen)
-    write_state(d, cfg, cfg.steps, modules, {"rng": gen.get_state()})
+        run.step(loss, opt, step, cfg.steps)
+    run.save(cfg.steps)
     fcfg = MLPVAEConfig(n_features=x.shape[1], latent_dim=cfg.latent_dim, hidden=cfg.hidden,
                         depth=cfg.depth, seed=cfg.seed)
     feat = MLPVAEFeaturizer(fcfg, net.cpu().eval(), None, (x.shape[1],))
-    path = save_featurizer(feat, Path(d) / "featurizer.pt")
+    path = save_featurizer(feat, run.dir / "featurizer.pt")
     return {"kind": "vae", "model": "mlp-vae", "featurizer": str(path),
             "latent_dim": cfg.latent_dim, "step": cfg.steps,
-            "losses": torch.stack(losses).tolist() if losses else [], "out": str(d)}
+            "losses": run.loss_history(), "out": str(run.dir)}

@@ -21,15 +21,12 @@ from tqdm.auto import tqdm
 
 from featsel.features.cnn import TEACHER_FORMAT, SmallCNN
 from featsel.safeload import torch_load
-from generation.featurizers.common import (
+from generation.pretrain.common import (
+    PretrainRun,
     RunConfig,
     check_positive,
     load_space_samples,
-    optimizer_step,
-    prepare_out,
-    read_state,
     save_atomic,
-    write_state,
 )
 
 ARCH_KEYS = ("data", "split", "width", "depth", "seed", "n_max")
@@ -69,30 +66,25 @@ def train_teacher(cfg: TeacherConfig, *, resume: bool = False, force: bool = Fal
     check_positive(batch_size=cfg.batch_size, lr=cfg.lr, save_every=cfg.save_every)
     if cfg.steps < 0:
         raise ValueError(f"steps must be >= 0, got {cfg.steps}")
-    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS, force=force)
-    torch.manual_seed(cfg.seed)
+    run = PretrainRun(cfg, resume, ARCH_KEYS, force=force)
     x, labels, _, _ = load_space_samples(cfg.data, cfg.split, cfg.data_root, "pixels", cfg.n_max)
     if labels is None:
         raise ValueError(f"data {cfg.data!r} has no labels: the teacher is a classifier")
     net = SmallCNN(x.shape[1], int(labels.max()) + 1, cfg.width, cfg.depth).to(cfg.device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    modules = {"model": net, "optimizer": opt}
-    start = read_state(state, modules, gen)
-    losses = []
+    start = run.resume({"model": net, "optimizer": opt})
     for step in tqdm(range(start, cfg.steps), desc="teacher", initial=start, total=cfg.steps,
                      disable=not progress):
-        idx = torch.randint(len(x), (cfg.batch_size,), generator=gen)
+        idx = torch.randint(len(x), (cfg.batch_size,), generator=run.gen)
         loss = F.cross_entropy(net(x[idx].to(cfg.device)), labels[idx].to(cfg.device))
-        optimizer_step(loss, opt, losses, d, cfg, step, cfg.steps, modules, gen)
-    write_state(d, cfg, cfg.steps, modules, {"rng": gen.get_state()})
+        run.step(loss, opt, step, cfg.steps)
+    run.save(cfg.steps)
     net.eval()
     with torch.no_grad():
         pred = torch.cat([net(c.to(cfg.device)).argmax(1).cpu() for c in x.split(512)])
     acc = (pred == labels).float().mean()
     arch = {"in_chans": net.in_chans, "n_classes": net.n_classes, "width": net.width, "depth": net.depth}
-    path = d / "teacher.pt"
+    path = run.dir / "teacher.pt"
     save_atomic({"format": TEACHER_FORMAT, "arch": arch, "model": net.state_dict()}, path)
     return {"kind": "teacher", "teacher": str(path), "step": cfg.steps,
-            "losses": torch.stack(losses).tolist() if losses else [],
-            "train_accuracy": float(acc), "out": str(d)}
+            "losses": run.loss_history(), "train_accuracy": float(acc), "out": str(run.dir)}

@@ -25,37 +25,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from generation.featurizers.common import (
-    RunConfig,
-    build_student,
-    check_positive,
-    load_space_samples,
-    optimizer_step,
-    prepare_out,
-    read_state,
-    student_spec,
-    write_state,
-)
+from generation.pretrain.common import PretrainRun, check_positive, load_space_samples
+from generation.pretrain.student import StudentConfig, make_student, save_student
 
 ARCH_KEYS = ("data", "split", "space", "teacher", "patch_size", "depth", "embed_dim",
              "num_heads", "seed", "n_max")
 
 
 @dataclass
-class DistillConfig(RunConfig):
-    """Options of `train_distill` (one place for each default)."""
+class DistillConfig(StudentConfig):
+    """Options of `train_distill` (one place for each default; the student's: `StudentConfig`)."""
 
-    space: str = "pixels"
     out: str = "runs/distill"
     teacher: str = "cnn"  # cnn | path to teacher.pt | featurizer spec (inception, dinov2, ...)
     teacher_steps: int = 500  # for teacher=cnn
-    weight_decay: float = 0.05
     patch_weight: float = 1.0
-    patch_size: int | None = None
-    depth: int = 6
-    embed_dim: int = 96
-    num_heads: int = 3
-    tap_every: int = 2
 
 
 class Teacher(nn.Module):
@@ -81,7 +65,7 @@ class Teacher(nn.Module):
 
 def make_teacher(cfg: DistillConfig, d: Path, space, resume: bool, progress: bool) -> Teacher:
     """Build the frozen teacher named by `cfg.teacher` (training the CNN when it is 'cnn')."""
-    from generation.featurizers.teacher import TeacherConfig, load_teacher, train_teacher
+    from generation.pretrain.teacher import TeacherConfig, load_teacher, train_teacher
 
     if cfg.teacher == "cnn":
         tdir = d / "teacher"
@@ -114,27 +98,18 @@ def train_distill(cfg: DistillConfig, *, resume: bool = False, force: bool = Fal
         raise ValueError(f"steps and patch_weight must be >= 0, got {cfg.steps}, {cfg.patch_weight}")
     if not cfg.teacher:
         raise ValueError("teacher: expected 'cnn', a teacher.pt path or a featurizer spec")
-    from featsel.features import save_featurizer
-
-    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS, force=force)
-    torch.manual_seed(cfg.seed)
+    run = PretrainRun(cfg, resume, ARCH_KEYS, force=force)
     x, _, u, space = load_space_samples(cfg.data, cfg.split, cfg.data_root, cfg.space, cfg.n_max)
-    teacher = make_teacher(cfg, d, space, resume, progress).to(cfg.device)
-    in_shape = tuple(u.shape[1:])
-    spec = student_spec(in_shape=in_shape, patch_size=cfg.patch_size, depth=cfg.depth,
-                        embed_dim=cfg.embed_dim, num_heads=cfg.num_heads,
-                        tap_every=cfg.tap_every, seed=cfg.seed)
-    feat = build_student(spec, in_shape).to(cfg.device)
+    teacher = make_teacher(cfg, run.dir, space, resume, progress).to(cfg.device)
+    feat = make_student(cfg, tuple(u.shape[1:]))
     vit = feat.model
     tg, tp = teacher(x[:2].to(cfg.device), u[:2].to(cfg.device))
     head_g = nn.Linear(cfg.embed_dim, tg.shape[1]).to(cfg.device)
     head_p = nn.Linear(cfg.embed_dim, tp.shape[1] if tp is not None else 1).to(cfg.device)
     params = [*vit.parameters(), *head_g.parameters(), *head_p.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    modules = {"featurizer": feat, "head_g": head_g, "head_p": head_p, "optimizer": opt}
-    start = read_state(state, modules, gen)
-    losses = []
+    gen = run.gen
+    start = run.resume({"featurizer": feat, "head_g": head_g, "head_p": head_p, "optimizer": opt})
     for step in tqdm(range(start, cfg.steps), desc="distill", initial=start, total=cfg.steps,
                      disable=not progress):
         idx = torch.randint(len(u), (cfg.batch_size,), generator=gen)
@@ -148,9 +123,5 @@ def train_distill(cfg: DistillConfig, *, resume: bool = False, force: bool = Fal
             if sp.shape[-2:] != tp.shape[-2:]:
                 sp = F.interpolate(sp, size=tp.shape[-2:], mode="bilinear", align_corners=False)
             loss = loss + cfg.patch_weight * _cos_loss(sp, tp, dim=1)
-        optimizer_step(loss, opt, losses, d, cfg, step, cfg.steps, modules, gen)
-    write_state(d, cfg, cfg.steps, modules, {"rng": gen.get_state()})
-    feat.eval().requires_grad_(False)
-    path = save_featurizer(feat, d / "featurizer.pt")
-    return {"kind": "distill", "featurizer": str(path), "spec": feat.spec, "step": cfg.steps,
-            "losses": torch.stack(losses).tolist() if losses else [], "out": str(d)}
+        run.step(loss, opt, step, cfg.steps)
+    return save_student(run, feat, "distill", cfg.steps)

@@ -27,36 +27,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from generation.featurizers.common import (
-    RunConfig,
-    build_student,
-    check_positive,
-    load_space_samples,
-    optimizer_step,
-    prepare_out,
-    read_state,
-    student_spec,
-    write_state,
-)
+from generation.pretrain.common import PretrainRun, check_positive, load_space_samples
+from generation.pretrain.student import StudentConfig, make_student, save_student
 
 ARCH_KEYS = ("data", "split", "space", "patch_size", "depth", "embed_dim", "num_heads",
              "decoder_dim", "decoder_depth", "mask_ratio", "seed", "n_max")
 
 
 @dataclass
-class MAEConfig(RunConfig):
-    """Options of `train_mae` (one place for each default)."""
+class MAEConfig(StudentConfig):
+    """Options of `train_mae` (one place for each default; the student's: `StudentConfig`)."""
 
-    space: str = "pixels"  # generation space spec (pixels, vae:path=DIR, ...)
     out: str = "runs/mae"
     finetune_steps: int = 0  # classification fine-tune steps after the `steps` MAE steps
     mask_ratio: float = 0.75  # paper: 0.5 / 0.6 / 0.75
-    weight_decay: float = 0.05
-    patch_size: int | None = None  # default: smallest p with H/p <= 16
-    depth: int = 6
-    embed_dim: int = 96
-    num_heads: int = 3
-    tap_every: int = 2
     decoder_dim: int = 64
     decoder_depth: int = 1
     cls_weight: float = 0.1
@@ -121,18 +105,12 @@ def train_mae(cfg: MAEConfig, *, resume: bool = False, force: bool = False,
                    cls_warmup=cfg.cls_warmup, save_every=cfg.save_every)
     if cfg.steps < 0 or cfg.finetune_steps < 0:
         raise ValueError(f"steps and finetune_steps must be >= 0, got {cfg.steps}, {cfg.finetune_steps}")
-    from featsel.features import save_featurizer
-
-    d, state = prepare_out(cfg.out, cfg, resume, ARCH_KEYS, force=force)
-    torch.manual_seed(cfg.seed)
+    run = PretrainRun(cfg, resume, ARCH_KEYS, force=force)
     _, labels, u, _ = load_space_samples(cfg.data, cfg.split, cfg.data_root, cfg.space, cfg.n_max)
     if cfg.finetune_steps and labels is None:
         raise ValueError(f"finetune_steps > 0 needs labels; data {cfg.data!r} has none")
     in_shape = tuple(u.shape[1:])
-    spec = student_spec(in_shape=in_shape, patch_size=cfg.patch_size, depth=cfg.depth,
-                        embed_dim=cfg.embed_dim, num_heads=cfg.num_heads,
-                        tap_every=cfg.tap_every, seed=cfg.seed)
-    feat = build_student(spec, in_shape).to(cfg.device)
+    feat = make_student(cfg, in_shape)
     vit = feat.model
     p = feat.patch[0]
     n_patches = (in_shape[1] // p) * (in_shape[2] // p)
@@ -143,11 +121,9 @@ def train_mae(cfg: MAEConfig, *, resume: bool = False, force: bool = False,
     head = nn.Linear(cfg.embed_dim, n_cls).to(cfg.device)
     params = [*vit.parameters(), *decoder.parameters(), *head.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    modules = {"featurizer": feat, "decoder": decoder, "head": head, "optimizer": opt}
-    start = read_state(state, modules, gen)
+    gen = run.gen
+    start = run.resume({"featurizer": feat, "decoder": decoder, "head": head, "optimizer": opt})
     total = cfg.steps + cfg.finetune_steps
-    losses: list[Tensor] = []
     bar = tqdm(range(start, total), desc="mae", initial=start, total=total, disable=not progress)
     for step in bar:
         idx = torch.randint(len(u), (cfg.batch_size,), generator=gen)
@@ -164,10 +140,5 @@ def train_mae(cfg: MAEConfig, *, resume: bool = False, force: bool = False,
             tokens = vit.forward_features(ub)[:, vit.num_prefix_tokens :]
             ce = F.cross_entropy(head(tokens.mean(1)), labels[idx].to(cfg.device))
             loss = loss + w * ce
-        optimizer_step(loss, opt, losses, d, cfg, step, total, modules, gen)
-    write_state(d, cfg, total, modules, {"rng": gen.get_state()})
-    feat.eval().requires_grad_(False)
-    path = save_featurizer(feat, d / "featurizer.pt")
-    hist = torch.stack(losses).cpu().tolist() if losses else []
-    return {"kind": "mae", "featurizer": str(path), "spec": feat.spec, "step": total,
-            "losses": hist, "out": str(d)}
+        run.step(loss, opt, step, total)
+    return save_student(run, feat, "mae", total)

@@ -45,7 +45,7 @@ from torch import Tensor
 
 from featsel.features import save_featurizer
 from featsel.features.scvi_encoder import ScviEncoder, ScviEncoderConfig, ScviEncoderFeaturizer
-from generation.featurizers.common import check_positive, prepare_out, write_state
+from generation.pretrain.common import check_positive, prepare_out, write_state
 
 ARCH_KEYS = ("data", "split", "n_max", "latent_dim", "hidden", "depth", "dropout",
              "gene_likelihood", "batch_size", "lr", "seed")
@@ -220,7 +220,7 @@ def train_scvi(cfg: ScviConfig, *, resume: bool = False, force: bool = False,
     accelerator, devices = _accelerator(cfg.device)
     if x is None:
         from featsel.data import load_manifest
-        from generation.featurizers.mlp_vae import load_vectors
+        from generation.pretrain.mlp_vae import load_vectors
 
         if load_manifest(cfg.data).modality != "vector":
             raise ValueError(f"data {cfg.data!r}: pretrain scvi needs vector data (cells x genes)")

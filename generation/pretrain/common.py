@@ -1,5 +1,7 @@
-"""Shared pieces of the featurizer trainers: data in generation space, the student ViT,
-resumable trainer state (atomic, `torch.load(weights_only=True)`), progress.
+"""Shared pieces of the featurizer trainers: data in generation space, the run folder and its
+resumable trainer state (atomic, `torch.load(weights_only=True)`), `PretrainRun` (what every
+optimiser-step trainer does around its loss). The ViT student of mae / distill:
+`generation.pretrain.student`.
 
 Run folder layout (`out`): `state.pt` (trainer state: step, weights, optimiser; for `--resume`),
 `featurizer.pt` (a featsel featurizer checkpoint: `create_featurizer(path)` loads it),
@@ -22,7 +24,6 @@ from featsel.rundir import atomic_save, atomic_write_json
 STATE_FORMAT = "featsel-pretrain-state-v1"
 
 
-
 @dataclass
 class RunConfig:
     """Options every pretraining run shares; each trainer's config extends it (one place for
@@ -39,6 +40,7 @@ class RunConfig:
     save_every: int = 500
     seed: int = 0
     device: str = "cpu"
+
 
 def load_space_samples(
     data: str, split: str, data_root: str | None, space: str, n_max: int | None = None
@@ -66,32 +68,6 @@ def load_space_samples(
     with torch.no_grad():
         u = torch.cat([sp.encode(c) for c in x.split(256)])
     return x, labels, u, sp
-
-
-def student_spec(
-    *, in_shape: tuple[int, ...], patch_size: int | None, depth: int, embed_dim: int,
-    num_heads: int, tap_every: int, seed: int,
-) -> str:
-    """The registry spec of the student/encoder ViT (a `random-vit` whose weights we train)."""
-    if embed_dim % num_heads:
-        raise ValueError(f"embed_dim ({embed_dim}) must be a multiple of num_heads ({num_heads})")
-    if depth < 1:
-        raise ValueError(f"depth must be >= 1, got {depth}")
-    opts = {"model": "vit_tiny_patch16_224", "depth": depth, "embed_dim": embed_dim,
-            "num_heads": num_heads, "tap_every": min(tap_every, depth), "seed": seed}
-    if patch_size is not None:
-        if in_shape[1] % patch_size:
-            raise ValueError(f"patch_size {patch_size} must divide the input size {in_shape[1]}")
-        opts["patch_size"] = patch_size
-    return "random-vit:" + ",".join(f"{k}={v}" for k, v in opts.items())
-
-
-def build_student(spec: str, in_shape: tuple[int, ...]):
-    """A trainable `ViTFeaturizer` from `student_spec` (train mode, gradients on)."""
-    from featsel.features import create_featurizer
-
-    feat = create_featurizer(spec, in_shape=tuple(in_shape))
-    return feat.train().requires_grad_(True)
 
 
 def save_atomic(obj: Any, path: Path) -> None:
@@ -197,3 +173,45 @@ def check_positive(**kw: float) -> None:
     for k, v in kw.items():
         if v is None or v <= 0:
             raise ValueError(f"{k} must be > 0, got {v}")
+
+
+class PretrainRun:
+    """What every optimiser-step trainer does around its loss: claim the run folder and load the
+    state a resume continues from (`prepare_out`), seed torch with ``cfg.seed``, keep the
+    generator of the batches, take one optimiser step per loss (`optimizer_step`: state.pt every
+    ``save_every`` steps) and write the final state.
+
+        run = PretrainRun(cfg, resume, ARCH_KEYS, force=force)   # run.dir: the folder
+        ...build the modules...
+        start = run.resume({"model": net, "optimizer": opt})
+        for step in range(start, total):
+            run.step(loss_of(batch drawn with run.gen), opt, step, total)
+        run.save(total)                                           # run.loss_history()
+    """
+
+    def __init__(self, cfg: Any, resume: bool, keys: tuple[str, ...], *, force: bool = False):
+        self.cfg = cfg
+        self.dir, self._saved = prepare_out(cfg.out, cfg, resume, keys, force=force)
+        torch.manual_seed(cfg.seed)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.losses: list[Tensor] = []
+        self.modules: dict[str, Any] = {}
+
+    def resume(self, modules: dict[str, Any]) -> int:
+        """Load the saved state into ``modules`` (name: module or optimiser, all saved from
+        now on) and the batch generator; the step to continue from (0 for a new run)."""
+        self.modules = modules
+        return read_state(self._saved, modules, self.gen)
+
+    def step(self, loss: Tensor, opt: torch.optim.Optimizer, step: int, total: int) -> None:
+        """One optimiser step on ``loss`` (``step`` of ``total``), saved on schedule."""
+        optimizer_step(loss, opt, self.losses, self.dir, self.cfg, step, total, self.modules,
+                       self.gen)
+
+    def save(self, step: int) -> None:
+        """Write ``state.pt`` at ``step`` (the end of the run)."""
+        write_state(self.dir, self.cfg, step, self.modules, {"rng": self.gen.get_state()})
+
+    def loss_history(self) -> list[float]:
+        """The loss of every step of this call."""
+        return torch.stack(self.losses).cpu().tolist() if self.losses else []
