@@ -36,11 +36,11 @@ import os
 from featsel.scoring.config import ScoreConfig, check_config, parse_featurizer_list
 from featsel.scoring.featurize import SUMMARY_FLAT_MAX, summary_vector
 from featsel.scoring.plan import choose_n
-from featsel.scoring.publish import render_existing, write_outputs
+from featsel.scoring.publish import write_outputs
 from featsel.scoring.summarise import evidence, unconverged
 
 __all__ = ["SUMMARY_FLAT_MAX", "ScoreConfig", "choose_n", "evidence", "parse_featurizer_list",
-           "render_existing", "run_score", "summary_vector", "unconverged", "write_outputs"]
+           "run_score", "summary_vector", "unconverged", "write_outputs"]
 
 
 def run_score(cfg: ScoreConfig, out: str | os.PathLike | None = None, *,

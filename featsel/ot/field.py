@@ -34,7 +34,8 @@ import torch
 from torch import Tensor
 
 from featsel.defaults import PAPER_TAUS
-from featsel.ot.divergence import cost_std
+from featsel.ot.checks import as_points
+from featsel.ot.geometry import sq_cost
 from featsel.ot.output import SinkhornOutput
 from featsel.ot.recipe import CONVERGED, PAPER, RECIPES
 from featsel.ot.solver import SolverConfig, sinkhorn, sinkhorn_self
@@ -164,22 +165,32 @@ class FieldConfig:
 
 
 def block_cost_std(q: Tensor, p: Tensor, scope: str, reduce_mean=None, check: bool = True) -> Tensor:
-    """std of C_ij = ||q_i - p_j||^2 entries: q (..., N, C), p (..., M, C) -> (...,) per problem
-    ("problem") or one value over all problems broadcast to (...,) ("block"; the first two
-    moments are averaged over DDP ranks by `reduce_mean`, so it is the std over all ranks).
-    check=False skips the finiteness check of the points (a device read)."""
-    std = cost_std(q, p, check=check)  # (...,) float64
+    """std of C_ij = ||q_i - p_j||^2 entries: q (..., N, C), p (..., M, C) -> (...,) float32, per
+    problem ("problem") or one value over all problems broadcast to (...,) ("block"; the first
+    two moments are averaged over DDP ranks by `reduce_mean`, so it is the std over all ranks).
+
+    From the cost matrices themselves, built by one float32 GEMM on centred points (the
+    solver's own cost), with the moments accumulated in float64: relative error ~1e-6, at a
+    tenth of the time of the exact float64 moments of `cost_std` when C is large (D = 1280:
+    the float64 route was half of a training step's OT time). check=False skips the
+    finiteness check of the points (a device read).
+    """
+    if check:
+        as_points("q", q)
+        as_points("p", p)
+    x, y = q.float(), p.float()
+    mu = (x.sum(-2, keepdim=True) + y.sum(-2, keepdim=True)) / (x.shape[-2] + y.shape[-2])
+    lead = x.shape[:-2]
+    cost = sq_cost((x - mu).reshape(-1, *x.shape[-2:]), (y - mu).reshape(-1, *y.shape[-2:]))
+    m1 = cost.mean((-1, -2), dtype=torch.float64).reshape(lead)  # E[C] per problem
+    m2 = cost.square_().mean((-1, -2), dtype=torch.float64).reshape(lead)  # E[C^2]
     if scope == "problem":
-        return std.float()
-    qd, pd = q.double(), p.double()
-    mq, mp = qd.mean(-2), pd.mean(-2)
-    mean = (qd * qd).sum(-1).mean(-1) + (pd * pd).sum(-1).mean(-1) - 2 * (mq * mp).sum(-1)
-    # over all problems: E[C] = mean of means, E[C^2] = mean of (within variance + mean^2)
-    moments = torch.stack([mean.mean(), (std * std + mean * mean).mean()])
+        return (m2 - m1 * m1).clamp_min(0).sqrt().float()
+    moments = torch.stack([m1.mean(), m2.mean()])  # over all problems of the block
     if reduce_mean is not None:
         moments = reduce_mean(moments)
     var = moments[1] - moments[0] ** 2
-    return var.clamp_min(0).sqrt().float().expand(std.shape)
+    return var.clamp_min(0).sqrt().float().expand(lead)
 
 
 def cfg_field(

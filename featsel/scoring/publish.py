@@ -19,7 +19,7 @@ import numpy as np
 from featsel.scoring.progress import Timer
 from featsel.scoring.summarise import Summary
 
-__all__ = ["jsonable", "prepare_out", "publish", "render_existing", "write_outputs"]
+__all__ = ["jsonable", "prepare_out", "publish", "write_outputs"]
 
 
 def prepare_out(out: str | os.PathLike | None, force: bool) -> Path | None:
@@ -84,22 +84,6 @@ def write_outputs(results: dict, out_dir: Path, frame: Any = None) -> None:
     df = frame if frame is not None else pd.DataFrame(clean["ranking"]["table"])
     atomic_save(out_dir / "results.csv", lambda p: df.to_csv(p, index=False))
     build_report(clean, out_dir)
-
-
-def render_existing(out_dir: str | os.PathLike) -> Path:
-    """`featsel report DIR`: re-render report.html and the figures from DIR/results.json."""
-    import json
-
-    from reports import build_report
-
-    path = Path(out_dir) / "results.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"DIR: no results.json in {str(out_dir)!r} (run featsel score)")
-    try:
-        results = json.loads(path.read_text())
-    except ValueError as err:
-        raise ValueError(f"DIR: {str(path)!r} is not valid JSON: {err}") from err
-    return build_report(results, out_dir)
 
 
 def jsonable(obj: Any) -> Any:
