@@ -18,9 +18,11 @@ class DenseGeometry(Geometry):
     name = "dense"
 
     def __init__(
-        self, x: Tensor, y: Tensor, mask_diagonal: bool = False, cost: Tensor | None = None,
-        x2: Tensor | None = None, y2: Tensor | None = None,
+        self, x: Tensor | None, y: Tensor | None, mask_diagonal: bool = False,
+        cost: Tensor | None = None, x2: Tensor | None = None, y2: Tensor | None = None,
     ):
+        """x: (B, N, D), y: (B, M, D); both may be None when `cost` (B, N, M) is given (with
+        its diagonal already masked): every reduction reads the cost only."""
         super().__init__(x, y, mask_diagonal)
         self.cost = sq_cost(x, y, x2, y2) if cost is None else cost
         if mask_diagonal and cost is None:

@@ -56,16 +56,6 @@ class ScaledCostGeometry(Geometry):
         return torch.bmm(p, values.to(p.dtype))
 
 
-def _shared_axes(problem: OTProblem) -> int:
-    """How many leading batch axes both point clouds are broadcast along (stride 0)."""
-    k = 0
-    for i in range(len(problem.batch_shape)):
-        if problem.x.stride(i) != 0 or problem.y.stride(i) != 0:
-            break
-        k += 1
-    return k
-
-
 def solve_fixed(
     problem: OTProblem, iters: int, init: SinkhornOutput | tuple[Tensor, Tensor] | None = None
 ) -> SinkhornOutput:
@@ -74,14 +64,10 @@ def solve_fixed(
     `solver.solve`, disables autocast)."""
     bshape = problem.batch_shape
     n, m, d = problem.sizes
-    k = _shared_axes(problem)
-    lead = bshape[:k]
-    n_lead = 1
-    for s in lead:
-        n_lead *= s
-    # the points without their broadcast axes: (B_in, N, D), B_in = prod(bshape[k:])
-    x = problem.x[(0,) * k].reshape(-1, n, d)
-    y = x if problem.symmetric else problem.y[(0,) * k].reshape(-1, m, d)
+    k = problem.shared_axes()
+    n_lead = bshape[:k].numel()
+    x, y = problem.inner_points(k)  # without the broadcast axes: (B_in, N, D), (B_in, M, D)
+    y = x if problem.symmetric else y
     mu = (x.sum(-2, keepdim=True) + (0 if problem.symmetric else y.sum(-2, keepdim=True)))
     mu = mu / (n if problem.symmetric else n + m)
     xc = x - mu

@@ -73,6 +73,23 @@ class OTProblem:
         """(N, M, D)."""
         return self.x.shape[-2], self.y.shape[-2], self.x.shape[-1]
 
+    def shared_axes(self) -> int:
+        """How many leading batch axes both point clouds are broadcast along (stride 0, as
+        `x.expand(T, ...)` makes): problems along them differ only by eps, so they can share
+        one cost matrix."""
+        k = 0
+        for i in range(len(self.batch_shape)):
+            if self.x.stride(i) != 0 or self.y.stride(i) != 0:
+                break
+            k += 1
+        return k
+
+    def inner_points(self, k: int) -> tuple[Tensor, Tensor]:
+        """The points without their first k (broadcast) batch axes, flattened:
+        x (B_in, N, D), y (B_in, M, D), B_in = prod(batch_shape[k:])."""
+        n, m, d = self.sizes
+        return self.x[(0,) * k].reshape(-1, n, d), self.y[(0,) * k].reshape(-1, m, d)
+
     def flat(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """x (B, N, D), y (B, M, D), a (B, N), b (B, M), eps (B,) with B = prod(batch_shape)."""
         n, m, d = self.sizes

@@ -31,7 +31,7 @@ from torch import Tensor
 from featsel.ot.backends import BACKENDS, choose_backend, default_memory_budget, make_geometry
 from featsel.ot.checks import check_iterations
 from featsel.ot.dense import DenseGeometry
-from featsel.ot.geometry import Geometry, prepare_points
+from featsel.ot.geometry import Geometry, _mask_diag_, prepare_points, sq_cost
 from featsel.ot.output import SinkhornOutput
 from featsel.ot.problem import OTProblem
 
@@ -255,21 +255,35 @@ def _solve(problem: OTProblem, init, backend: str, cfg: SolverConfig) -> Sinkhor
     mask_diagonal, symmetric = problem.mask_diagonal, problem.symmetric
     bshape = problem.batch_shape
     n, m, d = problem.sizes
-    xf, yf, af, bf, ef = problem.flat()
-    xf, yf, x2, y2 = prepare_points(xf, xf if symmetric else yf)
-    batch = xf.shape[0]
+    batch = bshape.numel()
     budget = cfg.memory_budget if cfg.memory_budget is not None else default_memory_budget(x.device)
     if backend == "auto":
         backend = choose_backend(batch, n, m, d, x.device, x.dtype, budget, mask_diagonal)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    af, bf, ef = a.reshape(-1, n), b.reshape(-1, m), eps_t.reshape(-1)
     f, g = _flatten_init(init, bshape, n, m, x)
     loga, logb = af.log(), bf.log()
-    stages = eps_schedule(xf, yf, ef, cfg.eps_scaling)
+    shared = problem.shared_axes() if backend == "dense" and cfg.eps_scaling is None else 0
+    cost = xf = yf = None
+    stages: list[Tensor] = []
+    if shared:
+        # problems that differ only by eps (a broadcast tau axis): one cost per distinct pair of
+        # point clouds, by one GEMM, copied along the shared axes (a copy, not a GEMM, each)
+        xi, yi = problem.inner_points(shared)
+        xi, yi, x2, y2 = prepare_points(xi, xi if symmetric else yi)
+        cost = sq_cost(xi, yi, x2, y2)
+        if mask_diagonal:
+            _mask_diag_(cost)
+        cost = cost.expand(bshape[:shared].numel(), *cost.shape).reshape(batch, n, m)
+    else:
+        xf, yf = x.reshape(-1, n, d), y.reshape(-1, m, d)
+        xf, yf, x2, y2 = prepare_points(xf, xf if symmetric else yf)
+        stages = eps_schedule(xf, yf, ef, cfg.eps_scaling)
     err = None
 
     if backend == "dense":
-        geom = DenseGeometry(xf, yf, mask_diagonal, x2=x2, y2=y2)
+        geom = DenseGeometry(xf, yf, mask_diagonal, x2=x2, y2=y2, cost=cost)
         cost = geom.cost
         kernel_ok = bool((af > 0).all()) and bool((bf > 0).all())
         chunk = batch if x.device.type == "cuda" else max(1, cfg.chunk_bytes // (n * m * x.element_size()))
@@ -281,7 +295,8 @@ def _solve(problem: OTProblem, init, backend: str, cfg: SolverConfig) -> Sinkhor
         errs, n_done = [], 0
         for s in range(0, batch, chunk):
             sl = slice(s, s + chunk)
-            sub = DenseGeometry(xf[sl], yf[sl], mask_diagonal, cost=cost[sl])
+            sub = DenseGeometry(None if xf is None else xf[sl], None if yf is None else yf[sl],
+                                mask_diagonal, cost=cost[sl])
             fc, gc, ec, lc, lb = f[sl], g[sl], ef[sl], loga[sl], logb[sl]
             for st in stages:
                 if symmetric:
