@@ -292,7 +292,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", help="manifest split to train on (the config's data_split, "
                    "default train)")
     _data_root_arg(p)
-    p.add_argument("--featurizer", help="training featurizer spec or checkpoint")
+    p.add_argument("--featurizer", help="training featurizer spec or checkpoint (it must be "
+                   "differentiable: not a noise/constant control, not inception)")
+    p.add_argument("--allow-no-gradient", action="store_true", help="train even with a "
+                   "featurizer that passes no gradient to the generator (a control's "
+                   "no-information baseline, as featsel validate trains controls)")
     p.add_argument("--model", help="generator preset: tiny, S/2, B/2, L/2, mlp-tiny, mlp")
     p.add_argument("--steps", type=int, help="total optimiser steps")
     p.add_argument("--seed", type=int, help="training seed (default: the config's, 0)")
@@ -309,7 +313,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
          _train_args)
 def _train(args: Any) -> dict:
     from generation.config import load_config
-    from generation.train import train
+    from generation.train import require_differentiable, train
 
     # typed flags go in as values, not as YAML strings (a '#' or 'no' must stay what was typed)
     typed = {k: v for k in ("data", "featurizer", "model", "steps", "seed", "out", "device")
@@ -325,10 +329,13 @@ def _train(args: Any) -> dict:
 
         if check_device(args.device or "auto").type == "cpu":
             preset = [f"{k}={v}" for k, v in CPU_PRESET.items()]  # --set still wins
-            print("featsel train: no --config and no GPU: the CPU preset ("
-                  + ", ".join(preset) + "); --config configs/... for other sizes, "
-                  "configs/imagenet_dit_b2.yaml for the paper's", file=sys.stderr)
     cfg = load_config(args.config, preset + list(args.set), typed=typed)
+    if not args.allow_no_gradient:
+        require_differentiable(cfg.featurizer)  # before any data, model or run folder
+    if preset:
+        print("featsel train: no --config and no GPU: the CPU preset ("
+              + ", ".join(preset) + "); --config configs/... for other sizes, "
+              "configs/imagenet_dit_b2.yaml for the paper's", file=sys.stderr)
     return train(cfg, resume=args.resume, force=args.force, until=args.until)
 
 
@@ -414,7 +421,7 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
          "space",
          _pretrain_args)
 def _pretrain(args: Any) -> dict:
-    from featsel.features.registry import options_to_config
+    from featsel.features.spec import options_to_config
     from generation.pretrain import CONFIGS, TRAINERS
 
     opts: dict[str, Any] = {}

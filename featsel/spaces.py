@@ -14,6 +14,10 @@ Conventions: ambient images are float `(B, C, H, W)` in [-1, 1]; ambient vectors
 `create_space(spec, fit_data=..., ambient_shape=...)` builds one from a string such as
 `"pixels"`, `"vae:name=stabilityai/sd-vae-ft-mse"`, `"vae:path=/local/vae_dir"`,
 `"pca:dim=128"`. All spaces are `torch.nn.Module`s (frozen), so `.to(device)` moves them.
+
+The space owns decoding: a featurizer that needs the ambient form (pixels, genes) asks the space
+(`ambient_decoder`: the space itself, or None for `PixelSpace`, whose decode is the identity) and
+never looks at which space it is.
 """
 
 from __future__ import annotations
@@ -58,6 +62,13 @@ class GenerationSpace(nn.Module):
         """u: (B, *shape) -> x: (B, *ambient_shape)."""
         raise NotImplementedError
 
+    @property
+    def ambient_decoder(self) -> GenerationSpace | None:
+        """What a featurizer on the ambient form (pixels, genes) decodes u through: this space,
+        whose `decode` it calls differentiably (the generator's loss backpropagates through
+        it); None when u already is ambient and nothing needs decoding (`PixelSpace`)."""
+        return self
+
     def fingerprint(self) -> str:
         """sha256 of the spec, shapes and all weights/buffers (cache keys)."""
         h = hashlib.sha256(f"{self.spec}|{self.shape}|{self.ambient_shape}".encode())
@@ -85,6 +96,11 @@ class PixelSpace(GenerationSpace):
         # vectors (e.g. gene expression) have no pixels: their spec is the alias "ambient",
         # so settings and cache keys name the space the data is in
         return self.name if self.is_spatial else "ambient"
+
+    @property
+    def ambient_decoder(self) -> None:
+        """None: u already is ambient (decode is the identity), nothing to decode."""
+        return None
 
     def encode(self, x: Tensor) -> Tensor:
         self._check(x, self.ambient_shape, "x")
@@ -251,7 +267,7 @@ class SpaceSpec:
 
 def parse_space_spec(spec: str) -> SpaceSpec:
     """'kind[:key=value,...]' -> SpaceSpec; unknown keys or kinds -> ValueError."""
-    from featsel.features.registry import options_to_config, parse_spec
+    from featsel.features.spec import options_to_config, parse_spec
 
     kind, opts = parse_spec(spec)
     kind = {"ambient": "pixels"}.get(kind, kind)

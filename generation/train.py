@@ -229,6 +229,20 @@ def _truncate_metrics(path: Path, last_step: int) -> None:
     atomic_write(path, "".join(ln + "\n" for ln in keep))
 
 
+def require_differentiable(spec: str) -> None:
+    """Refuse a training featurizer whose features pass no gradient back to their input
+    (`Featurizer.differentiable` False: the noise/constant controls, inception's uint8 input):
+    the generator could learn nothing from them. Read from the spec, before any work (no data,
+    weights or hub). `featsel train` calls this; `featsel validate` trains controls on purpose,
+    as the baseline of features that carry no information."""
+    from featsel.features.registry import is_differentiable
+
+    if not is_differentiable(spec):
+        raise ValueError(f"--featurizer {spec} is not differentiable: its features cannot "
+                         "pass a gradient to the generator (--allow-no-gradient trains with it "
+                         "anyway, e.g. as a control's baseline)")
+
+
 def build_model(cfg: TrainConfig, sample_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """The generator of a run (preset + overrides)."""
     try:

@@ -18,7 +18,7 @@ from featsel.data import (
     validate_manifest,
 )
 from featsel.features import parse_spec
-from featsel.features.registry import _REGISTRY, _ensure_registered
+from featsel.features.registry import FEATURIZERS
 
 SHARED = Path(os.environ.get("FEATSEL_DATA_DIR", Path(__file__).parents[2] / "shared" / "data"))
 MNIST = SHARED / "mnist" / "t10k-images-idx3-ubyte.gz"
@@ -28,12 +28,11 @@ EXPECTED = {"digits", "mnist", "lfw-subset", "pbmc68k", "imagenet256", "kang2018
 
 def test_all_manifests_validate_and_name_known_featurizers():
     assert EXPECTED <= set(list_manifests())
-    _ensure_registered()
     for name in list_manifests():
         m = load_manifest(name)
         assert m.name == name and m.file.name == f"{name}.yaml"
         for spec in m.candidates + m.evaluation:
-            assert parse_spec(spec)[0] in _REGISTRY, (name, spec)
+            assert parse_spec(spec)[0] in FEATURIZERS, (name, spec)
 
 
 @pytest.mark.parametrize(

@@ -148,3 +148,118 @@ def test_inception_runs_from_local_weights_file(monkeypatch, tmp_path):
     x8 = ((x + 1) * 127.5).round().to(torch.uint8).expand(-1, 3, -1, -1)
     (ref,) = feat.net(x8.contiguous())
     torch.testing.assert_close(pool3, ref)
+
+
+# ------------------------------------------------------------- the table and the import graph
+def _implementation_modules() -> list[str]:
+    import pkgutil
+
+    import featsel.features as pkg
+
+    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name != "registry")
+
+
+def test_every_featurizer_class_is_built_by_a_line_of_the_table():
+    """A module that defines a Featurizer subclass without a line in FEATURIZERS fails here."""
+    import importlib
+    import inspect
+
+    from featsel.features.base import Featurizer
+    from featsel.features.registry import FEATURIZERS
+
+    built = {c for e in FEATURIZERS.values() for c in e.classes}
+    assert all(issubclass(c, Featurizer) for c in built), built
+    defined = set()
+    for mod in _implementation_modules():
+        m = importlib.import_module(f"featsel.features.{mod}")
+        defined |= {c for _, c in inspect.getmembers(m, inspect.isclass)
+                    if issubclass(c, Featurizer) and c is not Featurizer
+                    and c.__module__ == m.__name__}
+    assert defined and defined <= built, f"no line in FEATURIZERS builds {defined - built}"
+    names = [e["name"] for e in list_featurizers()]
+    assert names == [*FEATURIZERS, "checkpoint"]
+
+
+def test_implementations_do_not_import_the_registry():
+    """No import cycle: each implementation module imports (in a fresh interpreter) without
+    pulling in featsel.features.registry, and none names it in its source."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import featsel.features as pkg
+
+    root = Path(pkg.__file__).parent
+    for mod in _implementation_modules():
+        tree = ast.parse((root / f"{mod}.py").read_text())
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {f"{n.module}.{a.name}" if n.module == "featsel.features" else n.module
+                     for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+        assert "featsel.features.registry" not in imported, mod
+    # one fresh interpreter imports them one by one (what a module imports stays imported, so
+    # this sees everything each one pulls in) and names the first that brought the registry
+    code = ("import importlib, sys\n"
+            "for m in sys.argv[1:]:\n"
+            "    importlib.import_module('featsel.features.' + m)\n"
+            "    if 'featsel.features.registry' in sys.modules:\n"
+            "        sys.exit(m)\n")
+    done = subprocess.run([sys.executable, "-c", code, *_implementation_modules()],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"importing {done.stderr.strip()} imported the registry"
+
+
+def test_differentiable_is_read_from_the_classes_without_building(tmp_path, monkeypatch):
+    from featsel.features.registry import FEATURIZERS, is_differentiable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    flat = {n: e.differentiable for n, e in FEATURIZERS.items()}
+    assert {n for n, d in flat.items() if not d} == {"noise", "constant", "inception"}
+    assert not is_differentiable("noise:dim=3") and not is_differentiable("inception")
+    assert is_differentiable("dinov2") and is_differentiable("pca:dim=4")  # nothing is built
+    for spec, kw in [("noise:dim=3", {}), ("constant:dim=2", {}), ("identity", {}),
+                     ("ambient", {}), ("vae-latent", {}),
+                     ("pca:dim=2", {"fit_data": torch.randn(8, 5)}),
+                     ("random-projection:dim=3", {"in_shape": (5,)}),
+                     ("random-projection:dim=3,spatial=true", {"in_shape": (2, 4, 4)}),
+                     ("mlp-vae", {"in_shape": (6,)}), ("scvi-encoder", {"in_shape": (6,)})]:
+        f = create_featurizer(spec, **kw)
+        entry = FEATURIZERS[parse_spec(spec)[0]]
+        assert isinstance(f, entry.classes) and f.differentiable == entry.differentiable, spec
+    noise = save_featurizer(create_featurizer("noise:dim=2"), tmp_path / "noise.pt")
+    pca = save_featurizer(create_featurizer("pca:dim=2", fit_data=torch.randn(8, 5)),
+                          tmp_path / "pca.pt")
+    assert not is_differentiable(str(noise)) and not is_differentiable(f"checkpoint:path={noise}")
+    assert is_differentiable(str(pca))
+    with pytest.raises(ValueError, match="unknown featurizer 'resnet'"):
+        is_differentiable("resnet")
+
+
+def test_decoding_follows_the_space_not_its_name():
+    """Featurizers on the ambient form decode through `space.ambient_decoder`: a space named
+    "pixels" that is not the identity still decodes, and the state dict keeps the caller's space
+    under `pixel_space.`, which checkpoints leave out."""
+    from featsel.spaces import PCASpace, create_space
+
+    torch.manual_seed(0)
+    x = torch.randn(30, 6)
+    pca = create_space("pca:dim=3", fit_data=x)
+    renamed = PCASpace(pca.mean, pca.components, (6,))
+    renamed.name = "pixels"  # a name is not what decides
+    u = pca.encode(x).requires_grad_(True)
+    for space in (pca, renamed):
+        for spec in ("ambient", "mlp-vae"):
+            f = create_featurizer(spec, space=space)
+            assert f.pixel_space is space and any(k.startswith("pixel_space.")
+                                                  for k in f.state_dict())
+            x_hat = space.decode(u)
+            want = x_hat.flatten(1) if spec == "ambient" else f.net(x_hat)
+            torch.testing.assert_close(f(u)[0], want)
+    (grad,) = torch.autograd.grad(create_featurizer("ambient", space=pca)(u)[0].sum(), u)
+    torch.testing.assert_close(grad, pca.components.sum(1).expand_as(u))  # through decode
+    pixels = create_space("ambient", ambient_shape=(6,))
+    assert create_featurizer("ambient", space=pixels).pixel_space is None
+    assert create_featurizer("vit:input=pixels,pretrained=false,model=vit_tiny_patch16_224,"
+                             "img_size=8,patch_size=4,in_chans=1,depth=1,tap_every=1",
+                             space=create_space("pixels", ambient_shape=(1, 8, 8))
+                             ).pixel_space is None

@@ -161,6 +161,39 @@ def test_bad_inputs(tmp_path):
         TrainData(x=torch.zeros(3, 4), y=torch.zeros(2), num_classes=2)
 
 
+def test_train_refuses_a_featurizer_without_gradient_before_any_work(tmp_path, monkeypatch,
+                                                                       capsys):
+    """`featsel train` reads `Featurizer.differentiable` from the spec (no weights, no data):
+    the controls and inception are refused in one line naming --featurizer; a config file's
+    featurizer too; --allow-no-gradient trains with it anyway (validate's control runs)."""
+    import generation.train as gt
+    from featsel.cli import main
+    from featsel.features import create_featurizer, save_featurizer
+
+    def no_work(*a, **k):
+        raise AssertionError("data loaded or training started")
+
+    monkeypatch.setattr(gt, "load_training_data", no_work)
+    monkeypatch.setattr(gt, "train", no_work)
+    noise_pt = save_featurizer(create_featurizer("noise:dim=2"), tmp_path / "noise.pt")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: digits\nfeaturizer: constant:dim=3\n")
+    for args in (["--featurizer", "noise:dim=4"], ["--featurizer", "inception"],
+                 ["--featurizer", str(noise_pt)], ["--config", str(cfg)]):
+        assert main(["train", "--data", "digits", "--out", str(tmp_path / "r"), *args]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("featsel train: error: --featurizer ")
+        assert "not differentiable" in err[0] and "gradient to the generator" in err[0]
+        assert not (tmp_path / "r").exists()
+    seen = []
+    monkeypatch.setattr(gt, "train", lambda cfg, **kw: seen.append(cfg.featurizer) or {})
+    assert main(["train", "--data", "digits", "--out", str(tmp_path / "r"), "--featurizer",
+                 "noise:dim=4", "--allow-no-gradient"]) == 0
+    assert main(["train", "--data", "digits", "--out", str(tmp_path / "r"), "--featurizer",
+                 "pca:dim=4"]) == 0
+    assert seen == ["noise:dim=4", "pca:dim=4"]
+
+
 def test_manifest_data_then_sample_and_evaluate(tmp_path, monkeypatch):
     """The CLI path on the bundled digits manifest: train 3 steps, sample a grid, evaluate."""
     monkeypatch.setenv("FEATSEL_CACHE_DIR", str(tmp_path / "cache"))

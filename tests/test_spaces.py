@@ -133,3 +133,12 @@ def test_vectors_are_in_the_ambient_space_not_pixels():
     assert create_space("ambient", ambient_shape=(1, 8, 8)).spec == "pixels"
     assert create_space(create_space("ambient", ambient_shape=(5,)).spec,
                         ambient_shape=(5,)).spec == "ambient"  # the spec recreates the space
+
+
+def test_the_space_says_whether_to_decode():
+    """`ambient_decoder`: None for the ambient space (decode is the identity), else the space."""
+    x = torch.randn(20, 5)
+    assert create_space("ambient", fit_data=x).ambient_decoder is None
+    assert create_space("pixels", ambient_shape=(1, 4, 4)).ambient_decoder is None
+    pca = create_space("pca:dim=2", fit_data=x)
+    assert pca.ambient_decoder is pca

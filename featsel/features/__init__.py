@@ -43,6 +43,8 @@ a path to a featsel featurizer checkpoint (``.pt``) is also a spec. `list_featur
 random-vit, vit, dinov2, inception, vae-latent, mlp-vae, scvi-encoder, checkpoint.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from featsel.features.base import Featurizer
 from featsel.features.blocks import (
     BLOCK_KINDS,
@@ -54,13 +56,29 @@ from featsel.features.blocks import (
     to_blocks,
 )
 from featsel.features.extract import extract_features
-from featsel.features.registry import (
-    create_featurizer,
-    list_featurizers,
-    load_featurizer,
-    parse_spec,
-    save_featurizer,
-)
+from featsel.features.spec import parse_spec
+
+if TYPE_CHECKING:
+    from featsel.features.registry import (
+        create_featurizer,
+        list_featurizers,
+        load_featurizer,
+        save_featurizer,
+    )
+
+# The registry imports every featurizer implementation, so it is imported on first use of one
+# of its names: importing an implementation module (featsel.features.cnn, ...) does not pull in
+# the registry (the implementations never import it; tests/test_features_registry.py checks).
+_FROM_REGISTRY = ("create_featurizer", "list_featurizers", "load_featurizer", "save_featurizer")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_REGISTRY:
+        from featsel.features import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BLOCK_KINDS",

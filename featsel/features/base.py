@@ -3,7 +3,14 @@
 `Featurizer.forward(u)`: u `(B, *space.shape)` -> list of maps, each `(B, C, H, W)` (spatial)
 or `(B, C)` (global), named by `map_names`. Parameters are frozen (`requires_grad=False`,
 eval mode) but the forward pass stays differentiable in `u` where the network allows it
-(`differentiable`), so the training loss can backpropagate into the generator.
+(`differentiable`), so the training loss can backpropagate into the generator; `featsel train`
+refuses a featurizer whose class sets `differentiable = False` (the noise/constant controls,
+inception).
+
+A featurizer that needs the data's ambient form (pixels, genes) whatever the generation space
+is calls `use_space(space)` and feeds `to_ambient(u)` to its network: the space says whether and
+how u is decoded (`GenerationSpace.ambient_decoder`), the featurizer never looks at which space
+it is.
 """
 
 from __future__ import annotations
@@ -25,12 +32,30 @@ class Featurizer(nn.Module):
     implement `forward(u) -> list[Tensor]`."""
 
     name: str = ""
+    # False: forward(u) carries no gradient back to u (a hash, a uint8 cast), so its features
+    # cannot teach a generator: `featsel train` refuses it (read from the class, before building)
     differentiable: bool = True
 
     def __init__(self, config: Any, map_names: list[str]):
         super().__init__()
         self.config = config
         self.map_names = list(map_names)
+        self.pixel_space: nn.Module | None = None  # see use_space
+
+    def use_space(self, space: Any | None) -> None:
+        """Decode inputs through the generation space `space` before the network (`to_ambient`).
+
+        Keeps `space.ambient_decoder` (None for the ambient space itself, whose decode is the
+        identity) as `pixel_space`: that attribute name is what `save_featurizer` leaves out of
+        checkpoints (the caller's space, e.g. a VAE, is not part of the featurizer's weights)
+        and what `generation.evaluate` switches off to feed real ambient samples."""
+        self.pixel_space = space.ambient_decoder if space is not None else None
+
+    def to_ambient(self, u: Tensor) -> Tensor:
+        """u: (B, *space.shape) -> (B, *ambient_shape) decoded through the space given to
+        `use_space`, differentiably (gradients reach u); u itself when there is nothing to
+        decode."""
+        return u if self.pixel_space is None else self.pixel_space.decode(u)
 
     @property
     def spec(self) -> str:

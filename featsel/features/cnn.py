@@ -1,6 +1,6 @@
 """The small CNN classifier (the in-run distillation teacher) and its featurizer `cnn-teacher`.
 
-`SmallCNN` is defined here (featsel never imports `generation`); `generation.featurizers.teacher`
+`SmallCNN` is defined here (featsel never imports `generation`); `generation.pretrain.teacher`
 trains it and writes ``teacher.pt`` ({format: TEACHER_FORMAT, arch: {in_chans, n_classes, width,
 depth}, model: state dict}, weights_only-loadable). The featurizer loads that file:
 
@@ -20,11 +20,10 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from featsel.features.base import Featurizer
-from featsel.features.registry import register
 from featsel.safeload import torch_load
 
 __all__ = ["SmallCNN", "TEACHER_FORMAT", "CNNTeacherConfig", "CNNTeacherFeaturizer",
-           "is_teacher_checkpoint", "read_teacher"]
+           "is_teacher_checkpoint", "make_cnn_teacher", "read_teacher"]
 
 TEACHER_FORMAT = "featsel-cnn-teacher-v1"
 
@@ -100,11 +99,11 @@ class CNNTeacherFeaturizer(Featurizer):
                  in_shape):
         super().__init__(config, ["patch", "pooled"])
         self.net = net
-        self.pixel_space = space if space is not None and space.name != "pixels" else None
+        self.use_space(space)
         self.in_shape = tuple(in_shape) if in_shape else None
 
     def forward(self, u: Tensor) -> list[Tensor]:
-        x = self.pixel_space.decode(u) if self.pixel_space is not None else u
+        x = self.to_ambient(u)
         if x.ndim != 4 or x.shape[1] != self.net.in_chans:
             raise ValueError(f"featurizer cnn-teacher: needs images (B, {self.net.in_chans}, H, "
                              f"W) in pixels, got {tuple(x.shape)}")
@@ -112,9 +111,8 @@ class CNNTeacherFeaturizer(Featurizer):
         return [patch, pooled]
 
 
-@register("cnn-teacher", CNNTeacherConfig,
-          "the small CNN classifier trained by `featsel pretrain teacher` (teacher.pt), on pixels")
-def _cnn_teacher(cfg, *, space=None, in_shape=None, fit_data=None, state_dict=None):
+def make_cnn_teacher(cfg: CNNTeacherConfig, *, space=None, in_shape=None, fit_data=None,
+                     state_dict=None) -> CNNTeacherFeaturizer:
     if not cfg.path:
         raise ValueError("featurizer 'cnn-teacher' needs path=<teacher.pt>")
     return CNNTeacherFeaturizer(cfg, read_teacher(cfg.path), space, in_shape)

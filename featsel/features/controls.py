@@ -31,7 +31,6 @@ import torch
 from torch import Tensor
 
 from featsel.features.base import Featurizer
-from featsel.features.registry import register
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -87,9 +86,8 @@ class NoiseFeaturizer(Featurizer):
         return [torch.from_numpy(z).to(device=u.device, dtype=dtype)]
 
 
-@register("noise", NoiseConfig, "control: i.i.d. Gaussian features per sample (seeded hash), "
-          "(B, dim); carries no information about the data")
-def _noise(cfg: NoiseConfig, *, space=None, in_shape=None, fit_data=None, state_dict=None):
+def make_noise(cfg: NoiseConfig, *, space=None, in_shape=None, fit_data=None,
+               state_dict=None) -> NoiseFeaturizer:
     if cfg.dim < 1:
         raise ValueError(f"featurizer 'noise': dim must be >= 1, got {cfg.dim}")
     return NoiseFeaturizer(cfg)
@@ -115,8 +113,8 @@ class ConstantFeaturizer(Featurizer):
         return [torch.zeros(len(u), self.config.dim, device=u.device, dtype=dtype)]
 
 
-@register("constant", ConstantConfig, "control: the same features for every sample, (B, dim)")
-def _constant(cfg: ConstantConfig, *, space=None, in_shape=None, fit_data=None, state_dict=None):
+def make_constant(cfg: ConstantConfig, *, space=None, in_shape=None, fit_data=None,
+                  state_dict=None) -> ConstantFeaturizer:
     if cfg.dim < 1:
         raise ValueError(f"featurizer 'constant': dim must be >= 1, got {cfg.dim}")
     return ConstantFeaturizer(cfg)

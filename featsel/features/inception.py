@@ -19,7 +19,6 @@ import torch
 from torch import Tensor, nn
 
 from featsel.features.base import Featurizer
-from featsel.features.registry import register
 from featsel.hub import WeightsUnavailableError, is_offline, torch_hub_checkpoint
 from featsel.safeload import torch_load
 
@@ -45,11 +44,11 @@ class InceptionFeaturizer(Featurizer):
     def __init__(self, config: InceptionConfig, net: nn.Module, space: nn.Module | None, in_shape):
         super().__init__(config, ["pool3"])
         self.net = net
-        self.pixel_space = space if space is not None and space.name != "pixels" else None
+        self.use_space(space)
         self.in_shape = tuple(in_shape) if in_shape else None
 
     def forward(self, u: Tensor) -> list[Tensor]:
-        x = self.pixel_space.decode(u) if self.pixel_space is not None else u
+        x = self.to_ambient(u)
         if x.ndim != 4 or x.shape[1] not in (1, 3):
             raise ValueError(f"featurizer inception: needs images (B, 1 or 3, H, W), got {tuple(x.shape)}")
         x8 = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
@@ -85,8 +84,8 @@ def _build_net(weights: str | None) -> nn.Module:
         raise WeightsUnavailableError(f"featurizer inception: download failed ({err}). {how}.") from err
 
 
-@register("inception", InceptionConfig, "torch-fidelity InceptionV3 pool3 (FID's space), on pixels")
-def _inception(cfg, *, space=None, in_shape=None, fit_data=None, state_dict=None):
+def make_inception(cfg: InceptionConfig, *, space=None, in_shape=None, fit_data=None,
+                   state_dict=None) -> InceptionFeaturizer:
     if state_dict is not None:
         raise ValueError("featurizer inception is not saved in featsel checkpoints")
     return InceptionFeaturizer(cfg, _build_net(cfg.weights), space, in_shape)

@@ -10,7 +10,7 @@ VAE has a Gaussian likelihood on log-normalised expression, i.e. it is fitted wi
     decoder  z: (B, L) -> [Linear(., hidden) -> GELU] x depth -> Linear(hidden, G)
     q(z | x) = N(mu(x), diag exp(logvar(x))),  p(z) = N(0, I),  L = latent_dim.
 
-`generation.featurizers.vae` trains it (`featsel pretrain vae` on vector data) and writes a
+`generation.pretrain.vae` trains it (`featsel pretrain vae` on vector data) and writes a
 featsel featurizer checkpoint (`featurizer.pt`, `save_featurizer`), loaded by
 
     create_featurizer("runs/pbmc_vae/featurizer.pt", space=space)
@@ -28,9 +28,8 @@ import torch
 from torch import Tensor, nn
 
 from featsel.features.base import Featurizer
-from featsel.features.registry import register
 
-__all__ = ["MLPVAE", "MLPVAEConfig", "MLPVAEFeaturizer"]
+__all__ = ["MLPVAE", "MLPVAEConfig", "MLPVAEFeaturizer", "make_mlp_vae"]
 
 
 def _mlp(d_in: int, hidden: int, depth: int, d_out: int) -> nn.Sequential:
@@ -91,12 +90,11 @@ class MLPVAEFeaturizer(Featurizer):
     def __init__(self, config: MLPVAEConfig, net: MLPVAE, space: nn.Module | None, in_shape):
         super().__init__(config, ["mu"])
         self.net = net
-        # `pixel_space` (the name save_featurizer leaves out): here it decodes to genes
-        self.pixel_space = space if space is not None and space.name != "pixels" else None
+        self.use_space(space)  # decodes to genes
         self.in_shape = tuple(in_shape) if in_shape else None
 
     def forward(self, u: Tensor) -> list[Tensor]:
-        x = self.pixel_space.decode(u) if self.pixel_space is not None else u
+        x = self.to_ambient(u)
         if x.ndim != 2 or x.shape[1] != self.net.n_features:
             raise ValueError(f"featurizer {self.name}: u must decode to vectors (B, "
                              f"{self.net.n_features}), got {tuple(x.shape)} from {tuple(u.shape)}")
@@ -119,8 +117,6 @@ def build_vector_encoder(name: str, cfg, net_cls, featurizer_cls, space, in_shap
     return featurizer_cls(cfg, net.eval(), space, in_shape)
 
 
-@register("mlp-vae", MLPVAEConfig,
-          "MLP Gaussian VAE on vectors (cells x genes; `featsel pretrain vae` on vector data), "
-          "the posterior mean (B, latent_dim)")
-def _mlp_vae(cfg: MLPVAEConfig, *, space=None, in_shape=None, fit_data=None, state_dict=None):
+def make_mlp_vae(cfg: MLPVAEConfig, *, space=None, in_shape=None, fit_data=None,
+                 state_dict=None) -> MLPVAEFeaturizer:
     return build_vector_encoder("mlp-vae", cfg, MLPVAE, MLPVAEFeaturizer, space, in_shape)

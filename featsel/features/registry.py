@@ -1,22 +1,28 @@
-"""Named featurizers, created from spec strings.
+"""Named featurizers, created from spec strings: the one table of them, `FEATURIZERS`.
 
-Spec syntax: ``name[:key=value,key=value,...]``. Values are converted to the type of the
-option's dataclass field (int, float, bool `true/false`, str, or lists joined with ``+``:
-``facets=keys+pooled``); ``none`` clears an optional value. A spec that is a path to a featsel
-featurizer checkpoint (``*.pt``, written by `save_featurizer`) loads it, as does
+Spec syntax: ``name[:key=value,key=value,...]`` (`featsel.features.spec`). Values are converted
+to the type of the option's dataclass field (int, float, bool `true/false`, str, or lists joined
+with ``+``: ``facets=keys+pooled``); ``none`` clears an optional value. A spec that is a path to
+a featsel featurizer checkpoint (``*.pt``, written by `save_featurizer`) loads it, as does
 ``checkpoint:path=FILE``; a CNN teacher's ``teacher.pt`` loads as ``cnn-teacher:path=FILE``.
 
     create_featurizer("pca:dim=32", fit_data=u_train)        # u_train: (N, *space.shape)
     create_featurizer("random-vit:depth=4,tap_every=2", space=space)
     create_featurizer("vit:model=vit_small_patch16_224.augreg_in21k,input=pixels", space=space)
     create_featurizer("runs/featurizer.pt")
+
+This module imports every implementation; the implementations never import it (they import
+`featsel.features.base` and `featsel.features.spec`). Adding a featurizer: a module in
+`featsel/features/` with its options dataclass, its `Featurizer` subclass and a factory
+``make_x(cfg, *, space=None, in_shape=None, fit_data=None, state_dict=None) -> XFeaturizer``
+(the return annotation names the class(es) it builds: `differentiable` is read from them), then
+one line in `FEATURIZERS` below. Heavy third-party packages (timm, diffusers, torch_fidelity,
+scvi-tools) stay imported inside the functions that need them, so importing this stays fast.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -26,123 +32,98 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from featsel.features import cnn, controls, inception, mlpvae, scvi_encoder, simple, vit
 from featsel.features.base import Featurizer
+from featsel.features.spec import options_to_config, parse_spec
 from featsel.rundir import atomic_save
 from featsel.safeload import torch_load
 
+__all__ = ["CHECKPOINT_FORMAT", "FEATURIZERS", "FeaturizerEntry", "create_featurizer",
+           "is_differentiable", "list_featurizers", "load_featurizer", "options_to_config",
+           "parse_spec", "save_featurizer"]
+
 CHECKPOINT_FORMAT = "featsel-featurizer-v1"
 
-
-# ---------------------------------------------------------------------------------- spec parsing
-def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
-    """'name:k=v,k2=v2' -> ('name', {'k': 'v', 'k2': 'v2'}). Bad syntax -> ValueError."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"spec must be a non-empty string like 'name:key=value', got {spec!r}")
-    name, _, rest = spec.strip().partition(":")
-    opts: dict[str, str] = {}
-    if rest.strip():
-        for item in rest.split(","):
-            key, eq, value = item.partition("=")
-            if not eq or not key.strip():
-                raise ValueError(
-                    f"spec {spec!r}: option {item!r} is not key=value (options are separated by ',')"
-                )
-            if key.strip() in opts:
-                raise ValueError(f"spec {spec!r}: option {key.strip()!r} given twice")
-            opts[key.strip()] = value.strip()
-    return name.strip(), opts
-
-
-def _convert(value: Any, tp: Any, key: str, what: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if isinstance(value, str) and value.lower() in ("none", "null", ""):
-            return None
-        if value is None:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(value, inner[0], key, what)
-    if origin in (tuple, list):
-        items = value.split("+") if isinstance(value, str) else list(value)
-        return tuple(_convert(v, args[0], key, what) for v in items if v != "")
-    if not isinstance(value, str):
-        if tp is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, tp):
-            return value
-        raise ValueError(f"{what}: option {key} must be {tp.__name__}, got {value!r}")
-    try:
-        if tp is bool:
-            low = value.lower()
-            if low not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return low in ("true", "1", "yes")
-        return tp(value)
-    except ValueError:
-        raise ValueError(f"{what}: option {key} must be {tp.__name__}, got {value!r}") from None
-
-
-def options_to_config(cls: type, opts: dict[str, Any], *, what: str) -> Any:
-    """Build dataclass `cls` from string (or typed) options; unknown keys -> ValueError."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in fields(cls)]
-    unknown = sorted(set(opts) - set(names))
-    if unknown:
-        raise ValueError(f"{what}: unknown option(s) {unknown}; valid options: {names}")
-    return cls(**{k: _convert(v, hints[k], k, what) for k, v in opts.items()})
-
-
-# ------------------------------------------------------------------------------------- registry
 Factory = Callable[..., Featurizer]
 
 
-@dataclass
+@dataclass(frozen=True)
 class FeaturizerEntry:
-    """A registered featurizer: its config dataclass, factory and one-line description."""
+    """A featurizer name: its options dataclass, factory
+    ``(cfg, *, space, in_shape, fit_data, state_dict=None) -> Featurizer``, per-name option
+    defaults (e.g. `random-vit`: `vit` with ``pretrained=False``) and one-line description."""
 
-    name: str
     config: type
     factory: Factory
+    defaults: dict[str, Any]
     description: str
-    defaults: dict[str, Any] = dataclasses.field(default_factory=dict)  # per-name overrides
+
+    @property
+    def classes(self) -> tuple[type[Featurizer], ...]:
+        """The Featurizer subclass(es) the factory builds (its return annotation)."""
+        ret = typing.get_type_hints(self.factory).get("return")
+        if ret is None:
+            raise TypeError(f"featurizer factory {self.factory.__qualname__} needs a return "
+                            "annotation naming the Featurizer class(es) it builds")
+        return tuple(typing.get_args(ret)) if typing.get_args(ret) else (ret,)
+
+    @property
+    def differentiable(self) -> bool:
+        """Whether every featurizer this entry builds passes gradients back to its input."""
+        return all(c.differentiable for c in self.classes)
 
 
-_REGISTRY: dict[str, FeaturizerEntry] = {}
+_E = FeaturizerEntry
+_VIT_TINY = {"model": "vit_tiny_patch16_224", "pretrained": False}
+_DINOV2 = {"model": "vit_small_patch14_dinov2.lvd142m", "input": "pixels", "img_size": 224,
+           "facets": "pooled"}
 
-
-def register(
-    name: str, config: type, description: str, defaults: dict[str, Any] | None = None
-) -> Callable[[Factory], Factory]:
-    """Decorator: `factory(config, *, space, in_shape, fit_data) -> Featurizer`."""
-
-    def wrap(factory: Factory) -> Factory:
-        _REGISTRY[name] = FeaturizerEntry(name, config, factory, description, defaults or {})
-        return factory
-
-    return wrap
-
-
-def _ensure_registered() -> None:
-    # The featurizer modules register themselves on import.
-    from featsel.features import cnn, controls, inception, mlpvae, scvi_encoder, simple, vit  # noqa: F401
+# The featurizers, one entry each, in the order `featsel featurizers` lists them:
+# name: _E(options dataclass, factory, option defaults, description).
+FEATURIZERS: dict[str, FeaturizerEntry] = {
+    "identity": _E(simple.IdentityConfig, simple.make_identity, {},
+                   "the generation space itself (spatial for images/latents)"),
+    "pca": _E(simple.PCAConfig, simple.make_pca, {},
+              "PCA fitted on the data (sklearn), a (B, dim) global map"),
+    "random-projection": _E(simple.RandomProjectionConfig, simple.make_random_projection, {},
+                            "a Gaussian random projection (sklearn), (B, dim) or, spatial=true, "
+                            "(B, dim, H, W)"),
+    "random-vit": _E(vit.ViTConfig, vit.make_vit, _VIT_TINY,
+                     "a randomly initialised timm ViT (a baseline), same facets as vit"),
+    "vit": _E(vit.ViTConfig, vit.make_vit, {},
+              "a timm ViT: attention keys every tap_every layers, tokens, pooled"),
+    "dinov2": _E(vit.ViTConfig, vit.make_vit, _DINOV2,
+                 "timm DINOv2 on pixels (FD-DINO's space): pooled CLS by default"),
+    "inception": _E(inception.InceptionConfig, inception.make_inception, {},
+                    "torch-fidelity InceptionV3 pool3 (FID's space), on pixels"),
+    "vae-latent": _E(simple.VAELatentConfig, simple.make_vae_latent, {},
+                     "the flattened generation space (FD-VAE's space)"),
+    "ambient": _E(simple.AmbientConfig, simple.make_ambient, {},
+                  "the data's ambient space (pixels/genes): u decoded, flattened"),
+    "mlp-vae": _E(mlpvae.MLPVAEConfig, mlpvae.make_mlp_vae, {},
+                  "MLP Gaussian VAE on vectors (cells x genes; `featsel pretrain vae` on vector "
+                  "data), the posterior mean (B, latent_dim)"),
+    "scvi-encoder": _E(scvi_encoder.ScviEncoderConfig, scvi_encoder.make_scvi_encoder, {},
+                       "scVI's encoder (`featsel pretrain scvi`, needs scvi-tools only to train): the "
+                       "latent mean of q(z|x) (B, latent_dim) on vectors (cells x genes)"),
+    "noise": _E(controls.NoiseConfig, controls.make_noise, {},
+                "control: i.i.d. Gaussian features per sample (seeded hash), (B, dim); carries no "
+                "information about the data"),
+    "constant": _E(controls.ConstantConfig, controls.make_constant, {},
+                   "control: the same features for every sample, (B, dim)"),
+    "cnn-teacher": _E(cnn.CNNTeacherConfig, cnn.make_cnn_teacher, {},
+                      "the small CNN classifier trained by `featsel pretrain teacher` "
+                      "(teacher.pt), on pixels"),
+}
 
 
 def list_featurizers() -> list[dict[str, Any]]:
-    """[{name, description, options: {option: default}}] for every registered featurizer."""
-    _ensure_registered()
+    """[{name, description, options: {option: default}}] for every featurizer in the table."""
     out = []
-    order = ["identity", "pca", "random-projection", "random-vit", "vit", "dinov2",
-             "inception", "vae-latent", "ambient", "mlp-vae", "scvi-encoder", "noise", "constant"]
-    entries = sorted(
-        _REGISTRY.values(), key=lambda e: (order.index(e.name) if e.name in order else len(order), e.name)
-    )
-    for e in entries:
-        cfg = e.config(
-            **{k: _convert(v, typing.get_type_hints(e.config)[k], k, e.name) for k, v in e.defaults.items()}
-        )
+    for name, e in FEATURIZERS.items():
+        cfg = options_to_config(e.config, e.defaults, what=name)
         opts = {f.name: _jsonable(getattr(cfg, f.name)) for f in fields(cfg)}
-        out.append({"name": e.name, "description": e.description, "options": opts})
+        out.append({"name": name, "description": e.description, "options": opts})
     out.append(
         {
             "name": "checkpoint",
@@ -172,25 +153,10 @@ def create_featurizer(
     fit_data: (N, *space.shape) generation-space samples for fitted featurizers (pca).
     in_shape: per-sample input shape when neither space nor fit_data gives it.
     """
-    _ensure_registered()
-    if _looks_like_path(spec):
-        from featsel.features.cnn import is_teacher_checkpoint
-
-        if not is_teacher_checkpoint(spec):
-            return load_featurizer(spec, space=space)
-        spec = f"cnn-teacher:path={spec}"  # a teacher.pt (featsel pretrain teacher)
-    name, opts = parse_spec(spec)
-    if name == "checkpoint":
-        if set(opts) != {"path"}:
-            raise ValueError(f"featurizer 'checkpoint' takes exactly one option, path; got {opts}")
-        return load_featurizer(opts["path"], space=space)
-    _ensure_registered()
-    if name not in _REGISTRY:
-        raise ValueError(
-            f"unknown featurizer {name!r}; known: {sorted(_REGISTRY) + ['checkpoint']} "
-            "(or a path to a featurizer checkpoint .pt)"
-        )
-    entry = _REGISTRY[name]
+    name, opts, checkpoint = _resolve(spec)
+    if checkpoint is not None:
+        return load_featurizer(checkpoint, space=space)
+    entry = _entry(name)
     cfg = options_to_config(entry.config, {**entry.defaults, **opts}, what=f"featurizer {name!r}")
     if in_shape is None:
         if space is not None:
@@ -202,6 +168,40 @@ def create_featurizer(
     return feat.eval().requires_grad_(False)
 
 
+def is_differentiable(spec: str) -> bool:
+    """Whether the featurizer of `spec` passes gradients back to its input (`Featurizer.
+    differentiable` of the class it builds), without building it: no weights, data or hub are
+    touched (a checkpoint's spec is read from the file). Unknown names -> ValueError."""
+    name, _, checkpoint = _resolve(spec)
+    if checkpoint is not None:
+        name = parse_spec(_read_checkpoint(checkpoint)[1]["spec"])[0]
+    return _entry(name).differentiable
+
+
+def _resolve(spec: str) -> tuple[str, dict[str, str], str | None]:
+    """spec -> (name, options, featurizer checkpoint path or None); a teacher.pt path becomes
+    cnn-teacher:path=... ."""
+    if _looks_like_path(spec):
+        if not cnn.is_teacher_checkpoint(spec):
+            return "checkpoint", {"path": spec}, spec
+        spec = f"cnn-teacher:path={spec}"  # a teacher.pt (featsel pretrain teacher)
+    name, opts = parse_spec(spec)
+    if name == "checkpoint":
+        if set(opts) != {"path"}:
+            raise ValueError(f"featurizer 'checkpoint' takes exactly one option, path; got {opts}")
+        return name, opts, opts["path"]
+    return name, opts, None
+
+
+def _entry(name: str) -> FeaturizerEntry:
+    if name not in FEATURIZERS:
+        raise ValueError(
+            f"unknown featurizer {name!r}; known: {sorted(FEATURIZERS) + ['checkpoint']} "
+            "(or a path to a featurizer checkpoint .pt)"
+        )
+    return FEATURIZERS[name]
+
+
 def _looks_like_path(spec: str) -> bool:
     if not isinstance(spec, str):
         return False
@@ -209,7 +209,7 @@ def _looks_like_path(spec: str) -> bool:
     return (
         spec.endswith((".pt", ".pth"))
         and (os.sep in spec or Path(spec).exists())
-        and (head not in _REGISTRY and head != "checkpoint")
+        and (head not in FEATURIZERS and head != "checkpoint")
     )
 
 
@@ -241,18 +241,9 @@ def load_featurizer(path: str | os.PathLike, *, space: Any | None = None) -> Fea
 
     space: the generation space of the inputs, for featurizers that decode through it (it is not
     saved with the weights)."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"featurizer checkpoint {p} does not exist")
-    payload = torch_load(p, "featurizer checkpoint")
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"{p} is not a featsel featurizer checkpoint (expected a dict with "
-            f"format={CHECKPOINT_FORMAT!r}, written by featsel.features.save_featurizer)"
-        )
+    p, payload = _read_checkpoint(path)
     name, opts = parse_spec(payload["spec"])
-    _ensure_registered()
-    entry = _REGISTRY.get(name)
+    entry = FEATURIZERS.get(name)
     if entry is None:
         raise ValueError(f"{p}: unknown featurizer {name!r} in checkpoint")
     cfg = options_to_config(entry.config, opts, what=f"featurizer {name!r} in {p}")
@@ -264,3 +255,17 @@ def load_featurizer(path: str | os.PathLike, *, space: Any | None = None) -> Fea
     if bad:
         raise ValueError(f"{p}: weights do not match featurizer {name!r} (keys {bad[:5]})")
     return feat.eval().requires_grad_(False)
+
+
+def _read_checkpoint(path: str | os.PathLike) -> tuple[Path, dict]:
+    """(path, payload) of a featurizer checkpoint; a missing or foreign file -> error."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"featurizer checkpoint {p} does not exist")
+    payload = torch_load(p, "featurizer checkpoint")
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{p} is not a featsel featurizer checkpoint (expected a dict with "
+            f"format={CHECKPOINT_FORMAT!r}, written by featsel.features.save_featurizer)"
+        )
+    return p, payload

@@ -1,6 +1,6 @@
 """The encoder of a trained scVI model as a featurizer, `scvi-encoder`: the latent mean of
 q(z|x), a coupling space as in the paper's single-cell runs. Plain torch: loading it needs no
-scvi-tools (only training does, `featsel pretrain scvi`, `generation.featurizers.scvi`).
+scvi-tools (only training does, `featsel pretrain scvi`, `generation.pretrain.scvi`).
 
 The network reproduces scvi-tools' `scvi.nn.Encoder` (SCVI's `z_encoder`, no batch covariates,
 Gaussian latent) in eval mode, its dropout being the identity there:
@@ -29,9 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from featsel.features.mlpvae import MLPVAEFeaturizer, build_vector_encoder
-from featsel.features.registry import register
 
-__all__ = ["ScviEncoder", "ScviEncoderConfig", "ScviEncoderFeaturizer"]
+__all__ = ["ScviEncoder", "ScviEncoderConfig", "ScviEncoderFeaturizer", "make_scvi_encoder"]
 
 BN_EPS, BN_MOMENTUM = 1e-3, 0.01  # scvi.nn.FCLayers' BatchNorm1d settings
 
@@ -103,10 +102,7 @@ class ScviEncoderFeaturizer(MLPVAEFeaturizer):
     name = "scvi-encoder"
 
 
-@register("scvi-encoder", ScviEncoderConfig,
-          "scVI's encoder (`featsel pretrain scvi`, needs scvi-tools only to train): the latent "
-          "mean of q(z|x) (B, latent_dim) on vectors (cells x genes)")
-def _scvi_encoder(cfg: ScviEncoderConfig, *, space=None, in_shape=None, fit_data=None,
-                  state_dict=None):
+def make_scvi_encoder(cfg: ScviEncoderConfig, *, space=None, in_shape=None, fit_data=None,
+                      state_dict=None) -> ScviEncoderFeaturizer:
     return build_vector_encoder("scvi-encoder", cfg, ScviEncoder, ScviEncoderFeaturizer, space,
                                 in_shape)

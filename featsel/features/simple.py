@@ -25,7 +25,6 @@ import torch
 from torch import Tensor
 
 from featsel.features.base import Featurizer
-from featsel.features.registry import register
 
 
 def _need_shape(in_shape, name: str) -> tuple[int, ...]:
@@ -51,8 +50,8 @@ class IdentityFeaturizer(Featurizer):
         return [u.flatten(1)]
 
 
-@register("identity", IdentityConfig, "the generation space itself (spatial for images/latents)")
-def _identity(cfg, *, space=None, in_shape=None, fit_data=None, state_dict=None):
+def make_identity(cfg: IdentityConfig, *, space=None, in_shape=None, fit_data=None,
+                  state_dict=None) -> IdentityFeaturizer:
     return IdentityFeaturizer(cfg, in_shape)
 
 
@@ -64,18 +63,16 @@ class AmbientConfig:
 class AmbientFeaturizer(Featurizer):
     def __init__(self, config: AmbientConfig, space, in_shape: tuple[int, ...] | None = None):
         super().__init__(config, ["ambient"])
-        # named pixel_space so that save_featurizer leaves it out (it is the caller's space)
-        self.pixel_space = space if space is not None and space.name != "pixels" else None
+        self.use_space(space)
         self.in_shape = in_shape
 
     def forward(self, u: Tensor) -> list[Tensor]:
         """u: (B, *space.shape) -> [(B, prod(ambient shape))] (differentiable through decode)."""
-        x = self.pixel_space.decode(u) if self.pixel_space is not None else u
-        return [x.flatten(1)]
+        return [self.to_ambient(u).flatten(1)]
 
 
-@register("ambient", AmbientConfig, "the data's ambient space (pixels/genes): u decoded, flattened")
-def _ambient(cfg, *, space=None, in_shape=None, fit_data=None, state_dict=None):
+def make_ambient(cfg: AmbientConfig, *, space=None, in_shape=None, fit_data=None,
+                 state_dict=None) -> AmbientFeaturizer:
     return AmbientFeaturizer(cfg, space, in_shape)
 
 
@@ -94,8 +91,8 @@ class VAELatentFeaturizer(Featurizer):
         return [u.flatten(1)]
 
 
-@register("vae-latent", VAELatentConfig, "the flattened generation space (FD-VAE's space)")
-def _vae_latent(cfg, *, space=None, in_shape=None, fit_data=None, state_dict=None):
+def make_vae_latent(cfg: VAELatentConfig, *, space=None, in_shape=None, fit_data=None,
+                    state_dict=None) -> VAELatentFeaturizer:
     return VAELatentFeaturizer(cfg, in_shape)
 
 
@@ -126,8 +123,8 @@ class LinearFeaturizer(Featurizer):
         return [(flat - self.mean.to(flat.dtype)) @ w.T]
 
 
-@register("pca", PCAConfig, "PCA fitted on the data (sklearn), a (B, dim) global map")
-def _pca(cfg: PCAConfig, *, space=None, in_shape=None, fit_data=None, state_dict=None):
+def make_pca(cfg: PCAConfig, *, space=None, in_shape=None, fit_data=None,
+             state_dict=None) -> LinearFeaturizer:
     if state_dict is not None:
         return LinearFeaturizer(cfg, state_dict["mean"], state_dict["weight"], in_shape, "pca")
     if fit_data is None:
@@ -180,12 +177,8 @@ def _gaussian_matrix(dim: int, n_features: int, seed: int) -> Tensor:
     return torch.from_numpy(np.asarray(rp.components_, dtype=np.float64))
 
 
-@register(
-    "random-projection",
-    RandomProjectionConfig,
-    "a Gaussian random projection (sklearn), (B, dim) or, spatial=true, (B, dim, H, W)",
-)
-def _random_projection(cfg, *, space=None, in_shape=None, fit_data=None, state_dict=None):
+def make_random_projection(cfg: RandomProjectionConfig, *, space=None, in_shape=None,
+                           fit_data=None, state_dict=None) -> LinearFeaturizer | SpatialProjection:
     shape = _need_shape(in_shape, "random-projection")
     if cfg.dim < 1:
         raise ValueError(f"featurizer 'random-projection': dim must be >= 1, got {cfg.dim}")

@@ -1,8 +1,9 @@
 """ViT featurizers (timm): attention keys tapped every k layers, plus token and pooled facets.
 
-Registered names: `vit` (any timm ViT, pretrained weights by name or local file), `random-vit`
-(the same, randomly initialised: a baseline the paper lacks), `dinov2` (timm's DINOv2, on
-pixels: the evaluation space of FD-DINO).
+Featurizer names (one factory, `make_vit`; the registry's defaults tell them apart): `vit` (any
+timm ViT, pretrained weights by name or local file), `random-vit` (the same, randomly
+initialised: a baseline the paper lacks), `dinov2` (timm's DINOv2, on pixels: the evaluation
+space of FD-DINO).
 
 Keys facet (paper Appendix C): at each tapped block i (layers k, 2k, ... counted from 1), the
 keys `k_norm(key slice of qkv(norm1(x_i)))` of shape (B, heads, tokens, head_dim) are captured
@@ -30,7 +31,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from featsel.features.base import Featurizer
-from featsel.features.registry import register
 from featsel.hub import WeightsUnavailableError, is_offline, require_hf_files, torch_hub_checkpoint
 from featsel.safeload import safetensors_load, torch_load
 
@@ -244,10 +244,7 @@ class ViTFeaturizer(Featurizer):
         super().__init__(config, names)
         self.model = model
         self.in_shape = tuple(in_shape) if in_shape else None
-        if space is not None and config.input == "pixels" and space.name != "pixels":
-            self.pixel_space = space
-        else:
-            self.pixel_space = None
+        self.use_space(space if config.input == "pixels" else None)
         self.prefix = int(getattr(model, "num_prefix_tokens", 1))
         ps = model.patch_embed.patch_size
         self.patch = (ps, ps) if isinstance(ps, int) else tuple(ps)
@@ -280,8 +277,7 @@ class ViTFeaturizer(Featurizer):
             raise ValueError(f"featurizer vit: u must be (B, C, H, W), got {tuple(u.shape)}")
         if self.config.input == "generation":
             return u
-        x = self.pixel_space.decode(u) if self.pixel_space is not None else u
-        x = (x + 1) / 2
+        x = (self.to_ambient(u) + 1) / 2
         c = self.model.patch_embed.proj.in_channels
         if x.shape[1] == 1 and c != 1:
             x = x.expand(-1, c, -1, -1)
@@ -340,7 +336,9 @@ class ViTFeaturizer(Featurizer):
         return out
 
 
-def _vit_factory(cfg, *, space=None, in_shape=None, fit_data=None, state_dict=None):
+def make_vit(cfg: ViTConfig, *, space=None, in_shape=None, fit_data=None,
+             state_dict=None) -> ViTFeaturizer:
+    """The factory of `vit`, `random-vit` and `dinov2` (they differ in the registry's defaults)."""
     if state_dict is not None:
         cfg.pretrained = False
     if cfg.input == "generation" and cfg.patch_size is None and in_shape is not None:
@@ -349,22 +347,3 @@ def _vit_factory(cfg, *, space=None, in_shape=None, fit_data=None, state_dict=No
     model = build_timm_vit(cfg, in_shape, load_weights=state_dict is None)
     return ViTFeaturizer(cfg, model, space=space, in_shape=in_shape)
 
-
-register("vit", ViTConfig, "a timm ViT: attention keys every tap_every layers, tokens, pooled")(_vit_factory)
-register(
-    "random-vit",
-    ViTConfig,
-    "a randomly initialised timm ViT (a baseline), same facets as vit",
-    defaults={"model": "vit_tiny_patch16_224", "pretrained": False},
-)(_vit_factory)
-register(
-    "dinov2",
-    ViTConfig,
-    "timm DINOv2 on pixels (FD-DINO's space): pooled CLS by default",
-    defaults={
-        "model": "vit_small_patch14_dinov2.lvd142m",
-        "input": "pixels",
-        "img_size": 224,
-        "facets": "pooled",
-    },
-)(_vit_factory)
