@@ -40,6 +40,13 @@ def test_dry_run_prints_one_command_per_job(tmp_path, capsys):
     cmds = json.loads(capsys.readouterr().out)["commands"]
     assert len(cmds) == 2 and all(c.startswith("torchrun --nproc_per_node=4 -m featsel.cli train")
                                   for c in cmds)
+    assert not any("--allow-no-gradient" in c for c in cmds)
+    # a control trained as the baseline passes featsel train's refusal of featurizers that
+    # cannot pass a gradient, and only the control does
+    rc = main(["validate", "--featurizers", "identity,noise:dim=4", "--seeds", "1", "--out",
+               str(out), "--dry-run", "--json"])
+    cmds = json.loads(capsys.readouterr().out)["commands"]
+    assert [("--allow-no-gradient" in c, "noise" in c) for c in cmds] == [(False, False), (True, True)]
 
 
 def test_bad_arguments(tmp_path):

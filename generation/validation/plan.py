@@ -19,6 +19,7 @@ from featsel.confirmation import (
     COLLAPSE_MIN_VARIANCE_RATIO,
     STILL_IMPROVING_THRESHOLD,
 )
+from featsel.features.registry import is_differentiable
 
 __all__ = ["ValidateConfig", "Job", "candidate_dirname", "plan_jobs", "eval_steps",
            "resolve_lists", "check_settings", "collapse_rule", "job_identity", "train_config",
@@ -129,6 +130,9 @@ def train_args(cfg: ValidateConfig, job: Job) -> list[str]:
              "--out", o["out"], "--set", f"seed={o['seed']}"]
     for s in cfg.overrides:
         args += ["--set", s]
+    if not is_differentiable(o["featurizer"]):
+        # a control trained as the sweep's baseline: featsel train refuses it otherwise
+        args += ["--allow-no-gradient"]
     args += ["--resume"]  # harmless on a fresh folder; continues a killed job
     return args
 
