@@ -145,6 +145,8 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     if origin is tuple:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = [value]
+        if isinstance(value, str) and "+" in value:  # a+b: the list syntax of featurizer specs
+            value = [yaml.safe_load(v) for v in value.split("+") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"config key {key!r} expects a list, got {value!r}")
         (elem,) = typing.get_args(tp)[:1]
@@ -180,7 +182,8 @@ def config_from_dict(d: dict, cls: type = TrainConfig, prefix: str = "") -> Any:
 
 
 def apply_overrides(cfg_dict: dict, overrides: list[str] | dict | None) -> dict:
-    """Apply `["key=value", "loss.taus=[0.05]"]` (YAML values) or a {key: value} dict."""
+    """Apply `["key=value", "loss.taus=[0.05]"]` (YAML values; lists as `[a, b]` or `a+b`, the
+    same two forms as `featsel pretrain --set` and featurizer specs) or a {key: value} dict."""
     if not overrides:
         return cfg_dict
     if isinstance(overrides, dict):

@@ -127,3 +127,19 @@ def test_validate_and_select_flags_reach_their_config(name, monkeypatch, tmp_pat
             cfg.score_split, cfg.exclude_aligned, cfg.eval_n_per_class,
             cfg.score_max_samples, cfg.progress) == (
         1.5, 0.2, "delta_ot", 3, 16, "all", True, 5, 100, False)
+
+
+def test_one_set_syntax_for_train_and_pretrain():
+    """`--set KEY=VALUE` takes lists as `[a, b]` or `a+b` in both featsel train (its config)
+    and featsel pretrain (a trainer's options, converted like featurizer specs)."""
+    from featsel.features.spec import options_to_config
+    from generation.config import load_config
+    from generation.pretrain import CONFIGS
+
+    for form in ("0.02+0.2", "[0.02, 0.2]"):
+        assert load_config(None, [f"loss.taus={form}"]).loss.taus == (0.02, 0.2)
+    for form in ("16+32", "[16, 32]", "[16,32]"):
+        cfg = options_to_config(CONFIGS["vae"], {"block_out_channels": form}, what="pretrain")
+        assert cfg.block_out_channels == (16, 32)
+    with pytest.raises(ValueError, match="block_out_channels"):
+        options_to_config(CONFIGS["vae"], {"block_out_channels": "[16, x]"}, what="pretrain")

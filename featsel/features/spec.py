@@ -51,7 +51,9 @@ def convert_option(value: Any, tp: Any, key: str, what: str) -> Any:
         inner = [a for a in args if a is not type(None)]
         return convert_option(value, inner[0], key, what)
     if origin in (tuple, list):
-        items = value.split("+") if isinstance(value, str) else list(value)
+        if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+            value = value[1:-1].replace(",", "+")  # [a, b]: the list syntax of train's --set
+        items = [v.strip() for v in value.split("+")] if isinstance(value, str) else list(value)
         return tuple(convert_option(v, args[0], key, what) for v in items if v != "")
     if not isinstance(value, str):
         if tp is float and isinstance(value, int) and not isinstance(value, bool):
