@@ -486,7 +486,7 @@ def _sweep_score_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--eval-n-per-class", type=int, help="evaluation samples per class "
                    "(default: the training config's)")
-    p.add_argument("--eval-alpha", type=_number, default=1.0, help="guidance alpha evaluated")
+    p.add_argument("--eval-alpha", type=_number, default=D.EVAL_ALPHA, help="guidance alpha evaluated")
     p.add_argument("--tau", type=_number, default=D.TAU, help="the score's Delta_OT headline tau")
     p.add_argument("--criterion", choices=sorted(CRITERIA), help="the score's ranking criterion "
                    f"(default {D.RANK_CRITERION}): select's prior; validate correlates every "
@@ -521,17 +521,18 @@ def _sweep_settings(args: Any) -> dict[str, Any]:
 
 
 def _validate_args(p: argparse.ArgumentParser) -> None:
+    from featsel import defaults as D
+
     _sweep_candidate_args(p)
-    p.add_argument("--budget", type=int, default=300, help="training steps per job (default 300)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per candidate (default 3)")
+    p.add_argument("--budget", type=int, default=D.VALIDATE_BUDGET, help="training steps per job")
+    p.add_argument("--seeds", type=int, default=D.VALIDATE_SEEDS, help="seeds per candidate")
     p.add_argument("--out", required=True, help="sweep folder (score/, runs/, validation.json)")
     _executor_args(p)
     _sweep_score_args(p)
-    p.add_argument("--eval-fractions", type=_floats, default=[0.25, 0.5, 0.75, 1.0],
+    p.add_argument("--eval-fractions", type=_floats, default=list(D.EVAL_FRACTIONS),
                    help="comma-separated fractions of the budget at which every job is evaluated "
-                   "(FD-vs-step curves; the outcome is read at the final step; default "
-                   "0.25,0.5,0.75,1)")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over seeds")
+                   "(FD-vs-step curves; the outcome is read at the final step)")
+    p.add_argument("--n-boot", type=int, default=D.N_BOOT, help="bootstrap resamples over seeds")
     p.add_argument("--nproc", type=int, default=0,
                    help="processes per job: N >= 1 trains each job under torchrun "
                    "--nproc_per_node N (DDP: NCCL on GPUs, gloo on a CPU; with --dry-run the "

@@ -71,3 +71,11 @@ SELECT_ETA = 3                  # each rung keeps the best ceil(n / eta) candida
 SELECT_SEEDS = 3                # seeds per candidate (as featsel validate)
 SELECT_PRIOR_KEEP = 1.0         # rung 0 keeps this fraction of the valid candidates, best first
 SELECT_JOBS = 1                 # local worker processes (1: in this process)
+
+# featsel validate (generation.validation.plan.ValidateConfig and the CLI's flags; featsel
+# select shares them where it has the same settings)
+VALIDATE_BUDGET = 300           # training steps per job
+VALIDATE_SEEDS = 3              # seeds per candidate
+EVAL_ALPHA = 1.0                # the guidance alpha whose FDs are the outcome
+EVAL_FRACTIONS: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)  # evaluation steps / budget
+N_BOOT = 1000                   # bootstrap resamples of the seeds

@@ -143,3 +143,26 @@ def test_one_set_syntax_for_train_and_pretrain():
         assert cfg.block_out_channels == (16, 32)
     with pytest.raises(ValueError, match="block_out_channels"):
         options_to_config(CONFIGS["vae"], {"block_out_channels": "[16, x]"}, what="pretrain")
+
+
+def test_validate_flag_defaults_are_validate_config_defaults(monkeypatch, tmp_path):
+    """Without flags, `featsel validate` builds ValidateConfig() (its defaults live in
+    featsel.defaults, read by both)."""
+    import dataclasses
+
+    import generation.validate as gv
+    from generation.validate import ValidateConfig
+
+    seen = {}
+
+    def fake(cfg, out, **kw):
+        seen["cfg"] = cfg
+        return {"commands": []}
+
+    monkeypatch.setattr(gv, "run_validate", fake)
+    assert main(["validate", "--out", str(tmp_path / "v"), "--dry-run"]) == 0
+    got, want = seen["cfg"], ValidateConfig()
+    diff = {f.name: (getattr(got, f.name), getattr(want, f.name))
+            for f in dataclasses.fields(ValidateConfig)
+            if getattr(got, f.name) != getattr(want, f.name)}
+    assert diff == {}, diff

@@ -33,8 +33,8 @@ class ValidateConfig:
     data: str = "digits"
     featurizers: list[str] | None = None    # candidates; None: the manifest's
     evaluations: list[str] | None = None    # evaluation featurizers; None: the manifest's
-    budget: int = 300                       # training steps per job (same for every job)
-    seeds: int = 3                          # seeds 0 .. seeds-1 per candidate
+    budget: int = D.VALIDATE_BUDGET         # training steps per job (same for every job)
+    seeds: int = D.VALIDATE_SEEDS           # seeds 0 .. seeds-1 per candidate
     config: str | None = None               # base TrainConfig YAML (configs/...)
     overrides: list[str] = field(default_factory=list)  # TrainConfig key=value overrides
     jobs: int = 1                           # local worker processes; 1 = in this process
@@ -43,25 +43,25 @@ class ValidateConfig:
     cpus_per_job: float = D.CPUS_PER_JOB    # ray: num_cpus per job (torch threads)
     gpus_per_job: float | None = None       # ray: num_gpus per job; None: 1 on cuda, else 0
     eval_n_per_class: int | None = None     # None: the TrainConfig's eval_n_per_class
-    eval_alpha: float = 1.0                 # guidance alpha whose FDs are the outcome
-    tau: float = 0.05                       # Delta_OT's headline tau
+    eval_alpha: float = D.EVAL_ALPHA        # guidance alpha whose FDs are the outcome
+    tau: float = D.TAU                      # Delta_OT's headline tau
     criterion: str | None = None            # the score's ranking criterion; None: the default
     score_max_samples: int | None = None    # subsample the score pool
-    score_repeats: int = 8                  # Delta_OT draws in score
+    score_repeats: int = D.N_REPEATS        # Delta_OT draws in score
     score_n: int | None = None              # Delta_OT minibatch size; None: score's default
     score_split: str | None = None          # split scored; None: the training config's split
     score_curve: bool = False               # also the Delta_OT(n) curves (figures only)
     exclude_aligned: bool = False           # also exclude pairs flagged by alignment R^2
     figures: bool = True                    # sample grid (images) / UMAP (vectors) per candidate
     figure_n: int = 8                       # samples per class in the figures
-    n_boot: int = 1000                      # bootstrap resamples of the seeds
+    n_boot: int = D.N_BOOT                  # bootstrap resamples of the seeds
     nproc: int = 0                          # processes per job (torchrun, DDP); 0: in-process
     device: str = "cpu"
     seed: int = 0                           # score / bootstrap seed
     progress: bool = True
     # trustworthy outcomes (training_health): evaluation steps as fractions of the budget (the
     # outcome is read at the final step), the still-improving warning and the collapse rule
-    eval_fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+    eval_fractions: tuple[float, ...] = D.EVAL_FRACTIONS
     improving_threshold: float = STILL_IMPROVING_THRESHOLD  # warn: FD fell > 5% in last quarter
     collapse_min_variance_ratio: float = COLLAPSE_MIN_VARIANCE_RATIO  # per-class tv ratio
     collapse_min_coverage: float = COLLAPSE_MIN_COVERAGE    # fraction of real classes covered
