@@ -332,11 +332,21 @@ def _train(args: Any) -> dict:
     cfg = load_config(args.config, preset + list(args.set), typed=typed)
     if not args.allow_no_gradient:
         require_differentiable(cfg.featurizer)  # before any data, model or run folder
+    data = None
+    if preset and not any(s.split("=", 1)[0].strip() == "n_classes" for s in args.set):
+        from generation.config import cpu_preset_classes
+        from generation.train import load_training_data
+
+        data = load_training_data(cfg)  # passed on: loaded once
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if n := cpu_preset_classes(data.num_classes, world):
+            cfg.n_classes = n
+            preset.append(f"n_classes={n} of {data.num_classes}")
     if preset:
         print("featsel train: no --config and no GPU: the CPU preset ("
               + ", ".join(preset) + "); --config configs/... for other sizes, "
               "configs/imagenet_dit_b2.yaml for the paper's", file=sys.stderr)
-    return train(cfg, resume=args.resume, force=args.force, until=args.until)
+    return train(cfg, resume=args.resume, force=args.force, until=args.until, data=data)
 
 
 def _sample_args(p: argparse.ArgumentParser) -> None:

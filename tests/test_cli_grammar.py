@@ -58,6 +58,7 @@ def test_evaluate_prints_a_table_with_class_accuracy(tmp_path, capsys):
 
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["n_gen"] == 4 and saved["queue_push"] == 32
+    assert saved["n_classes"] == 4 and "n_classes=4 of 10" in err  # at most 4 classes a step
     assert main(["evaluate", "--run", str(out), "--featurizers", "pca:dim=8,identity",
                  "--n-per-class", "6", "--alphas", "1,2", "--no-kid"]) == 0
     text = capsys.readouterr().out
@@ -166,3 +167,10 @@ def test_validate_flag_defaults_are_validate_config_defaults(monkeypatch, tmp_pa
             for f in dataclasses.fields(ValidateConfig)
             if getattr(got, f.name) != getattr(want, f.name)}
     assert diff == {}, diff
+
+
+def test_cpu_preset_classes():
+    from generation.config import cpu_preset_classes
+
+    assert [cpu_preset_classes(k) for k in (2, 4, 5, 10, 1000)] == [0, 0, 4, 4, 4]
+    assert cpu_preset_classes(10, world=3) == 3 and cpu_preset_classes(10, world=8) == 8
