@@ -20,10 +20,15 @@ class DenseGeometry(Geometry):
     def __init__(
         self, x: Tensor | None, y: Tensor | None, mask_diagonal: bool = False,
         cost: Tensor | None = None, x2: Tensor | None = None, y2: Tensor | None = None,
+        chunk: int | None = None, kernels: list[Tensor | None] | None = None,
     ):
         """x: (B, N, D), y: (B, M, D); both may be None when `cost` (B, N, M) is given (with
-        its diagonal already masked): every reduction reads the cost only."""
+        its diagonal already masked): every reduction reads the cost only. chunk: problems
+        per pass (cache-sized on a CPU); kernels: per chunk, the solver's final kernel k with
+        pi_ij ~ u_i k_ij, or None, so that the barycentric map is one product (no exp)."""
         super().__init__(x, y, mask_diagonal)
+        self.chunk = chunk
+        self.kernels = kernels
         self.cost = sq_cost(x, y, x2, y2) if cost is None else cost
         if mask_diagonal and cost is None:
             _mask_diag_(self.cost)
@@ -40,10 +45,6 @@ class DenseGeometry(Geometry):
 
     def log_kernel(self, hx: Tensor, hy: Tensor, eps: Tensor) -> Tensor:
         return hx.unsqueeze(-1) + hy.unsqueeze(-2) - self.cost / eps.view(-1, 1, 1)
-
-    chunk: int | None = None  # problems per pass, set by the solver to keep passes in cache
-    kernel: Tensor | None = None  # a chunk's final kernel k with pi_ij ~ u_i k_ij, if kept
-    kernels: list[Tensor | None] | None = None  # per chunk of the full batch, set by the solver
 
     def barycentric(self, hy: Tensor, eps: Tensor, values: Tensor) -> Tensor:
         batch, n, _ = self.cost.shape

@@ -193,7 +193,8 @@ def _kernel_iterate(cost, loga, logb, eps, f, g, n, tol, check_every, symmetric,
 def _dense_chunk(geom, loga, logb, eps, f, g, cfg: SolverConfig, symmetric, kernel_ok, buf):
     """Iterate one dense chunk to `cfg.max_iter` / `cfg.tol`: log-domain steps until the
     stabilised kernel is safe, then kernel-domain iterations (falling back when they overflow).
-    Returns (f, g, iterations, marginal error or None)."""
+    Returns (f, g, iterations, marginal error or None, the final kernel (`buf`, with
+    pi_ij ~ u_i k_ij) when the chunk finished in the kernel domain, else None)."""
     done, err, tries = 0, None, 0
     while done < cfg.max_iter:
         # one log-domain iteration (with a convergence check) brings the potentials close
@@ -208,15 +209,14 @@ def _dense_chunk(geom, loga, logb, eps, f, g, cfg: SolverConfig, symmetric, kern
         )
         f, g, done = f1, g1, done + more
         if e1 is not None:  # finished in the kernel domain; `buf` holds the plan up to rows
-            geom.kernel = buf
-            return f, g, done, e1
+            return f, g, done, e1, buf
     if done < cfg.max_iter and err is None:
         # the kernel domain kept overflowing (or is unusable: zero weights): finish in log domain
         f, g, more, err = _log_iterate(
             geom, loga, logb, eps, f, g, cfg.max_iter - done, cfg.tol, cfg.check_every, symmetric
         )
         done += more
-    return f, g, done, err
+    return f, g, done, err, None
 
 
 # --- public solvers ----------------------------------------------------------------------
@@ -283,15 +283,14 @@ def _solve(problem: OTProblem, init, backend: str, cfg: SolverConfig) -> Sinkhor
     err = None
 
     if backend == "dense":
-        geom = DenseGeometry(xf, yf, mask_diagonal, x2=x2, y2=y2, cost=cost)
-        cost = geom.cost
+        if cost is None:
+            cost = DenseGeometry(xf, yf, mask_diagonal, x2=x2, y2=y2).cost
         kernel_ok = bool((af > 0).all()) and bool((bf > 0).all())
         chunk = batch if x.device.type == "cuda" else max(1, cfg.chunk_bytes // (n * m * x.element_size()))
         # one kernel buffer per problem (not per chunk): the final kernels are kept for the
         # barycentric map, which then costs one product instead of an exp and a softmax
         kern = torch.empty_like(cost) if kernel_ok else None
-        geom.chunk = chunk
-        geom.kernels = []
+        kernels: list[Tensor | None] = []
         errs, n_done = [], 0
         for s in range(0, batch, chunk):
             sl = slice(s, s + chunk)
@@ -303,16 +302,17 @@ def _solve(problem: OTProblem, init, backend: str, cfg: SolverConfig) -> Sinkhor
                     fc = gc = _log_step_self(sub, lc, st[sl], fc)
                 else:
                     fc, gc = _log_step(sub, lc, lb, st[sl], gc)
-            fc, gc, done, e_c = _dense_chunk(
+            fc, gc, done, e_c, k_c = _dense_chunk(
                 sub, lc, lb, ec, fc, gc, cfg, symmetric, kernel_ok,
                 kern[sl] if kernel_ok else None,
             )
-            geom.kernels.append(sub.kernel)
+            kernels.append(k_c)
             f[sl], g[sl] = fc, gc
             errs.append(e_c)
             n_done = max(n_done, done + len(stages))
         if all(e is not None for e in errs):
             err = torch.cat(errs)
+        geom = DenseGeometry(xf, yf, mask_diagonal, cost=cost, chunk=chunk, kernels=kernels)
     else:
         geom = make_geometry(backend, xf, yf, mask_diagonal, x2=x2, y2=y2, memory_budget=budget)
         for st in stages:
