@@ -110,3 +110,16 @@ def test_readme_command_runs(cmd, workspace, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert rc == 0, f"{cmd}\n{err[-2000:]}"
     assert "Traceback" not in err
+
+
+# the README's Python examples that need neither data files nor training, run as written
+PY_BLOCKS = ("import torch\nfrom featsel.ot import", "from featsel.confirmation import",
+             "from featsel.halving import")
+
+
+@pytest.mark.parametrize("head", PY_BLOCKS)
+def test_readme_python_example_runs(head, monkeypatch, tmp_path):
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    (block,) = [b for b in blocks if b.startswith(head)]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, f"README.md ({head.splitlines()[-1]} ...)", "exec"), {})
