@@ -173,6 +173,7 @@ def test_train_refuses_a_featurizer_without_gradient_before_any_work(tmp_path, m
     def no_work(*a, **k):
         raise AssertionError("data loaded or training started")
 
+    real_load = gt.load_training_data
     monkeypatch.setattr(gt, "load_training_data", no_work)
     monkeypatch.setattr(gt, "train", no_work)
     noise_pt = save_featurizer(create_featurizer("noise:dim=2"), tmp_path / "noise.pt")
@@ -186,6 +187,8 @@ def test_train_refuses_a_featurizer_without_gradient_before_any_work(tmp_path, m
         assert "not differentiable" in err[0] and "gradient to the generator" in err[0]
         assert not (tmp_path / "r").exists()
     seen = []
+    # past the refusal, the CPU preset may load the data to size its classes per step
+    monkeypatch.setattr(gt, "load_training_data", real_load)
     monkeypatch.setattr(gt, "train", lambda cfg, **kw: seen.append(cfg.featurizer) or {})
     assert main(["train", "--data", "digits", "--out", str(tmp_path / "r"), "--featurizer",
                  "noise:dim=4", "--allow-no-gradient"]) == 0
