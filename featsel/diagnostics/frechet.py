@@ -110,8 +110,9 @@ def _trace_sqrt_factor(a: Tensor, sigma2: Tensor) -> Tensor:
     s2 = np.asfortranarray(sigma2.numpy())
     chol, info = lapack.dpotrf(s2, lower=1, clean=1)
     if info == 0:
-        c = blas.dtrmm(1.0, chol, np.asfortranarray(a.numpy()), side=0, lower=1, trans_a=1)
-        m = blas.dsyrk(1.0, c, trans=1, lower=0)  # upper triangle of C^T C
+        # C^T = A^T L from the right: A^T is a.numpy().T, already Fortran-ordered (no copy)
+        ct = blas.dtrmm(1.0, chol, a.numpy().T, side=1, lower=1)
+        m = blas.dsyrk(1.0, ct, trans=0, lower=0)  # upper triangle of C^T C = A^T S_2 A
         lam = eigh(m, eigvals_only=True, lower=False, driver="evd", check_finite=False,
                    overwrite_a=True)
         return torch.tensor(float(np.sqrt(np.clip(lam, 0.0, None)).sum()), dtype=_F64)

@@ -30,17 +30,17 @@ def sinkhorn_divergence(
     return xy.value - 0.5 * (xx.value + yy.value)
 
 
-def cost_std(x: Tensor, y: Tensor, check: bool = True) -> Tensor:
+def cost_std(x: Tensor, y: Tensor) -> Tensor:
     """Standard deviation of the entries of C_ij = ||x_i - y_j||^2 per problem, (...,).
 
     Exact, from moments in float64 without forming C: O((N + M) D^2) memory-light work when
     D^2 <= N M, else one Gram matrix X Y^T (the cost of forming C, without the exps):
     with centred points, C = |x|^2 + |y|^2 - 2 x.y, and over independent uniform i, j,
     Var C = Var|x|^2 + Var|y|^2 + 4 E[(x.y)^2] - 4 E[|x|^2 x].E[y] ... expanded below.
-    Population std (divide by N M). check=False skips the finiteness check (a device read).
+    Population std (divide by N M).
     """
-    x = as_points("x", x, check_finite=check)
-    y = as_points("y", y, check_finite=check)
+    x = as_points("x", x)
+    y = as_points("y", y)
     x, y = check_pair(x, y)
     x, y = x.double(), y.double()
     mu = torch.cat([x, y], dim=-2).mean(-2, keepdim=True)

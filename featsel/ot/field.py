@@ -223,17 +223,16 @@ def cfg_field(
         eps = taus[:, None, None] * std[None]  # (T, K, L)
         init = init or {}
         starts = {"cross": _pair(init, "c"), "uncond": _pair(init, "u"), "self": init.get("f_s")}
-        # the tau axis is a broadcast (stride-0) view: the sync-free route builds each cost once
+        # the tau axis is a broadcast (stride-0) view: both solver routes build each cost once
         def expand(t: Tensor) -> Tensor:
             return t.expand(T, *t.shape)
 
+        cross_kw = cfg.solver_kwargs("cross")
         out_f = guided_field(
             expand(q), expand(p), expand(r) if r is not None else None, eps=eps,
             w=w.float().to(q.device)[None, :, None], mask_self_diagonal=cfg.self_term == "masked",
-            max_iter=cfg.solver_kwargs("cross")["max_iter"],
-            self_max_iter=cfg.solver_kwargs("self")["max_iter"],
-            tol=cfg.solver_kwargs("cross")["tol"], init=starts, backend=cfg.backend,
-            sync_free=sync_free,
+            max_iter=cross_kw["max_iter"], self_max_iter=cfg.solver_kwargs("self")["max_iter"],
+            tol=cross_kw["tol"], init=starts, backend=cfg.backend, sync_free=sync_free,
         )
         V = out_f.field
         out: dict[str, Tensor] = {"f_c": out_f.cross.f, "g_c": out_f.cross.g, "f_s": out_f.self_.f}

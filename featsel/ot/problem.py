@@ -89,9 +89,3 @@ class OTProblem:
         x (B_in, N, D), y (B_in, M, D), B_in = prod(batch_shape[k:])."""
         n, m, d = self.sizes
         return self.x[(0,) * k].reshape(-1, n, d), self.y[(0,) * k].reshape(-1, m, d)
-
-    def flat(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """x (B, N, D), y (B, M, D), a (B, N), b (B, M), eps (B,) with B = prod(batch_shape)."""
-        n, m, d = self.sizes
-        return (self.x.reshape(-1, n, d), self.y.reshape(-1, m, d), self.a.reshape(-1, n),
-                self.b.reshape(-1, m), self.eps.reshape(-1))

@@ -24,13 +24,6 @@ class Recipe:
     self_iters: int
     tol: float
 
-    def solver_kwargs(self, kind: str = "cross") -> dict:
-        """max_iter / tol for a "cross" or "self" solve."""
-        if kind not in ("cross", "self"):
-            raise ValueError(f"kind must be 'cross' or 'self', got {kind!r}")
-        return {"max_iter": self.cross_iters if kind == "cross" else self.self_iters,
-                "tol": self.tol}
-
 
 PAPER = Recipe("paper", cross_iters=4, self_iters=2, tol=0.0)
 CONVERGED = Recipe("converged", cross_iters=1000, self_iters=1000, tol=1e-4)

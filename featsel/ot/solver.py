@@ -264,27 +264,22 @@ def _solve(problem: OTProblem, init, backend: str, cfg: SolverConfig) -> Sinkhor
     af, bf, ef = a.reshape(-1, n), b.reshape(-1, m), eps_t.reshape(-1)
     f, g = _flatten_init(init, bshape, n, m, x)
     loga, logb = af.log(), bf.log()
+    # problems that differ only by eps (`shared` leading axes along which both point clouds are
+    # broadcast, e.g. the taus of a training block) share one dense cost: one GEMM per distinct
+    # pair of point clouds, copied along the shared axes
     shared = problem.shared_axes() if backend == "dense" and cfg.eps_scaling is None else 0
-    cost = xf = yf = None
-    stages: list[Tensor] = []
-    if shared:
-        # problems that differ only by eps (a broadcast tau axis): one cost per distinct pair of
-        # point clouds, by one GEMM, copied along the shared axes (a copy, not a GEMM, each)
-        xi, yi = problem.inner_points(shared)
-        xi, yi, x2, y2 = prepare_points(xi, xi if symmetric else yi)
-        cost = sq_cost(xi, yi, x2, y2)
-        if mask_diagonal:
-            _mask_diag_(cost)
-        cost = cost.expand(bshape[:shared].numel(), *cost.shape).reshape(batch, n, m)
-    else:
-        xf, yf = x.reshape(-1, n, d), y.reshape(-1, m, d)
-        xf, yf, x2, y2 = prepare_points(xf, xf if symmetric else yf)
-        stages = eps_schedule(xf, yf, ef, cfg.eps_scaling)
+    xf, yf = problem.inner_points(shared)
+    xf, yf, x2, y2 = prepare_points(xf, xf if symmetric else yf)
+    stages = eps_schedule(xf, yf, ef, cfg.eps_scaling)
     err = None
 
     if backend == "dense":
-        if cost is None:
-            cost = DenseGeometry(xf, yf, mask_diagonal, x2=x2, y2=y2).cost
+        cost = sq_cost(xf, yf, x2, y2)
+        if mask_diagonal:
+            _mask_diag_(cost)
+        if shared:
+            cost = cost.expand(bshape[:shared].numel(), *cost.shape).reshape(batch, n, m)
+            xf = yf = None  # the points of the shared problems are not repeated: cost only
         kernel_ok = bool((af > 0).all()) and bool((bf > 0).all())
         chunk = batch if x.device.type == "cuda" else max(1, cfg.chunk_bytes // (n * m * x.element_size()))
         # one kernel buffer per problem (not per chunk): the final kernels are kept for the
