@@ -151,7 +151,8 @@ def _number(text: str) -> float:
 # ScoreConfig fields the Python API sets but `featsel score` has no flag for (fine-tuning of
 # single diagnostics); their defaults reach the CLI through ScoreConfig
 SCORE_API_ONLY = ("transport_repeats", "transport_max_locations", "curve_repeats",
-                  "coupling_size", "alignment_n_train", "r2_threshold", "batch_size")
+                  "coupling_size", "alignment_n_train", "r2_threshold", "batch_size",
+                  "flow_steps", "flow_lr")
 
 
 def _on_off(flag: str, default: bool) -> str:

@@ -39,6 +39,11 @@ PERPLEXITY = 4.0                # effective partners per source
 TRANSPORT_REPEATS = 4           # their intervals are ~100x narrower than the gaps between
 TRANSPORT_MAX_LOCATIONS = 8     # candidates on the data sets measured, so fewer draws suffice
 
+# the particle flow (featsel.diagnostics.flow; fixed before it ran on any study data):
+# 100 Adam steps at lr 0.1 s, decayed linearly, move a coordinate at most 5 s
+FLOW_STEPS = 100
+FLOW_LR = 0.1
+
 # controls added to every score (featsel.features.controls): noise:dim=1 and
 # noise:dim=<the largest OT sub-problem dimension among the candidates' blocks>
 CONTROLS = True

@@ -24,7 +24,9 @@ class CandidateData:
     blocks: ``{block: (n_pool, L, D)}`` the training blocks (without the input-RMS block, the
     same for every candidate); vector: ``(n_pool, D)`` the summary vector (one per sample);
     u: ``(n_pool, ...)`` the same samples in the generation space; labels: ``(n_pool,)`` or
-    None; n: the draws' minibatch size; settings: the score's settings (``ScoreConfig``).
+    None; n: the draws' minibatch size; settings: the score's settings (``ScoreConfig``);
+    featurizer: the candidate's featurizer, set up for the generation space (criteria that run
+    it on new points, e.g. the particle flow), or None when not available.
     """
 
     spec: str
@@ -35,6 +37,7 @@ class CandidateData:
     n: int
     seed: int
     settings: Any
+    featurizer: Any = None
     memo: dict[str, Any] = field(default_factory=dict)
     # progress of the draws: draw_hook(stage) -> on_draw(done, total), or None (no progress)
     draw_hook: Callable[[str], Callable[[int, int], None]] | None = None

@@ -99,6 +99,20 @@ def _null_share(data: CandidateData) -> CriterionValue:
                                                 "n_train": r.n_train, "n_test": r.n_test})
 
 
+def _flow_fidelity(data: CandidateData) -> CriterionValue | None:
+    from featsel.diagnostics.flow import particle_flow
+
+    if data.featurizer is None:  # a criterion of features alone cannot run the flow
+        return None
+    s = data.settings
+    r = particle_flow(data.featurizer, data.u, n=data.n, labels=data.labels, seed=data.seed,
+                      steps=s.flow_steps, lr=s.flow_lr, on_draw=data.on_draw("flow"))
+    return CriterionValue(r.mean, r.ci_low, r.ci_high,
+                          {"per_class": r.per_class, "start": r.start, "end": r.end,
+                           "moved": r.moved, "steps": r.steps,
+                           "skipped_classes": r.skipped_classes})
+
+
 def _same_class_mass(data: CandidateData) -> CriterionValue | None:
     cp = data.memo.get("coupling")
     if cp is None:
@@ -120,6 +134,9 @@ CRITERIA: dict[str, Criterion] = {c.name: c for c in (
     Criterion("null_share", _null_share, True, "1-R2(u)",
               "share of the generation space the features do not predict (held-out kernel "
               "ridge)"),
+    Criterion("flow_fidelity", _flow_fidelity, True, "flow_u",
+              "energy distance to held-out data of particles moved by the training field, "
+              "relative to their start (1 = not moved; particle flow)"),
     Criterion("delta_ot", _delta_ot, True, "Delta_OT",
               "feature-space disagreement of two minibatch transport targets (paper eq. 16)"),
     Criterion("effective_rank", _effective_rank, False, "erank",

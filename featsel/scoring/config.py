@@ -35,6 +35,8 @@ class ScoreConfig:
     perplexity: float = D.PERPLEXITY
     transport_repeats: int = D.TRANSPORT_REPEATS
     transport_max_locations: int | None = D.TRANSPORT_MAX_LOCATIONS
+    flow_steps: int = D.FLOW_STEPS            # particle flow (featsel.diagnostics.flow)
+    flow_lr: float = D.FLOW_LR
     curve: bool = D.CURVE
     curve_repeats: int = D.CURVE_REPEATS
     coupling_size: int = D.COUPLING_SIZE      # points per set in the coupling figure
@@ -69,6 +71,9 @@ def check_config(cfg: ScoreConfig) -> None:
         raise ValueError(f"--max-samples: expected >= 2, got {cfg.max_samples}")
     if cfg.max_locations is not None and cfg.max_locations < 0:
         raise ValueError(f"--max-locations: expected >= 0 (0 = all), got {cfg.max_locations}")
+    if cfg.flow_steps < 1 or not cfg.flow_lr > 0:
+        raise ValueError(f"flow_steps / flow_lr: expected >= 1 and > 0, got {cfg.flow_steps}, "
+                         f"{cfg.flow_lr}")
     if cfg.n_repeats < 1 or cfg.transport_repeats < 1:
         raise ValueError(f"--repeats: expected >= 1, got n_repeats={cfg.n_repeats}, "
                          f"transport_repeats={cfg.transport_repeats}")

@@ -30,7 +30,8 @@ def diagnose(plan: ScorePlan, features: ScoreFeatures, cfg: ScoreConfig,
     from featsel.diagnostics.criteria import CRITERIA
 
     n_stages = len(CRITERIA) + 2 + int(cfg.curve)  # criteria, coupling, alignment, curve
-    per_cand = n_stages + cfg.n_repeats + 3 * cfg.transport_repeats  # + the draws
+    # + the draws (Delta_OT's, the transport criteria's, the flow's steps)
+    per_cand = n_stages + cfg.n_repeats + 3 * cfg.transport_repeats + cfg.flow_steps
     progress = Progress(cfg.progress, len(features.scored), per_cand)
     pool = (plan.u[plan.draw_index],
             plan.labels[plan.draw_index.numpy()] if plan.labels is not None else None)
@@ -59,7 +60,8 @@ def _diagnose_one(spec: str, plan: ScorePlan, features: ScoreFeatures, cfg: Scor
                          "blocks": {k: list(v.shape[1:]) for k, v in blocks.items()}}
     data = CandidateData(spec=spec, blocks={k: v[idx] for k, v in blocks.items()},
                          vector=features.vectors[spec][idx], u=u_keep, labels=lab_keep,
-                         n=plan.n, seed=cfg.seed, settings=cfg, draw_hook=progress.draw_hook)
+                         n=plan.n, seed=cfg.seed, settings=cfg, draw_hook=progress.draw_hook,
+                         featurizer=features.featurizers[spec])
     progress.stage("coupling")
     with timer("coupling"):
         if plan.labels is not None:

@@ -1,12 +1,17 @@
-"""Apply the selection rule of studies/PROTOCOL.md to pbmc68k's scores and trained outcome.
+"""Apply the selection rule of studies/PROTOCOL.md to the selection data and their outcomes.
 
-For each generation space g: the criterion values of the coupling spaces (``RUN/g/results.json``,
-`featsel score`) against the mean FD rank of the full PBMC study
-(``studies/pbmc/full/g/validation.json``). Eligible: the criterion ranks both noise controls
-below every real candidate in every space. Chosen: the eligible criterion with the highest mean
-Kendall tau over the spaces (ties: the protocol's list order, which is the registry's order).
+pbmc68k, for each generation space g: the criterion values of the coupling spaces
+(``RUN/g/results.json``, `featsel score`) against the mean FD rank of the full PBMC study
+(``studies/pbmc/full/g/validation.json``). Each ``--study NAME=FOLDER`` (addendum 2) adds a
+`featsel validate` folder: its ``score/results.json`` against its ``validation.json``'s mean FD
+rank over the real candidates. Eligible: the criterion ranks both noise controls below every
+real candidate everywhere. Chosen: the eligible criterion with the highest mean Kendall tau over
+the data sets, each data set's tau being the mean over its generation spaces (ties: the
+registry's order). Without --study this is the rule of the original protocol exactly.
 
     python studies/selection/choose.py --scores runs/selection --out studies/selection/selection.json
+    python studies/selection/choose.py --scores runs/selection --study satimage=runs/satimage/ambient \
+        --study digits=runs/digits_study/pixels --out studies/selection/selection_v2.json
 """
 
 from __future__ import annotations
@@ -41,11 +46,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scores", required=True, help="folder with <space>/results.json")
     ap.add_argument("--out", required=True, help="selection.json to write")
+    ap.add_argument("--study", action="append", default=[], metavar="NAME=FOLDER",
+                    help="a featsel validate folder whose data set joins the selection")
     args = ap.parse_args()
     per: dict[str, dict] = {name: {"spaces": {}} for name in CRITERIA}
-    for g in SPACES:
-        score = json.loads((Path(args.scores) / g / "results.json").read_text())
-        val = json.loads((STUDY / g / "validation.json").read_text())
+    # (data set, space key, score results.json, validation.json)
+    sources = [("pbmc68k", g, Path(args.scores) / g / "results.json", STUDY / g / "validation.json")
+               for g in SPACES]
+    for item in args.study:
+        name, _, folder = item.partition("=")
+        if not name or not folder:
+            raise SystemExit(f"--study: expected NAME=FOLDER, got {item!r}")
+        sources.append((name, name, Path(folder) / "score" / "results.json",
+                        Path(folder) / "validation.json"))
+    datasets: dict[str, list[str]] = {}
+    for ds, g, score_path, val_path in sources:
+        datasets.setdefault(ds, []).append(g)
+        score = json.loads(score_path.read_text())
+        val = json.loads(val_path.read_text())
         outcome = {c: float(r) for c, r in val["mean_fd_rank"].items()}
         rk = score["ranking"]
         controls = set(rk["controls"])
@@ -59,18 +77,22 @@ def main() -> None:
             a["valid"] = bool(rk["validity"].get(name, {}).get("valid", False))
             a["control_values"] = {c: v for c, v in vals.items() if c in controls}
             per[name]["spaces"][g] = a
+    n_spaces = sum(len(v) for v in datasets.values())
     for name, d in per.items():
         sp = d["spaces"]
-        d["eligible"] = len(sp) == len(SPACES) and all(s["valid"] for s in sp.values())
-        d["mean_kendall"] = (float(np.mean([s["kendall"] for s in sp.values()]))
-                             if len(sp) == len(SPACES) else None)
+        d["eligible"] = len(sp) == n_spaces and all(s["valid"] for s in sp.values())
+        d["per_dataset"] = {ds: float(np.mean([sp[g]["kendall"] for g in gs]))
+                            for ds, gs in datasets.items() if all(g in sp for g in gs)}
+        d["mean_kendall"] = (float(np.mean(list(d["per_dataset"].values())))
+                             if len(sp) == n_spaces else None)
         d["lower_is_better"] = CRITERIA[name].lower_is_better
     order = list(CRITERIA)
     eligible = [n for n in order if per[n]["eligible"] and per[n]["mean_kendall"] is not None
                 and np.isfinite(per[n]["mean_kendall"])]
     chosen = (sorted(eligible, key=lambda n: (-per[n]["mean_kendall"], order.index(n)))[0]
               if eligible else None)
-    out = {"protocol": "studies/PROTOCOL.md", "selection_data": "pbmc68k", "spaces": list(SPACES),
+    out = {"protocol": "studies/PROTOCOL.md", "selection_data": sorted(datasets),
+           "spaces": [g for gs in datasets.values() for g in gs],
            "chosen": chosen, "eligible": eligible, "criteria": per}
     tmp = Path(args.out).with_suffix(".json.tmp")
     tmp.write_text(json.dumps(out, indent=1))
