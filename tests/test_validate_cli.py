@@ -133,6 +133,15 @@ def test_smoke_sweep_then_resume(tmp_path):
     again = run_validate(cfg, out)
     assert again["jobs_run"] == [] and len(again["jobs_skipped"]) == 4
     assert again["table"] == res["table"]
+    # a score made before a criterion was registered (its validity lacks it) is redone; the
+    # finished jobs are still reused
+    sp = out / "score" / "results.json"
+    old = json.loads(sp.read_text())
+    old["ranking"]["validity"].pop("flow_fidelity")
+    sp.write_text(json.dumps(old))
+    redo = run_validate(cfg, out)
+    assert "flow_fidelity" in json.loads(sp.read_text())["ranking"]["validity"]
+    assert redo["jobs_run"] == [] and len(redo["jobs_skipped"]) == 4
 
     # a larger budget makes every job unfinished: refused without resume, continued with it
     more = _cfg(budget=3)

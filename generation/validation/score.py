@@ -19,6 +19,7 @@ def score_candidates(cfg: ValidateConfig, candidates: list[str],
     """Run (or reuse) `featsel score` into out/score, on the training config's split (or
     `score_split`, e.g. "all" when the training split's smallest class is too small for the
     Delta_OT minibatch) and generation space (the samples the generators are trained on)."""
+    from featsel.diagnostics.criteria import CRITERIA
     from featsel.score import ScoreConfig, run_score
     from generation.config import load_config
 
@@ -39,8 +40,10 @@ def score_candidates(cfg: ValidateConfig, candidates: list[str],
                 want["n"] = cfg.score_n
             if cfg.criterion:
                 want["criterion"] = cfg.criterion
+            # a score made before a criterion was registered lacks it: rescore
             if (all(s.get(k) == v for k, v in want.items())
-                    and float(old["ranking"]["tau"]) == float(cfg.tau)):
+                    and float(old["ranking"]["tau"]) == float(cfg.tau)
+                    and set(old["ranking"].get("validity", {})) >= set(CRITERIA)):
                 return old
         except (ValueError, KeyError):
             pass
