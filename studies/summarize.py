@@ -145,15 +145,23 @@ def main() -> None:
                     "(featsel/evidence.json, shown in every score report)")
     ap.add_argument("--study", action="append", default=[], metavar="NAME=FOLDER",
                     help="a held-out `featsel validate` folder (repeatable)")
+    ap.add_argument("--role", action="append", default=[], metavar="NAME=TEXT",
+                    help="the role of a data set in the protocol, when not the default "
+                         "(a held-out study that later became selection data, addendum 2)")
     args = ap.parse_args()
+    roles = dict(item.partition("=")[::2] for item in args.role)
     datasets: dict[str, dict] = {}
     if args.selection:
         datasets.update(pbmc(Path(args.selection)))
+        for key in datasets:
+            if key.split("/")[0] in roles:
+                datasets[key]["role"] = roles[key.split("/")[0]]
     for item in args.study:
         name, _, folder = item.partition("=")
         if not folder:
             raise SystemExit(f"--study: expected NAME=FOLDER, got {item!r}")
-        datasets.update(study(Path(folder), name, "held out (test of the pre-registered choice)"))
+        datasets.update(study(Path(folder), name,
+                              roles.get(name, "held out (test of the pre-registered choice)")))
     summary = {"recommended": RANK_CRITERION, "protocol": "studies/PROTOCOL.md",
                "datasets": datasets}
     tmp = Path(args.out).with_suffix(".json.tmp")

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from featsel.cli import main
+from featsel.defaults import RANK_CRITERION
 
 FAST = ["--data", "digits", "--max-samples", "600", "--repeats", "2", "--recipe", "paper",
         "--no-curve", "--no-cache", "--quiet", "--taus", "0.05,0.2"]
@@ -26,7 +27,7 @@ def test_score_end_to_end_and_report(tmp_path, capsys):
     rk = res["ranking"]
     assert sorted(rk["controls"]) == ["noise:dim=1", "noise:dim=8"]
     assert res["settings"]["controls"] == ["noise:dim=1", "noise:dim=8"]
-    assert rk["criterion"] == "transport_fidelity"
+    assert rk["criterion"] == RANK_CRITERION == "null_share"  # studies/PROTOCOL.md, addendum 2
     assert rk["recommended"] in ("pca:dim=8", "random-projection:dim=8")
     assert rk["valid"] and sorted(rk["order"][-2:]) == ["noise:dim=1", "noise:dim=8"]
     # every registered criterion is computed, with its control check
