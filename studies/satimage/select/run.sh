@@ -3,7 +3,9 @@
 # + 2 noise controls, configs/satimage_mlp.yaml, 5 seeds, 800 steps, FD in ambient, PCA-16 and
 # the VAE latent), to compare with that study's full sweep (studies/satimage/results). The
 # results here (selection.json, selection.html) were made with R=/tmp/sat on one core of the
-# 2-core machine while the test suite ran beside it: 650 s wall in all.
+# 2-core machine while the test suite ran beside it: 650 s wall in all. Local vs Ray on the
+# quiet machine, 2 jobs at a time each (benchmarks/README.md):
+#   JOBS=2 bash studies/satimage/select/run.sh runs/sat_local; EXECUTOR=ray bash ... runs/sat_ray
 # Usage, from the repository root: bash studies/satimage/select/run.sh [R]   (default runs/sat_select)
 set -euo pipefail
 R=${1:-runs/sat_select}
@@ -17,5 +19,5 @@ SECONDS=0
 "${FS[@]}" select --data satimage --config configs/satimage_mlp.yaml --set space=ambient \
     --featurizers "ambient,pca:dim=8,pca:dim=3,random-projection:dim=8,$VAE,noise:dim=1,noise:dim=36" \
     --eval-featurizers "ambient,pca:dim=16,$VAE" --budget 800 --seeds 5 --out "$R/select" --quiet \
-    ${RESUME:+--resume}
-echo "select: wall_s=$SECONDS"
+    --executor "${EXECUTOR:-local}" --jobs "${JOBS:-1}" ${RESUME:+--resume}
+echo "select (${EXECUTOR:-local}, jobs ${JOBS:-1}): wall_s=$SECONDS" | tee -a "$R/walltimes.txt"
