@@ -210,6 +210,10 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-locations", type=int, default=d.max_locations,
                    help="per-location sub-problems per block (seeded subset; 0 = all; "
                    f"default {d.max_locations})")
+    p.add_argument("--flow", action=argparse.BooleanOptionalAction, default=d.flow,
+                   help="also the particle flow of the training field (flow_fidelity: 100 "
+                   "training-field steps per candidate; it ranks nothing, see the README; "
+                   f"default {_on_off('--flow', d.flow)})")
     p.add_argument("--curve", action=argparse.BooleanOptionalAction, default=d.curve,
                    help=f"the Delta_OT(n) curves (figure; default {_on_off('--curve', d.curve)})")
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=d.cache,
@@ -508,6 +512,8 @@ def _sweep_score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--score-n", type=int, help="Delta_OT minibatch size in score")
     p.add_argument("--score-split", help="split scored (default: the training config's split; "
                    "'all' when its smallest class is too small for --score-n)")
+    p.add_argument("--score-flow", action="store_true", help="the score also runs the particle "
+                   "flow (flow_fidelity; costly, ranks nothing)")
     p.add_argument("--exclude-aligned", action="store_true", help="also leave out FDs in "
                    "evaluation spaces the candidate is aligned with (R^2 flag), not only the "
                    "same network's")
@@ -526,8 +532,8 @@ def _sweep_settings(args: Any) -> dict[str, Any]:
         eval_n_per_class=args.eval_n_per_class, eval_alpha=args.eval_alpha, tau=args.tau,
         criterion=args.criterion, score_max_samples=args.score_max_samples,
         score_repeats=args.score_repeats, score_n=args.score_n, score_split=args.score_split,
-        exclude_aligned=args.exclude_aligned, nproc=args.nproc, device=args.device,
-        seed=args.seed, progress=not args.quiet,
+        score_flow=args.score_flow, exclude_aligned=args.exclude_aligned, nproc=args.nproc,
+        device=args.device, seed=args.seed, progress=not args.quiet,
     )
 
 

@@ -40,7 +40,11 @@ TRANSPORT_REPEATS = 4           # their intervals are ~100x narrower than the ga
 TRANSPORT_MAX_LOCATIONS = 8     # candidates on the data sets measured, so fewer draws suffice
 
 # the particle flow (featsel.diagnostics.flow; fixed before it ran on any study data):
-# 100 Adam steps at lr 0.1 s, decayed linearly, move a coordinate at most 5 s
+# 100 Adam steps at lr 0.1 s, decayed linearly, move a coordinate at most 5 s. Computed only
+# when asked (--flow): it ranks nothing (studies/PROTOCOL.md addendum 2: ineligible, reversed)
+# and costs 100 training-field steps per candidate (digits identity 30 s; two ViTs on the
+# MNIST test split about 5 minutes)
+FLOW = False
 FLOW_STEPS = 100
 FLOW_LR = 0.1
 

@@ -109,6 +109,7 @@ class SelectConfig:
     score_repeats: int = ValidateConfig.score_repeats
     score_n: int | None = None
     score_split: str | None = None          # None: the training config's split
+    score_flow: bool = ValidateConfig.score_flow  # also the particle flow (costly)
     exclude_aligned: bool = False           # also leave out FDs in R^2-aligned spaces
     device: str = "cpu"
     seed: int = 0                           # score seed
@@ -120,8 +121,8 @@ class SelectConfig:
         keys = ("data", "featurizers", "evaluations", "budget", "seeds", "config", "jobs",
                 "executor", "address", "cpus_per_job", "gpus_per_job", "eval_n_per_class",
                 "eval_alpha", "tau", "criterion", "score_max_samples", "score_repeats",
-                "score_n", "score_split", "exclude_aligned", "device", "seed", "progress",
-                "nproc")
+                "score_n", "score_split", "score_flow", "exclude_aligned", "device", "seed",
+                "progress", "nproc")
         return ValidateConfig(**{k: getattr(self, k) for k in keys},
                               overrides=list(self.overrides), eval_fractions=(1.0,),
                               figures=False)

@@ -187,10 +187,11 @@ def test_score_flags_reach_the_config(monkeypatch, capsys):
     assert main(["score", "--json"]) == 0
     assert seen.pop() == ScoreConfig()  # no flag: every default, as the Python API has them
     assert main(["score", "--json", "--repeats", "3", "--no-controls", "--curve", "--no-cache",
+                 "--flow",
                  "--quiet", "--eval-featurizers", "none", "--max-locations", "0", "--taus",
                  "0.05,0.2", "--featurizers", "pca:dim=8,vit:depth=2,tap_every=1"]) == 0
     cfg = seen.pop()
-    assert (cfg.n_repeats, cfg.controls, cfg.curve, cfg.cache, cfg.progress) == (
-        3, False, True, False, False)
+    assert (cfg.n_repeats, cfg.controls, cfg.curve, cfg.cache, cfg.progress, cfg.flow) == (
+        3, False, True, False, False, True)
     assert cfg.evaluations == [] and cfg.max_locations is None and cfg.taus == (0.05, 0.2)
     assert cfg.featurizers == ["pca:dim=8", "vit:depth=2,tap_every=1"]

@@ -50,21 +50,34 @@ def test_results_json_keeps_its_structure(tmp_path):
     # the ranking covers candidates and controls; every criterion has its control check
     scored = ["pca:dim=4", "noise:dim=1", "noise:dim=4"]
     assert sorted(res["ranking"]["order"]) == sorted(scored)
-    assert list(res["ranking"]["validity"]) == list(CRITERIA)
+    enabled = [n for n, c in CRITERIA.items() if c.enabled(cfg)]
+    assert "flow_fidelity" not in enabled  # costly, off by default
+    assert list(res["ranking"]["validity"]) == enabled
     # diagnostics: one per scored featurizer, in scoring order, each with every section
     assert list(res["diagnostics"]) == scored
     for spec, d in res["diagnostics"].items():
         assert list(d) == ["spec", "map_names", "control", "blocks", "coupling", "criteria",
                            "rank", "stability", "curve", "alignment"], spec
         assert d["spec"] == spec and d["control"] == (spec != "pca:dim=4")
-        assert list(d["criteria"]) == list(CRITERIA)
+        assert list(d["criteria"]) == enabled
         assert set(d["stability"]["per_tau"]) == {"0.05", "0.2"}
         assert list(d["alignment"]) == ["identity"]
     # timings: every stage in the order it first ran, then the total of them
     t = res["timings"]
-    assert list(t) == ["load", "featurizers", "extract", "coupling", *CRITERIA,
+    assert list(t) == ["load", "featurizers", "extract", "coupling", *enabled,
                        "delta_ot_curve", "alignment", "report", "total"]
     assert t["total"] == pytest.approx(sum(v for k, v in t.items() if k != "total"))
+
+
+def test_flow_only_when_asked(tmp_path):
+    cfg = ScoreConfig(**TINY, featurizers=["pca:dim=4"], evaluations=[], flow=True,
+                      flow_steps=3)
+    res = run_score(cfg, tmp_path / "o")
+    vals = {c: d["criteria"]["flow_fidelity"] for c, d in res["diagnostics"].items()}
+    assert vals["noise:dim=1"]["mean"] == 1.0 and not vals["noise:dim=1"]["moved"]
+    assert vals["pca:dim=4"]["moved"] and vals["pca:dim=4"]["steps"] == 3
+    assert "flow_fidelity" in res["ranking"]["validity"]
+    assert "flow_fidelity" in res["timings"]
 
 
 def test_plan_resolves_the_pool_and_the_draws():

@@ -137,10 +137,10 @@ def test_smoke_sweep_then_resume(tmp_path):
     # finished jobs are still reused
     sp = out / "score" / "results.json"
     old = json.loads(sp.read_text())
-    old["ranking"]["validity"].pop("flow_fidelity")
+    old["ranking"]["validity"].pop("null_share")
     sp.write_text(json.dumps(old))
     redo = run_validate(cfg, out)
-    assert "flow_fidelity" in json.loads(sp.read_text())["ranking"]["validity"]
+    assert "null_share" in json.loads(sp.read_text())["ranking"]["validity"]
     assert redo["jobs_run"] == [] and len(redo["jobs_skipped"]) == 4
 
     # a larger budget makes every job unfinished: refused without resume, continued with it

@@ -32,6 +32,13 @@ class Criterion:
     lower_is_better: bool
     label: str            # short name for tables and sentences
     description: str      # one line: what it measures
+    # the ScoreConfig flag that turns it on (a costly criterion computed only when asked);
+    # None: always computed
+    enabled_by: str | None = None
+
+    def enabled(self, settings) -> bool:
+        """Whether a score with these settings computes this criterion."""
+        return self.enabled_by is None or bool(getattr(settings, self.enabled_by, False))
 
 
 def _delta_ot(data: CandidateData) -> CriterionValue:
@@ -136,7 +143,7 @@ CRITERIA: dict[str, Criterion] = {c.name: c for c in (
               "ridge)"),
     Criterion("flow_fidelity", _flow_fidelity, True, "flow_u",
               "energy distance to held-out data of particles moved by the training field, "
-              "relative to their start (1 = not moved; particle flow)"),
+              "relative to their start (1 = not moved; particle flow)", enabled_by="flow"),
     Criterion("delta_ot", _delta_ot, True, "Delta_OT",
               "feature-space disagreement of two minibatch transport targets (paper eq. 16)"),
     Criterion("effective_rank", _effective_rank, False, "erank",

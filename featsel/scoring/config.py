@@ -35,7 +35,8 @@ class ScoreConfig:
     perplexity: float = D.PERPLEXITY
     transport_repeats: int = D.TRANSPORT_REPEATS
     transport_max_locations: int | None = D.TRANSPORT_MAX_LOCATIONS
-    flow_steps: int = D.FLOW_STEPS            # particle flow (featsel.diagnostics.flow)
+    flow: bool = D.FLOW                       # the particle flow (featsel.diagnostics.flow)
+    flow_steps: int = D.FLOW_STEPS
     flow_lr: float = D.FLOW_LR
     curve: bool = D.CURVE
     curve_repeats: int = D.CURVE_REPEATS

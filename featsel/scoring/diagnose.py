@@ -29,9 +29,11 @@ def diagnose(plan: ScorePlan, features: ScoreFeatures, cfg: ScoreConfig,
     order; each stage timed under its name, one progress bar over all of them."""
     from featsel.diagnostics.criteria import CRITERIA
 
-    n_stages = len(CRITERIA) + 2 + int(cfg.curve)  # criteria, coupling, alignment, curve
+    crits = [c for c in CRITERIA.values() if c.enabled(cfg)]
+    n_stages = len(crits) + 2 + int(cfg.curve)  # criteria, coupling, alignment, curve
     # + the draws (Delta_OT's, the transport criteria's, the flow's steps)
-    per_cand = n_stages + cfg.n_repeats + 3 * cfg.transport_repeats + cfg.flow_steps
+    per_cand = (n_stages + cfg.n_repeats + 3 * cfg.transport_repeats
+                + (cfg.flow_steps if CRITERIA["flow_fidelity"].enabled(cfg) else 0))
     progress = Progress(cfg.progress, len(features.scored), per_cand)
     pool = (plan.u[plan.draw_index],
             plan.labels[plan.draw_index.numpy()] if plan.labels is not None else None)
@@ -73,6 +75,8 @@ def _diagnose_one(spec: str, plan: ScorePlan, features: ScoreFeatures, cfg: Scor
             d["coupling"] = cp.to_dict(include_plan=True)
     values: dict[str, dict] = {}
     for name, crit in CRITERIA.items():
+        if not crit.enabled(cfg):
+            continue
         progress.stage(name, done=1)
         with timer(name), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # left-out classes were reported once by the plan

@@ -51,6 +51,7 @@ class ValidateConfig:
     score_n: int | None = None              # Delta_OT minibatch size; None: score's default
     score_split: str | None = None          # split scored; None: the training config's split
     score_curve: bool = False               # also the Delta_OT(n) curves (figures only)
+    score_flow: bool = D.FLOW               # also the particle flow (flow_fidelity; costly)
     exclude_aligned: bool = False           # also exclude pairs flagged by alignment R^2
     figures: bool = True                    # sample grid (images) / UMAP (vectors) per candidate
     figure_n: int = 8                       # samples per class in the figures

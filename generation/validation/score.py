@@ -24,6 +24,13 @@ def score_candidates(cfg: ValidateConfig, candidates: list[str],
     from generation.config import load_config
 
     tcfg = load_config(cfg.config, list(cfg.overrides))
+    scfg = ScoreConfig(data=cfg.data, featurizers=candidates, evaluations=evaluations,
+                       split=cfg.score_split or tcfg.data_split, space=tcfg.space or None,
+                       max_samples=cfg.score_max_samples, n_repeats=cfg.score_repeats,
+                       tau=cfg.tau, taus=tuple(sorted({*D.PAPER_TAUS, float(cfg.tau)})),
+                       curve=cfg.score_curve, n=cfg.score_n, flow=cfg.score_flow,
+                       **({"criterion": cfg.criterion} if cfg.criterion else {}),
+                       device=cfg.device, seed=cfg.seed, progress=cfg.progress)
     sdir = out / "score"
     res_path = sdir / "results.json"
     if res_path.is_file():
@@ -40,20 +47,15 @@ def score_candidates(cfg: ValidateConfig, candidates: list[str],
                 want["n"] = cfg.score_n
             if cfg.criterion:
                 want["criterion"] = cfg.criterion
-            # a score made before a criterion was registered lacks it: rescore
+            # a score made before a criterion was registered (or without an optional one this
+            # sweep asks for) lacks it: rescore
+            need = {n for n, c in CRITERIA.items() if c.enabled(scfg)}
             if (all(s.get(k) == v for k, v in want.items())
                     and float(old["ranking"]["tau"]) == float(cfg.tau)
-                    and set(old["ranking"].get("validity", {})) >= set(CRITERIA)):
+                    and set(old["ranking"].get("validity", {})) >= need):
                 return old
         except (ValueError, KeyError):
             pass
-    scfg = ScoreConfig(data=cfg.data, featurizers=candidates, evaluations=evaluations,
-                       split=cfg.score_split or tcfg.data_split, space=tcfg.space or None,
-                       max_samples=cfg.score_max_samples, n_repeats=cfg.score_repeats,
-                       tau=cfg.tau, taus=tuple(sorted({*D.PAPER_TAUS, float(cfg.tau)})),
-                       curve=cfg.score_curve, n=cfg.score_n,
-                       **({"criterion": cfg.criterion} if cfg.criterion else {}),
-                       device=cfg.device, seed=cfg.seed, progress=cfg.progress)
     _check_own_score(sdir)
     return run_score(scfg, sdir, force=True)
 

@@ -15,5 +15,5 @@ mkdir -p "$R"
 SECONDS=0
 "${FS[@]}" validate --data digits --config configs/digits_tiny.yaml \
     --featurizers "identity,pca:dim=16,pca:dim=4,random-projection:dim=16" \
-    --budget 300 --seeds 3 --jobs "${JOBS:-1}" --resume --out "$R/pixels"
+    --budget 300 --seeds 3 --jobs "${JOBS:-1}" --resume --score-flow --out "$R/pixels"
 echo "pixels generation space: wall_s=$SECONDS" | tee -a "$R/walltimes.txt"

@@ -34,5 +34,5 @@ SECONDS=0
 "${FS[@]}" validate --data satimage --config configs/satimage_mlp.yaml --set space=ambient \
     --featurizers "ambient,pca:dim=8,pca:dim=3,random-projection:dim=8,$VAE,noise:dim=1,noise:dim=36" \
     --eval-featurizers "ambient,pca:dim=16,$VAE" \
-    --budget 800 --seeds 5 --jobs "${JOBS:-1}" --resume --out "$R/ambient"
+    --budget 800 --seeds 5 --jobs "${JOBS:-1}" --resume --score-flow --out "$R/ambient"
 echo "ambient generation space: wall_s=$SECONDS" | tee -a "$R/walltimes.txt"

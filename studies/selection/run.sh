@@ -15,10 +15,10 @@ VAE=runs/pbmc_full/vae/featurizer.pt
 [ -f "$VAE" ] || "${FS[@]}" pretrain vae --data pbmc68k --split train --out runs/pbmc_full/vae --quiet
 SECONDS=0
 [ -f "$R/ambient/results.json" ] || "${FS[@]}" score --data pbmc68k --split all --space ambient \
-    --featurizers "ambient,pca:dim=50,pca:dim=16,$VAE" --eval-featurizers none --quiet \
+    --featurizers "ambient,pca:dim=50,pca:dim=16,$VAE" --eval-featurizers none --flow --quiet \
     --out "$R/ambient" --force > /dev/null
 [ -f "$R/pca/results.json" ] || "${FS[@]}" score --data pbmc68k --split all --space pca:dim=50 \
-    --featurizers "pca:dim=50,pca:dim=16,$VAE" --eval-featurizers none --quiet \
+    --featurizers "pca:dim=50,pca:dim=16,$VAE" --eval-featurizers none --flow --quiet \
     --out "$R/pca" --force > /dev/null
 echo "scoring: wall_s=$SECONDS"
 "$PY" studies/selection/choose.py --scores "$R" --out studies/selection/selection.json

@@ -26,5 +26,5 @@ SECONDS=0
 "${FS[@]}" validate --data texture --config configs/texture_mlp.yaml --set space=ambient \
     --featurizers "ambient,pca:dim=8,pca:dim=3,random-projection:dim=8,$VAE" \
     --eval-featurizers "ambient,pca:dim=16,$VAE" \
-    --budget 800 --seeds 5 --jobs "${JOBS:-1}" --resume --out "$R/ambient"
+    --budget 800 --seeds 5 --jobs "${JOBS:-1}" --resume --score-flow --out "$R/ambient"
 echo "ambient generation space: wall_s=$SECONDS" | tee -a "$R/walltimes.txt"
