@@ -3,7 +3,8 @@
 # spaces of the full PBMC study (studies/pbmc/full) in each generation space with every
 # registered criterion (noise controls added), then choose the criterion by the protocol's rule
 # against the study's trained outcome (mean FD rank). Writes runs/selection/<space>/ (featsel
-# score output) and studies/selection/selection.json.
+# score output) and runs/selection/selection.json (the committed studies/selection/selection.json
+# is the record of the first choice).
 # Usage, from the repository root: bash studies/selection/run.sh [RUN]   (default runs/selection)
 set -euo pipefail
 R=${1:-runs/selection}
@@ -21,4 +22,6 @@ SECONDS=0
     --featurizers "pca:dim=50,pca:dim=16,$VAE" --eval-featurizers none --flow --quiet \
     --out "$R/pca" --force > /dev/null
 echo "scoring: wall_s=$SECONDS"
-"$PY" studies/selection/choose.py --scores "$R" --out studies/selection/selection.json
+# the first protocol's rule on pbmc68k alone; studies/selection/selection.json is the committed
+# record of that choice, so a rerun writes beside its scores (OUT=... to choose the file)
+"$PY" studies/selection/choose.py --scores "$R" --out "${OUT:-$R/selection.json}"
