@@ -58,3 +58,29 @@ def as_labels(labels, n: int, name: str = "labels") -> np.ndarray:
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ValueError(f"{name}: expected shape ({n},), got {tuple(arr.shape)}")
     return arr
+
+
+def class_groups(lab: np.ndarray | None, n_pool: int, need: int, unconditional: bool
+                 ) -> tuple[list[str], list[np.ndarray], dict[str, int]]:
+    """Class pools (indices into the pool) with at least ``need`` samples, plus the whole pool
+    "all" without labels or when ``unconditional``, and the classes left out (name -> size).
+    ``need`` is 2n for draws of n sources and n targets; too small a pool is one error naming n."""
+    names, groups, skipped = [], [], {}
+    if lab is not None:
+        for c in np.unique(lab):
+            g = np.flatnonzero(lab == c)
+            if g.size >= need:
+                names.append(str(c))
+                groups.append(g)
+            else:
+                skipped[str(c)] = int(g.size)
+    if lab is None or unconditional:
+        if n_pool < need:
+            raise ValueError(f"n: too few samples in the pool ({n_pool}) for n={need // 2} "
+                             f"sources + n targets; lower n")
+        names.append("all")
+        groups.append(np.arange(n_pool))
+    if lab is not None and len(names) == (1 if unconditional else 0):
+        raise ValueError(f"n: every class has fewer than {need} samples (2n for n={need // 2}); "
+                         f"lower n")
+    return names, groups, skipped

@@ -22,7 +22,7 @@ a held-out half Y'_c. Particles start as
 
 (an untrained generator knows nothing of the data, only its scale). For k = 1..K, all classes
 at once: draw n targets per class from Y_c (fresh each step, as training draws real batches),
-take the training step's scaled feature blocks (``featsel.features.featurize_blocks``, with
+take the training step's scaled feature blocks (``featsel.features.scaled.featurize_blocks``, with
 the input-RMS block), the training field ``V_b = cfg_field(q_b, p_b, w = 0)`` (the loss's
 defaults: the paper's taus and recipe, normalised per tau, class and location; guidance off,
 the class-conditional term only), the loss
@@ -61,6 +61,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from featsel.diagnostics._blocks import as_labels, class_groups
+from featsel.diagnostics.stability import bootstrap_interval
+from featsel.features.scaled import featurize_blocks
 from featsel.ot import FieldConfig, cfg_field
 
 __all__ = ["FlowConfig", "FlowResult", "energy_distance", "particle_flow"]
@@ -122,24 +125,6 @@ def energy_distance(x: Tensor, y: Tensor) -> Tensor:
     return 2 * dist(x, y) - dist(x, x) - dist(y, y)
 
 
-def _groups(labels: np.ndarray | None, n_pool: int, need: int):
-    if labels is None:
-        if n_pool < need:
-            raise ValueError(f"particle flow: the pool has {n_pool} samples, fewer than 2n = {need}")
-        return ["all"], [np.arange(n_pool)], {}
-    names, groups, skipped = [], [], {}
-    for c in np.unique(labels):
-        g = np.flatnonzero(labels == c)
-        if g.size < need:
-            skipped[str(c)] = int(g.size)
-        else:
-            names.append(str(c))
-            groups.append(g)
-    if not groups:
-        raise ValueError(f"particle flow: no class has 2n = {need} samples (sizes {skipped})")
-    return names, groups, skipped
-
-
 def particle_flow(
     featurizer: Any,
     u: Tensor,
@@ -161,17 +146,13 @@ def particle_flow(
     (default: the loss's defaults); overrides: `FlowConfig` fields. on_draw(done, total) is
     called after every step; keep_particles=True keeps (x_0, x_K) in the result.
     """
-    from featsel.features.scaled import featurize_blocks
-
     cfg = FlowConfig(**{**asdict(config or FlowConfig()), **overrides})
     cfg.check()
     fcfg = (field_config or FieldConfig()).validate()
     if n < 2:
         raise ValueError(f"n: expected >= 2 particles per class, got {n}")
-    lab = None if labels is None else np.asarray(labels)
-    if lab is not None and len(lab) != len(u):
-        raise ValueError(f"labels: expected {len(u)} labels (one per sample of u), got {len(lab)}")
-    names, groups, skipped = _groups(lab, len(u), 2 * n)
+    lab = None if labels is None else as_labels(labels, len(u), "labels")
+    names, groups, skipped = class_groups(lab, len(u), 2 * n, unconditional=False)
     if skipped:
         warnings.warn(f"particle flow: classes with fewer than {2 * n} samples left out: "
                       f"{skipped} (n={n})", stacklevel=2)
@@ -189,8 +170,7 @@ def particle_flow(
     moved = bool(getattr(featurizer, "differentiable", True))
     x = x0.clone()
     if moved:
-        x = _flow(featurizer, featurize_blocks, x0, u, [h[0] for h in halves], n, s, cfg, fcfg,
-                  rng, on_draw)
+        x = _flow(featurizer, x0, u, [h[0] for h in halves], n, s, cfg, fcfg, rng, on_draw)
     elif on_draw is not None:
         on_draw(cfg.steps, cfg.steps)
     start, end, ratio = {}, {}, {}
@@ -201,13 +181,13 @@ def particle_flow(
         start[name], end[name] = e0, e1
         ratio[name] = e1 / e0 if e0 > 0 else 1.0
     vals = np.asarray(list(ratio.values()))
-    lo, hi = _bootstrap(vals, cfg, seed)
+    lo, hi = bootstrap_interval(vals, n_boot=cfg.n_boot, ci=cfg.ci, seed=seed + 1)
     return FlowResult(mean=float(vals.mean()), ci_low=lo, ci_high=hi, per_class=ratio,
                       start=start, end=end, n=n, steps=cfg.steps, moved=moved,
                       skipped_classes=skipped, particles=(x0, x) if keep_particles else None)
 
 
-def _flow(featurizer, featurize_blocks, x0: Tensor, u: Tensor, targets: list[np.ndarray], n: int,
+def _flow(featurizer, x0: Tensor, u: Tensor, targets: list[np.ndarray], n: int,
           s: float, cfg: FlowConfig, fcfg: FieldConfig, rng: np.random.Generator,
           on_draw) -> Tensor:
     """K Adam steps of the particles x: (K, n, *S) along the pulled-back training field."""
@@ -232,13 +212,3 @@ def _flow(featurizer, featurize_blocks, x0: Tensor, u: Tensor, targets: list[np.
         if on_draw is not None:
             on_draw(step + 1, cfg.steps)
     return x.detach()
-
-
-def _bootstrap(vals: np.ndarray, cfg: FlowConfig, seed: int) -> tuple[float, float]:
-    if len(vals) < 2:
-        v = float(vals.mean())
-        return v, v
-    rng = np.random.default_rng(seed + 1)
-    boots = vals[rng.integers(0, len(vals), size=(cfg.n_boot, len(vals)))].mean(1)
-    a = (1 - cfg.ci) / 2
-    return float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a))

@@ -63,7 +63,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from featsel.diagnostics._blocks import as_blocks, as_labels
+from featsel.diagnostics._blocks import as_blocks, as_labels, class_groups
 from featsel.ot import cost_std, sinkhorn
 
 __all__ = [
@@ -202,30 +202,6 @@ def perplexity_eps(x: Tensor, y: Tensor, perplexity: float, *, steps: int = 6,
     return torch.where(const, torch.ones_like(eps), eps), init
 
 
-def _groups(lab: np.ndarray | None, n_pool: int, need: int, unconditional: bool
-            ) -> tuple[list[str], list[np.ndarray], dict[str, int]]:
-    """Class pools with at least ``need`` samples (+ "all"), and the classes left out."""
-    names, groups, skipped = [], [], {}
-    if lab is not None:
-        for c in np.unique(lab):
-            g = np.flatnonzero(lab == c)
-            if g.size >= need:
-                names.append(str(c))
-                groups.append(g)
-            else:
-                skipped[str(c)] = int(g.size)
-    if lab is None or unconditional:
-        if n_pool < need:
-            raise ValueError(f"n: too few samples in the pool ({n_pool}) for n={need // 2} "
-                             f"sources + n targets; lower n")
-        names.append("all")
-        groups.append(np.arange(n_pool))
-    if lab is not None and len(names) == (1 if unconditional else 0):
-        raise ValueError(f"n: every class has fewer than {need} samples (2n for n={need // 2}); "
-                         f"lower n")
-    return names, groups, skipped
-
-
 def _subsets(blocks: dict[str, Tensor], max_sub: int | None, seed: int
              ) -> tuple[dict[str, Tensor], dict[str, int]]:
     rng = np.random.default_rng(seed + 7919)
@@ -271,7 +247,7 @@ def _prepare(pool, u, labels, n: int, seed: int, cfg: TransportConfig, need_fact
     if n < 2:
         raise ValueError(f"n: expected at least 2, got {n}")
     lab = None if labels is None else as_labels(labels, n_pool, "labels")
-    names, groups, skipped = _groups(lab, n_pool, need_factor * n, cfg.unconditional)
+    names, groups, skipped = class_groups(lab, n_pool, need_factor * n, cfg.unconditional)
     if skipped:
         warnings.warn(f"classes with fewer than {need_factor * n} samples left out: "
                       f"{skipped} (n={n})", stacklevel=3)
