@@ -340,8 +340,11 @@ def _train(args: Any) -> dict:
     data = None
     if preset and not any(s.split("=", 1)[0].strip() == "n_classes" for s in args.set):
         from generation.config import cpu_preset_classes
-        from generation.train import load_training_data
+        from generation.train import check_out, load_training_data
 
+        # the folder rule before the data load, which can take minutes (the preset's
+        # n_classes is not known until the data is; train checks it again)
+        check_out(cfg, resume=args.resume, force=args.force, also_may_change=("n_classes",))
         data = load_training_data(cfg)  # passed on: loaded once
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if n := cpu_preset_classes(data.num_classes, world):

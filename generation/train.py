@@ -50,7 +50,8 @@ from generation.loss import SinkhornCFGLoss
 from generation.models import create_generator
 from generation.queues import RealQueues
 
-__all__ = ["TrainData", "train", "load_training_data", "sample_alpha", "featurize_blocks"]
+__all__ = ["TrainData", "train", "check_out", "load_training_data", "sample_alpha",
+           "featurize_blocks"]
 
 
 @dataclass
@@ -205,6 +206,16 @@ def build_model(cfg: TrainConfig, sample_shape: tuple[int, ...], num_classes: in
                          f"{cfg.model!r} ({err})") from None
 
 
+def check_out(cfg: TrainConfig, *, resume: bool, force: bool,
+              also_may_change: tuple[str, ...] = ()) -> None:
+    """The folder rule (`featsel.rundir.claim_dir`) for ``cfg.out``, checked only (nothing is
+    created): a non-empty folder that is not this run without ``force``, or this run without
+    ``resume``, raises the one-line error. also_may_change: settings not final yet (the CLI's
+    CPU preset sets ``n_classes`` after the data is loaded; `train` checks them again)."""
+    claim_dir(Path(cfg.out), "train", cfg.to_dict(), write=False, force=force, resume=resume,
+              may_change=(*MAY_CHANGE, *also_may_change), recorded=_recorded_config)
+
+
 def train(
     cfg: TrainConfig,
     *,
@@ -237,8 +248,7 @@ def train(
     # the folder rule (featsel.rundir): checked on every rank before any work; the folder is
     # created (or, with force, emptied) by rank 0 only once data, featurizer and model exist,
     # so a run that fails on its inputs leaves nothing behind
-    claim = dict(force=force, resume=resume, may_change=MAY_CHANGE, recorded=_recorded_config)
-    claim_dir(out, "train", cfg.to_dict(), write=False, **claim)
+    check_out(cfg, resume=resume, force=force)
     torch.manual_seed(cfg.seed)
     if data is None:
         data = load_training_data(cfg)
@@ -274,7 +284,8 @@ def train(
         set_rng_state(st["rng"])
         step0 = int(st["step"])
     if rank == 0:
-        claim_dir(out, "train", cfg.to_dict(), write=True, **claim)
+        claim_dir(out, "train", cfg.to_dict(), force=force, resume=resume, may_change=MAY_CHANGE,
+                  recorded=_recorded_config)
         save_config(cfg, out / "config.yaml")
         _truncate_metrics(metrics_path, step0)
     net = model

@@ -606,3 +606,24 @@ def test_the_folder_rule_in_one_place(tmp_path):
     assert claim_dir(d, "validate", {}, resume=True, compatible=("train",))
     assert claim_dir(d, "pretrain", {"a": 1}, force=True) is False
     assert sorted(p.name for p in d.iterdir()) == [MARKER]
+
+
+def test_train_preset_refuses_a_foreign_folder_before_loading_data(tmp_path, capsys,
+                                                                   monkeypatch):
+    """Without --config on a CPU the preset loads the data in the CLI (to size n_classes):
+    the folder rule is checked first, so a refused --out costs no data load."""
+    import generation.train as T
+
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "notes.txt").write_text("mine\n")
+    before = _snapshot(d)
+
+    def no_load(cfg):
+        raise AssertionError("the data was loaded before the --out check")
+
+    monkeypatch.setattr(T, "load_training_data", no_load)
+    rc, err = cli(["train", "--data", "digits", "--device", "cpu", "--out", str(d)], capsys)
+    assert rc == 1
+    check_one_line(err, "not empty")
+    assert _snapshot(d) == before
