@@ -1,0 +1,58 @@
+"""The study scripts' arithmetic (studies/*.py are run by hand; their numbers go in the README)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "studies" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _sweep() -> dict:
+    # 3 candidates, 2 seeds, metrics fd[e] and cond_fd[e]. Per seed: seed 0 ranks a 1, b 2, c 3
+    # in both metrics; seed 1 ranks fd b 1, a 2, c 3 and cond_fd a 1, b 2, c 3, so a's mean FD
+    # rank is 1 in seed 0 and 1.5 in seed 1: sd (ddof 1) = 0.5 / sqrt(2)
+    return {"fd": {"a": {"e": [1, 2]}, "b": {"e": [2, 1]}, "c": {"e": [3, 3]}},
+            "cond_fd": {"a": {"e": [1, 1]}, "b": {"e": [2, 2]}, "c": {"e": [3, 3]}},
+            "fd_metrics": [{"metric": "fd[e]", "evaluation": "e"},
+                           {"metric": "cond_fd[e]", "evaluation": "e"}],
+            "metric_hacking": [], "controls": ["noise:dim=1"],
+            # over the seed means: fd a 1.5, b 1.5 (tied), c 3; cond_fd a 1, b 2, c 3
+            "mean_fd_rank": {"a": 1.25, "b": 1.75, "c": 3.0, "noise:dim=1": 0.5}}
+
+
+def _selection(chosen: str) -> dict:
+    return {"chosen": chosen, "complete": True, "stopped_at": {"a": 2, "b": 1, "c": 1},
+            "timings": {"total_s": 10.0},
+            "compute": {"candidate_steps": 50, "full_sweep_candidate_steps": 180,
+                        "fraction": 50 / 180, "n_candidates": 3, "seeds": 2, "budget": 30}}
+
+
+def test_select_regret_by_hand():
+    m = _load("select_regret")
+    r = m.compare(_selection("b"), _sweep())
+    assert r["best"] == "a"  # the control (mean rank 0.5) is never the best
+    assert r["regret"] == pytest.approx(0.5, abs=1e-12)
+    assert r["per_candidate"]["a"]["per_seed"] == pytest.approx([1.0, 1.5], abs=1e-12)
+    assert r["best_seed_sd"] == pytest.approx(0.5 / 2 ** 0.5, abs=1e-12)
+    assert r["within_one_sd"] is False
+    ok = m.compare(_selection("a"), _sweep())
+    assert ok["regret"] == 0 and ok["within_one_sd"] is True
+    assert ok["fraction"] == pytest.approx(50 / 180)
+
+
+def test_select_regret_names_an_unknown_choice():
+    m = _load("select_regret")
+    with pytest.raises(SystemExit, match="--alias"):
+        m.compare(_selection("elsewhere/vae.pt"), _sweep())
+    assert m.compare(_selection("elsewhere/vae.pt"), _sweep(),
+                     {"elsewhere/vae.pt": "c"})["regret"] == pytest.approx(1.75)
