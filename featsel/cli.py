@@ -255,6 +255,8 @@ def _score(args: Any) -> dict | str:
     else:
         lines.append(f"recommended: {rk['recommended']}" if rk.get("recommended") else
                      f"no recommendation: {rk.get('invalid_reason', '')}")
+    if rk.get("caution"):
+        lines.append(f"caution: {rk['caution']}")
     ev = res.get("evidence") or {}
     if ev.get("criterion") == rk.get("criterion") and ev.get("datasets"):
         lines.append(f"how far to trust it ({ev['criterion']} vs trained outcome, Kendall): " +

@@ -62,6 +62,12 @@ ALIGNMENT_N_TRAIN = 1024        # alignment R^2's fit size (the paper fits 2048;
 # addendum 2 chose null_share on pbmc68k, satimage and digits (studies/selection/selection_v2.json)
 RANK_CRITERION = "null_share"
 
+# a recommendation whose effective rank is below this carries a caution (featsel.ranking):
+# its OT sub-problems are nearly 1-d (e.g. the one-pixel blocks of grey images), so matching in
+# it constrains per-location marginals rather than joint structure. A caution, not a rule: such
+# a candidate trained the best generators on the bundled digits (studies/digits)
+LOW_EFFECTIVE_RANK = 2.0
+
 R2_THRESHOLD = 0.9              # alignment R^2 above which an evaluation FD is flagged
 
 # the feature cache's size cap (featsel.cache; $FEATSEL_CACHE_MAX overrides, "0" = none):

@@ -13,7 +13,9 @@ ranked with the others, so a reader sees where they land, but the recommendation
 one: it is the best real candidate, and only when the criterion ranks every control below every
 real candidate (``valid``). A criterion that places a control above a real candidate measures
 something other than what the features can teach a generator on this data, so it recommends
-nothing here (``recommended`` None, ``invalid_reason`` says why). Each candidate gets a one-line explanation
+nothing here (``recommended`` None, ``invalid_reason`` says why). A recommendation of effective
+rank below ``featsel.defaults.LOW_EFFECTIVE_RANK`` is kept with a ``caution`` (nearly 1-d
+sub-problems; :func:`low_rank_caution`). Each candidate gets a one-line explanation
 of its place. :func:`mean_fd_rank` is the paper's Table 4 aggregate: rank configurations within
 each evaluation metric (1 = lowest FD, ties share the mean rank), then average over metrics.
 
@@ -29,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 __all__ = ["CandidateScores", "RankedCandidate", "Ranking", "rank_candidates", "mean_fd_rank",
-           "tie_advice"]
+           "tie_advice", "low_rank_caution"]
 
 
 @dataclass
@@ -106,6 +108,7 @@ class Ranking:
     tied_best: list[str] = field(default_factory=list)      # real candidates tied with the best
     tied_controls: list[str] = field(default_factory=list)  # controls tied with the best
     tie_break: str = ""                   # how to separate a tied recommendation
+    caution: str = ""                     # e.g. the recommendation's effective rank is < 2
     flag_summary: dict = field(default_factory=dict)  # what the flags change (see flag_summary)
 
     @property
@@ -138,6 +141,7 @@ class Ranking:
             "validity": dict(self.validity),
             "tied_best": list(self.tied_best),
             "tied_controls": list(self.tied_controls),
+            "caution": self.caution,
             "tie_break": self.tie_break,
             "flag_summary": dict(self.flag_summary),
         }
@@ -187,6 +191,23 @@ def mean_fd_rank(fd: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
         raise ValueError("fd: no evaluation metric is reported for every configuration")
     ranks = np.stack([rankdata([fd[n][m] for n in names]) for m in metrics])  # (metrics, names)
     return {n: float(r) for n, r in zip(names, ranks.mean(0))}
+
+
+def low_rank_caution(name: str, effective_rank: float,
+                     threshold: float | None = None) -> str:
+    """A caution for a recommendation whose effective rank is below ``threshold`` (default
+    ``featsel.defaults.LOW_EFFECTIVE_RANK``), else "". Nearly 1-d OT sub-problems match little
+    beyond per-location marginals; whether that trains a good generator is an empirical
+    question (it did on the bundled digits), so the caution asks for a check, not a switch."""
+    from featsel import defaults as D
+
+    t = D.LOW_EFFECTIVE_RANK if threshold is None else float(threshold)
+    if not effective_rank < t:
+        return ""
+    return (f"{name} has effective rank {effective_rank:.2f} (below {t:g}): its OT sub-problems "
+            "are nearly one-dimensional, so matching in it constrains per-location marginals "
+            "more than joint structure; confirm it against a higher-rank candidate with "
+            "featsel validate")
 
 
 def tie_advice(best: str, tied: Sequence[str], *, from_draws: bool,
@@ -300,6 +321,10 @@ def rank_candidates(candidates: Sequence[CandidateScores], *, tau: float = 0.05,
             from_draws = any(v["ci_high"] > v["ci_low"] for v in value.values())
             advice = tie_advice(recommended, tied_best, from_draws=from_draws,
                                 repeats_option=repeats_option)
+    caution = ""
+    rec = next((c for c in candidates if c.name == recommended), None)
+    if rec is not None and rec.effective_rank is not None:
+        caution = low_rank_caution(rec.name, rec.effective_rank)
     # imported here: featsel.diagnostics pulls in torch, and ranking is plain-data code
     from featsel.diagnostics.hacking import flag_summary
 
@@ -307,5 +332,5 @@ def rank_candidates(candidates: Sequence[CandidateScores], *, tau: float = 0.05,
     return Ranking(tau, out, flag_dicts, fdr, criterion=criterion,
                    lower_is_better=lower_is_better, recommended=recommended, valid=valid,
                    invalid_reason=reason, tied_best=tied_best, tied_controls=tied_controls,
-                   tie_break=advice,
+                   tie_break=advice, caution=caution,
                    flag_summary=flag_summary(flag_dicts, real_names, evaluations, recommended))

@@ -143,6 +143,21 @@ def test_score_text_says_tied(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert ("recommended: pca:dim=8, tied with identity (intervals overlap): more draws narrow "
             "the intervals (rerun with a larger --repeats)") in out
+    assert "caution:" not in out
+
+
+def test_score_text_prints_the_caution(monkeypatch, capsys):
+    import featsel.score
+
+    def fake_run_score(cfg, out, force=False):
+        table = [{"rank": 1, "candidate": "identity"}]
+        return {"ranking": {"table": table, "explanations": {"identity": "1st of 1"},
+                            "recommended": "identity", "caution": "identity has effective "
+                            "rank 0.98 (below 2): ..."}}
+
+    monkeypatch.setattr(featsel.score, "run_score", fake_run_score)
+    assert main(["score", "--featurizers", "identity", "--quiet"]) == 0
+    assert "caution: identity has effective rank 0.98 (below 2)" in capsys.readouterr().out
 
 
 def _score_parser():

@@ -83,3 +83,20 @@ def test_flag_summary_says_what_the_flags_change():
                               "evaluations_all_flagged": ["e1"],
                               "candidates_all_flagged": ["a"], "recommended_flagged": ["e1", "e2"]}
     assert r.to_dict()["flag_summary"] == r.flag_summary
+
+
+def test_low_effective_rank_recommendation_carries_a_caution():
+    # identity is recommended (lowest value) with effective rank 0.98: a caution, not a switch
+    cands = [_c("identity", 0.1, 0.01, effective_rank=0.98),
+             _c("pca", 0.5, 0.01, effective_rank=12.0)]
+    r = rank_candidates(cands, tau=0.05)
+    assert r.recommended == "identity"
+    assert r.caution.startswith("identity has effective rank 0.98 (below 2)")
+    assert r.to_dict()["caution"] == r.caution
+    # at the threshold or above, or without an effective rank: no caution
+    for er in (2.0, 12.0, None):
+        cands[0] = _c("identity", 0.1, 0.01, effective_rank=er)
+        assert rank_candidates(cands, tau=0.05).caution == ""
+    # the caution is about the recommendation only: a low-rank runner-up gets none
+    cands = [_c("pca", 0.1, 0.01, effective_rank=12.0), _c("px", 0.5, 0.01, effective_rank=1.0)]
+    assert rank_candidates(cands, tau=0.05).caution == ""

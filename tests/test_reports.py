@@ -114,6 +114,10 @@ def test_headline_says_tied_and_how_to_break_it(tmp_path):
     res["ranking"].update(tied_best=[], tie_break="")
     summary = render_html(res, {}).split('id="summary"')[1].split("</p>")[0]
     assert "Recommended: <strong>pca</strong>" in summary and "tied" not in summary
+    assert 'id="caution"' not in render_html(res, {})
+    res["ranking"]["caution"] = "pca has effective rank 1.00 (below 2): <b>x</b>"
+    caution = render_html(res, {}).split('id="caution"')[1].split("</p>")[0]
+    assert "Caution: pca has effective rank 1.00" in caution and "&lt;b&gt;" in caution
 
 
 def test_flags_explained_and_conclusions_drawn(tmp_path):
