@@ -11,8 +11,9 @@ over the real candidates (controls, when trained, are reported separately in ``w
         --study digits=runs/digits_study/pixels --evidence featsel/evidence.json
 
 Format (issue 11): ``{"recommended": criterion, "protocol": ..., "datasets": {name: {criterion:
-{"kendall", "ci_low", "ci_high", "spearman", "n_candidates", "n_seeds", ...}}}}``; ``ci_low`` /
-``ci_high`` bound Kendall's tau.
+{"kendall", "ci_low", "ci_high", "kendall_p", "spearman", "n_candidates", "n_seeds", ...}}}}``;
+``ci_low`` / ``ci_high`` bound Kendall's tau; ``kendall_p`` is its one-sided permutation p-value
+(``featsel.confirmation.kendall_permutation_p``: exact over every order of the candidates).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def _agreements(values: dict[str, dict[str, float]], fd: dict, exclude: set,
                                 exclude=exclude, lower_is_better=crit.lower_is_better,
                                 n_boot=2000, seed=0)
         out[name] = {"kendall": r["kendall"], "ci_low": r["kendall_ci"][0],
-                     "ci_high": r["kendall_ci"][1], "spearman": r["spearman"],
+                     "ci_high": r["kendall_ci"][1], "kendall_p": r["kendall_p"],
+                     "spearman": r["spearman"],
                      "spearman_ci": r["spearman_ci"], "n_candidates": r["n"],
                      "n_seeds": min(r["n_seeds"].values())}
     return out
@@ -114,7 +116,8 @@ def markdown(summary: dict) -> str:
         for d in names:
             r = summary["datasets"][d].get(n)
             cells.append("" if r is None else
-                         f"{r['kendall']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]")
+                         f"{r['kendall']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
+                         + (f" p={r['kendall_p']:.2f}" if "kendall_p" in r else ""))
         mark = " (ranks)" if n == summary["recommended"] else ""
         rows.append(f"| `{n}`{mark} | " + " | ".join(cells) + " |")
     info = []
@@ -124,7 +127,10 @@ def markdown(summary: dict) -> str:
         if r is not None:
             info.append(f"{d}: {per.get('role', '')}, {r['n_candidates']} real candidates, "
                         f"{r['n_seeds']} seeds")
-    return head + "\n".join(rows) + "\n\n" + "; ".join(info) + ".\n"
+    note = ("Kendall's tau with the mean FD rank over the real candidates [95% bootstrap "
+            "interval over seeds] and its one-sided permutation p-value (could a random order of "
+            "these candidates agree as well? exact over all orders).")
+    return head + "\n".join(rows) + "\n\n" + "; ".join(info) + ".\n\n" + note + "\n"
 
 
 def slim_score(src: Path, dst: Path) -> None:

@@ -519,3 +519,29 @@ def test_predictors_read_every_registered_criterion_and_the_ranking_one():
     assert ranking_predictor(score, preds, "0.05") == "transport_fidelity"
     # an older score (no criterion) is judged by its Delta_OT ranking
     assert ranking_predictor({"ranking": {}}, preds, "0.05") == "delta_ot@0.05"
+
+
+def test_kendall_permutation_p_matches_scipy_exact_and_handles_ties():
+    import itertools
+
+    import numpy as np
+    from scipy.stats import kendalltau
+
+    from featsel.confirmation import kendall_permutation_p
+
+    # every order of 5 and 6 untied candidates: SciPy's exact one-sided test is the reference
+    for n in (5, 6):
+        o = np.arange(float(n))
+        for q in itertools.islice(itertools.permutations(range(n)), 0, None, 7):
+            q = np.asarray(q, dtype=float)
+            ref = kendalltau(q, o, method="exact", alternative="greater").pvalue
+            assert kendall_permutation_p(q, o) == pytest.approx(ref, abs=1e-12)
+    # ties in the outcome (a shared mean FD rank): the orders are counted by hand. o ties b, c;
+    # S counts the 2 untied pairs of (a, b, c) that are concordant minus discordant; of the 6
+    # orders of p = (0, 1, 2), S >= S(identity) = 2 only for (0, 1, 2) and (0, 2, 1)
+    assert kendall_permutation_p(np.array([0.0, 1, 2]), np.array([0.0, 1, 1])) == \
+        pytest.approx(2 / 6)
+    # 10 candidates: Monte Carlo; a perfect order is essentially never matched by chance
+    y = np.arange(10.0)
+    assert kendall_permutation_p(y, y) < 1e-3
+    assert kendall_permutation_p(y, -y) == pytest.approx(1.0)

@@ -112,12 +112,13 @@ def summarize(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: lis
                      "(exclude_aligned=False)"}
             for c, e in aligned],
         "correlation": {k: main[k] for k in ("spearman", "kendall", "spearman_ci", "kendall_ci",
-                                             "spearman_p", "n", "n_boot", "level", "n_seeds")},
+                                             "spearman_p", "kendall_p", "n", "n_boot", "level",
+                                             "n_seeds")},
         "predictors": comp["per_predictor"],
         "predictors_real": comp_real["per_predictor"] if comp_real else None,
         "correlation_real": ({k: comp_real["per_predictor"][main_name][k] for k in
                               ("spearman", "kendall", "spearman_ci", "kendall_ci", "spearman_p",
-                               "n", "n_seeds")} if comp_real else None),
+                               "kendall_p", "n", "n_seeds")} if comp_real else None),
         "best_predictor": comp["best"],
         "best_predictor_reason": comp["best_reason"],
         "verdict": text,
