@@ -20,23 +20,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from featsel.confirmation import exclude_metrics, mean_fd_rank_excluding
+from featsel.confirmation import mean_fd_rank_excluding
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from summarize import fd_per_seed  # noqa: E402  (a sibling script, not a package)
 
 
 def per_seed_mean_rank(val: dict, candidates: list[str]) -> dict[str, list[float]]:
     """validation.json -> {candidate: [mean FD rank within seed k, for each seed k]}."""
-    fd: dict[str, dict[str, list[float]]] = {}
-    for kind in ("fd", "cond_fd"):
-        for c, per_e in val.get(kind, {}).items():
-            for e, seeds in per_e.items():
-                fd.setdefault(c, {})[f"{kind}[{e}]"] = [float(x) for x in seeds]
-    metric_space = {m["metric"]: m["evaluation"] for m in val["fd_metrics"]}
-    pairs = {(h["candidate"], h["evaluation"]) for h in val.get("metric_hacking", [])}
-    excl = exclude_metrics(pairs, metric_space)
+    fd, excl = fd_per_seed(val)
     n_seeds = min(len(v) for c in candidates for v in fd[c].values())
     out: dict[str, list[float]] = {c: [] for c in candidates}
     for k in range(n_seeds):

@@ -30,7 +30,7 @@ from featsel.diagnostics.criteria import CRITERIA
 HERE = Path(__file__).resolve().parent
 
 
-def _fd_per_seed(val: dict) -> tuple[dict, set]:
+def fd_per_seed(val: dict) -> tuple[dict, set]:
     """validation.json -> ({cand: {metric: [FD per seed]}}, excluded (cand, metric) pairs)."""
     fd: dict[str, dict[str, list[float]]] = {}
     for kind in ("fd", "cond_fd"):
@@ -74,7 +74,7 @@ def pbmc(selection: Path) -> dict:
     for g in ("ambient", "pca"):
         score = json.loads((selection / g / "results.json").read_text())
         val = json.loads((HERE / "pbmc" / "full" / g / "validation.json").read_text())
-        fd, excl = _fd_per_seed(val)
+        fd, excl = fd_per_seed(val)
         vals, controls = _criteria_values(score)
         cands = [c for c in val["settings"]["candidates"] if c not in controls]
         out[f"pbmc68k/{g}"] = {"role": "selection (the criterion was chosen here)",
@@ -90,7 +90,7 @@ def study(folder: Path, name: str, role: str) -> dict:
     src = next(p for p in (folder / "score" / "results.json", folder / "score_ranking.json")
                if p.is_file())
     score = json.loads(src.read_text())
-    fd, excl = _fd_per_seed(val)
+    fd, excl = fd_per_seed(val)
     vals, controls = _criteria_values(score)
     cands = list(val["settings"]["candidates"])
     real = [c for c in cands if c not in controls]
