@@ -321,10 +321,9 @@ def rank_candidates(candidates: Sequence[CandidateScores], *, tau: float = 0.05,
             from_draws = any(v["ci_high"] > v["ci_low"] for v in value.values())
             advice = tie_advice(recommended, tied_best, from_draws=from_draws,
                                 repeats_option=repeats_option)
-    caution = ""
-    rec = next((c for c in candidates if c.name == recommended), None)
-    if rec is not None and rec.effective_rank is not None:
-        caution = low_rank_caution(rec.name, rec.effective_rank)
+    caution = ""  # the recommendation is real[0] when there is one
+    if recommended is not None and real[0].effective_rank is not None:
+        caution = low_rank_caution(recommended, real[0].effective_rank)
     # imported here: featsel.diagnostics pulls in torch, and ranking is plain-data code
     from featsel.diagnostics.hacking import flag_summary
 

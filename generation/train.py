@@ -206,13 +206,14 @@ def build_model(cfg: TrainConfig, sample_shape: tuple[int, ...], num_classes: in
                          f"{cfg.model!r} ({err})") from None
 
 
-def check_out(cfg: TrainConfig, *, resume: bool, force: bool,
+def check_out(cfg: TrainConfig, *, resume: bool, force: bool, write: bool = False,
               also_may_change: tuple[str, ...] = ()) -> None:
-    """The folder rule (`featsel.rundir.claim_dir`) for ``cfg.out``, checked only (nothing is
-    created): a non-empty folder that is not this run without ``force``, or this run without
-    ``resume``, raises the one-line error. also_may_change: settings not final yet (the CLI's
-    CPU preset sets ``n_classes`` after the data is loaded; `train` checks them again)."""
-    claim_dir(Path(cfg.out), "train", cfg.to_dict(), write=False, force=force, resume=resume,
+    """The folder rule (`featsel.rundir.claim_dir`) for ``cfg.out``: a non-empty folder that is
+    not this run without ``force``, or this run without ``resume``, raises the one-line error.
+    write=False only checks (nothing is created); write=True claims the folder (creates it, or
+    with force empties it, and writes the marker). also_may_change: settings not final yet (the
+    CLI's CPU preset sets ``n_classes`` after the data is loaded; `train` checks them again)."""
+    claim_dir(Path(cfg.out), "train", cfg.to_dict(), write=write, force=force, resume=resume,
               may_change=(*MAY_CHANGE, *also_may_change), recorded=_recorded_config)
 
 
@@ -284,8 +285,7 @@ def train(
         set_rng_state(st["rng"])
         step0 = int(st["step"])
     if rank == 0:
-        claim_dir(out, "train", cfg.to_dict(), force=force, resume=resume, may_change=MAY_CHANGE,
-                  recorded=_recorded_config)
+        check_out(cfg, resume=resume, force=force, write=True)
         save_config(cfg, out / "config.yaml")
         _truncate_metrics(metrics_path, step0)
     net = model
