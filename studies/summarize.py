@@ -14,6 +14,11 @@ Format (issue 11): ``{"recommended": criterion, "protocol": ..., "datasets": {na
 {"kendall", "ci_low", "ci_high", "kendall_p", "spearman", "n_candidates", "n_seeds", ...}}}}``;
 ``ci_low`` / ``ci_high`` bound Kendall's tau; ``kendall_p`` is its one-sided permutation p-value
 (``featsel.confirmation.kendall_permutation_p``: exact over every order of the candidates).
+
+``--pool texture,mnist,...`` adds ``"pooled": {criterion: {"datasets", "mean_kendall", "p",
+"kendall", "n"}}``: every criterion's held-out tests read together (PROTOCOL addendum 4), the
+mean tau and the exact p of its sum under independent random orders
+(``featsel.confirmation.pooled_kendall_p``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,15 @@ import json
 import os
 from pathlib import Path
 
-from featsel.confirmation import bootstrap_agreement, exclude_metrics
+import numpy as np
+
+from featsel.confirmation import (
+    bootstrap_agreement,
+    exclude_metrics,
+    mean_fd_over_seeds,
+    mean_fd_rank_excluding,
+    pooled_kendall_p,
+)
 from featsel.defaults import RANK_CRITERION
 from featsel.diagnostics.criteria import CRITERIA
 
@@ -79,6 +92,7 @@ def pbmc(selection: Path) -> dict:
         cands = [c for c in val["settings"]["candidates"] if c not in controls]
         out[f"pbmc68k/{g}"] = {"role": "selection (the criterion was chosen here)",
                                **_agreements(vals, fd, excl, cands),
+                               "_inputs": (vals, fd, excl, cands),
                                "controls_last": {n: bool(v.get("valid")) for n, v in
                                                  score["ranking"]["validity"].items()}}
     return out
@@ -94,7 +108,7 @@ def study(folder: Path, name: str, role: str) -> dict:
     vals, controls = _criteria_values(score)
     cands = list(val["settings"]["candidates"])
     real = [c for c in cands if c not in controls]
-    res = {"role": role, **_agreements(vals, fd, excl, real)}
+    res = {"role": role, **_agreements(vals, fd, excl, real), "_inputs": (vals, fd, excl, real)}
     if any(c in cands for c in controls):  # controls trained too: the same with them
         res["with_controls"] = _agreements(vals, fd, excl, cands)
     # every control below every real candidate by the criterion (the score's control check)
@@ -104,6 +118,32 @@ def study(folder: Path, name: str, role: str) -> dict:
     res["n_collapsed"] = {c: v.get("n_collapsed") for c, v in collapse.items()}
     res["warnings"] = val.get("warnings", [])
     return {name: res}
+
+
+def pooled(datasets: dict, names: list[str]) -> dict:
+    """Every criterion's agreement over the data sets ``names`` read together: the mean Kendall
+    tau and its exact permutation p (``pooled_kendall_p``); criteria missing on one are left out.
+    """
+    missing = [n for n in names if n not in datasets]
+    if missing:
+        raise SystemExit(f"--pool: no study named {missing[0]!r} (have {sorted(datasets)})")
+    out = {}
+    for name, crit in CRITERIA.items():
+        pairs = []
+        for d in names:
+            vals, fd, excl, cands = datasets[d]["_inputs"]
+            v = vals.get(name, {})
+            if name not in datasets[d]:
+                break
+            outcome = mean_fd_rank_excluding(mean_fd_over_seeds({c: fd[c] for c in cands}),
+                                             excl)["mean_rank"]
+            sign = 1.0 if crit.lower_is_better else -1.0  # +1 = ordered as the outcome
+            pairs.append((sign * np.array([float(v[c]) for c in cands]),
+                          np.array([float(outcome[c]) for c in cands])))
+        else:
+            r = pooled_kendall_p(pairs)
+            out[name] = {"datasets": list(names), **r}
+    return out
 
 
 def markdown(summary: dict) -> str:
@@ -130,6 +170,15 @@ def markdown(summary: dict) -> str:
     note = ("Kendall's tau with the mean FD rank over the real candidates [95% bootstrap "
             "interval over seeds] and its one-sided permutation p-value (could a random order of "
             "these candidates agree as well? exact over all orders).")
+    pool = summary.get("pooled", {})
+    if pool:
+        first = next(iter(pool.values()))
+        note += ("\n\nHeld-out tests read together (" + ", ".join(first["datasets"]) + "): mean "
+                 "Kendall tau and the exact one-sided p of its sum under independent random "
+                 "orders (PROTOCOL addendum 4): "
+                 + "; ".join(f"`{n}`{' (ranks)' if n == summary['recommended'] else ''} "
+                             f"{r['mean_kendall']:+.2f}, p={r['p']:.3f}" for n, r in pool.items())
+                 + ".")
     return head + "\n".join(rows) + "\n\n" + "; ".join(info) + ".\n\n" + note + "\n"
 
 
@@ -154,6 +203,8 @@ def main() -> None:
     ap.add_argument("--role", action="append", default=[], metavar="NAME=TEXT",
                     help="the role of a data set in the protocol, when not the default "
                          "(a held-out study that later became selection data, addendum 2)")
+    ap.add_argument("--pool", help="comma-separated held-out data sets read together "
+                    "(mean Kendall tau and its exact permutation p, PROTOCOL addendum 4)")
     args = ap.parse_args()
     roles = dict(item.partition("=")[::2] for item in args.role)
     datasets: dict[str, dict] = {}
@@ -168,8 +219,13 @@ def main() -> None:
             raise SystemExit(f"--study: expected NAME=FOLDER, got {item!r}")
         datasets.update(study(Path(folder), name,
                               roles.get(name, "held out (test of the pre-registered choice)")))
+    pool = pooled(datasets, [n for n in args.pool.split(",") if n]) if args.pool else {}
+    for per in datasets.values():
+        per.pop("_inputs", None)
     summary = {"recommended": RANK_CRITERION, "protocol": "studies/PROTOCOL.md",
                "datasets": datasets}
+    if pool:
+        summary["pooled"] = pool
     tmp = Path(args.out).with_suffix(".json.tmp")
     tmp.write_text(json.dumps(summary, indent=1))
     os.replace(tmp, args.out)
@@ -181,6 +237,9 @@ def main() -> None:
                                ("kendall", "ci_low", "ci_high", "n_candidates", "n_seeds")}
                            | {"role": per.get("role", "")}
                            for d, per in datasets.items() if RANK_CRITERION in per}}
+        if RANK_CRITERION in pool:
+            ev["pooled_held_out"] = {k: pool[RANK_CRITERION][k]
+                                     for k in ("datasets", "mean_kendall", "p")}
         tmp = Path(args.evidence).with_suffix(".json.tmp")
         tmp.write_text(json.dumps(ev, indent=1))
         os.replace(tmp, args.evidence)
@@ -192,6 +251,9 @@ def main() -> None:
                 print(f"  {n:24s} Kendall {r['kendall']:+.2f} [{r['ci_low']:+.2f}, "
                       f"{r['ci_high']:+.2f}]  Spearman {r['spearman']:+.2f}  "
                       f"n={r['n_candidates']} seeds={r['n_seeds']}")
+    for n, r in pool.items():
+        print(f"pooled {','.join(r['datasets'])}: {n:24s} mean Kendall {r['mean_kendall']:+.2f} "
+              f"p={r['p']:.3f}")
 
 
 if __name__ == "__main__":

@@ -56,3 +56,24 @@ def test_select_regret_names_an_unknown_choice():
         m.compare(_selection("elsewhere/vae.pt"), _sweep())
     assert m.compare(_selection("elsewhere/vae.pt"), _sweep(),
                      {"elsewhere/vae.pt": "c"})["regret"] == pytest.approx(1.75)
+
+
+def test_summarize_pools_held_out_tests_by_hand():
+    m = _load("summarize")
+    val = _sweep()  # mean FD rank a 1.25, b 1.75, c 3
+    fd, excl = m.fd_per_seed(val)
+    cands = ["a", "b", "c"]
+    # null_share (lower is better) orders a < b < c on the first set (tau +1) and b < a < c on
+    # the second (tau +1/3); effective_rank (higher is better) is given only on the first
+    first = ({"null_share": {"a": 0.1, "b": 0.2, "c": 0.3},
+              "effective_rank": {"a": 3.0, "b": 2.0, "c": 1.0}}, fd, excl, cands)
+    second = ({"null_share": {"a": 0.2, "b": 0.1, "c": 0.3}}, fd, excl, cands)
+    datasets = {"x": {"null_share": {}, "effective_rank": {}, "_inputs": first},
+                "y": {"null_share": {}, "_inputs": second}}
+    pool = m.pooled(datasets, ["x", "y"])
+    assert set(pool) == {"null_share"}  # a criterion missing on one data set is left out
+    assert pool["null_share"]["kendall"] == pytest.approx([1.0, 1 / 3], abs=1e-12)
+    assert pool["null_share"]["p"] == pytest.approx(5 / 36, abs=1e-12)  # as pooled_kendall_p
+    assert m.pooled(datasets, ["x"])["effective_rank"]["kendall"] == pytest.approx([1.0])
+    with pytest.raises(SystemExit, match="--pool"):
+        m.pooled(datasets, ["x", "z"])

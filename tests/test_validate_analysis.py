@@ -545,3 +545,42 @@ def test_kendall_permutation_p_matches_scipy_exact_and_handles_ties():
     y = np.arange(10.0)
     assert kendall_permutation_p(y, y) < 1e-3
     assert kendall_permutation_p(y, -y) == pytest.approx(1.0)
+
+
+def test_pooled_kendall_p_exact_by_hand_single_set_and_monte_carlo():
+    import numpy as np
+    from scipy.stats import kendalltau
+
+    from featsel.confirmation import kendall_permutation_p, pooled_kendall_p
+
+    # 3 untied candidates: tau in {1, 1/3, -1/3, -1} with probabilities 1, 2, 2, 1 over 6.
+    # Taus 1 and 1/3 (sum 4/3): P(sum >= 4/3) = P(1,1) + P(1,1/3) + P(1/3,1) = (1 + 2 + 2)/36
+    a = np.array([0.0, 1, 2])
+    r = pooled_kendall_p([(a, a), (np.array([1.0, 0, 2]), a)])
+    assert r["kendall"] == pytest.approx([1.0, 1 / 3], abs=1e-12)
+    assert r["mean_kendall"] == pytest.approx(2 / 3, abs=1e-12)
+    assert r["p"] == pytest.approx(5 / 36, abs=1e-12) and r["exact"] and r["n"] == [3, 3]
+    # one data set: the pooled test is the single permutation test; tau-b equals SciPy's
+    p1, o1 = np.array([0.3, 0.1, 0.2, 0.9, 0.5, 0.4]), np.array([2.0, 1, 3, 6, 4, 4])  # o ties
+    one = pooled_kendall_p([(p1, o1)])
+    assert one["p"] == pytest.approx(kendall_permutation_p(p1, o1), abs=1e-12)
+    assert one["kendall"][0] == pytest.approx(kendalltau(p1, o1).statistic, abs=1e-12)
+    # three sets with ties, against independent random permutations drawn here
+    sets = [(p1, o1), (np.array([1.0, 3, 2, 4, 5]), np.arange(5.0)),
+            (np.array([0.0, 2, 1, 3]), np.array([1.0, 1, 2, 3]))]
+    r = pooled_kendall_p(sets)
+    import itertools
+
+    rng = np.random.default_rng(1)
+    m = 200000
+    total = np.zeros(m)
+    for p, o in sets:  # SciPy's tau of every order, then m independent draws of an order
+        taus = np.array([kendalltau(p[list(q)], o).statistic
+                         for q in itertools.permutations(range(len(p)))])
+        total += taus[rng.integers(0, len(taus), m)]
+    mc = float(np.mean(total >= sum(r["kendall"]) - 1e-9))
+    assert abs(r["p"] - mc) < 4 * np.sqrt(mc * (1 - mc) / m) + 1e-3
+    with pytest.raises(ValueError, match="pairs"):
+        pooled_kendall_p([])
+    with pytest.raises(ValueError, match=r"pairs\[0\]"):
+        pooled_kendall_p([(np.arange(2.0), np.arange(2.0))])
