@@ -120,3 +120,23 @@ def test_criterion_needs_the_featurizer():
                          settings=None)
     assert CRITERIA["flow_fidelity"].compute(data) is None
     assert CRITERIA["flow_fidelity"].lower_is_better
+
+
+def test_each_criterion_reports_the_draws_it_declares():
+    # the score's progress bar is sized by Criterion.draws: every criterion must report exactly
+    # that many draws through data.on_draw (none for the cheap ones)
+    import dataclasses
+
+    from featsel.scoring.config import ScoreConfig
+
+    u, lab = _clusters()
+    cfg = dataclasses.replace(ScoreConfig(), n_repeats=2, transport_repeats=3, flow=True,
+                              flow_steps=4)
+    f = create_featurizer("identity", in_shape=(4,))
+    for name, crit in CRITERIA.items():
+        ticks: list[str] = []
+        data = CandidateData(spec="identity", blocks={"identity/global": u.unsqueeze(1)},
+                             vector=u, u=u, labels=lab, n=16, seed=0, settings=cfg, featurizer=f,
+                             draw_hook=lambda stage, t=ticks: (lambda i, n: t.append(stage)))
+        crit.compute(data)
+        assert len(ticks) == crit.draws(cfg), name

@@ -35,6 +35,9 @@ class Criterion:
     # the ScoreConfig flag that turns it on (a costly criterion computed only when asked);
     # None: always computed
     enabled_by: str | None = None
+    # how many draws it reports through data.on_draw under these settings (sizes the progress
+    # bar of a score; 0: it reports none)
+    draws: Callable[[object], int] = lambda settings: 0
 
     def enabled(self, settings) -> bool:
         """Whether a score with these settings computes this criterion."""
@@ -132,20 +135,24 @@ def _same_class_mass(data: CandidateData) -> CriterionValue | None:
 CRITERIA: dict[str, Criterion] = {c.name: c for c in (
     Criterion("transport_fidelity", _transport("transport_fidelity"), True, "pc_u",
               "cost in the generation space of the feature plans, relative to the independent "
-              "coupling (1 = no information; matched perplexity)"),
+              "coupling (1 = no information; matched perplexity)",
+              draws=lambda s: s.transport_repeats),
     Criterion("transport_fidelity_tau", _transport("transport_fidelity", eps_rule="tau"), True,
               "pc_u@tau", "transport fidelity with eps = tau std(C_feat) instead of matched "
-              "perplexity"),
+              "perplexity", draws=lambda s: s.transport_repeats),
     Criterion("target_stability", _transport("target_stability"), True, "stab_u",
-              "disagreement in the generation space of the targets of two target draws"),
+              "disagreement in the generation space of the targets of two target draws",
+              draws=lambda s: s.transport_repeats),
     Criterion("null_share", _null_share, True, "1-R2(u)",
               "share of the generation space the features do not predict (held-out kernel "
               "ridge)"),
     Criterion("flow_fidelity", _flow_fidelity, True, "flow_u",
               "energy distance to held-out data of particles moved by the training field, "
-              "relative to their start (1 = not moved; particle flow)", enabled_by="flow"),
+              "relative to their start (1 = not moved; particle flow)", enabled_by="flow",
+              draws=lambda s: s.flow_steps),
     Criterion("delta_ot", _delta_ot, True, "Delta_OT",
-              "feature-space disagreement of two minibatch transport targets (paper eq. 16)"),
+              "feature-space disagreement of two minibatch transport targets (paper eq. 16)",
+              draws=lambda s: s.n_repeats),
     Criterion("effective_rank", _effective_rank, False, "erank",
               "effective rank of the feature blocks (RankMe), mean over blocks"),
     Criterion("participation_ratio", _participation_ratio, False, "PR",

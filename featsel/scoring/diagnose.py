@@ -31,9 +31,8 @@ def diagnose(plan: ScorePlan, features: ScoreFeatures, cfg: ScoreConfig,
 
     crits = [c for c in CRITERIA.values() if c.enabled(cfg)]
     n_stages = len(crits) + 2 + int(cfg.curve)  # criteria, coupling, alignment, curve
-    # + the draws (Delta_OT's, the transport criteria's, the flow's steps)
-    per_cand = (n_stages + cfg.n_repeats + 3 * cfg.transport_repeats
-                + (cfg.flow_steps if CRITERIA["flow_fidelity"].enabled(cfg) else 0))
+    # + the draws each criterion reports (Delta_OT's, the transport criteria's, the flow's steps)
+    per_cand = n_stages + sum(c.draws(cfg) for c in crits)
     progress = Progress(cfg.progress, len(features.scored), per_cand)
     pool = (plan.u[plan.draw_index],
             plan.labels[plan.draw_index.numpy()] if plan.labels is not None else None)
