@@ -49,6 +49,8 @@ def test_score_end_to_end_and_report(tmp_path, capsys):
     assert 'id="ranking-table"' in html and "random-projection:dim=8" in html
     assert 'class="control"' in html and 'id="validity"' in html and 'id="evidence"' in html
     assert res["evidence"]["criterion"] == rk["criterion"]
+    if res["evidence"].get("pooled_held_out"):  # the shipped evidence reads them together
+        assert "held-out\n tests together (" in html
     assert {p.name for p in (out / "figures").iterdir()} >= {"ranking.png", "alignment_r2.png"}
     assert (out.stat().st_mode & 0o777) == 0o755  # readable by others, like the files in it
     (out / "report.html").unlink()
@@ -114,6 +116,10 @@ def test_shipped_evidence_is_the_studies_summary():
         want = summary["datasets"][d][RANK_CRITERION]
         assert (e["kendall"], e["ci_low"], e["ci_high"]) == (
             want["kendall"], want["ci_low"], want["ci_high"])
+    # the held-out tests read together (PROTOCOL addendum 4): summary.json's pooled numbers
+    pool = summary["pooled"][RANK_CRITERION]
+    assert ev["pooled_held_out"] == {k: pool[k] for k in ("datasets", "mean_kendall", "p")}
+    assert all(not summary["datasets"][d]["role"].startswith("selection") for d in pool["datasets"])
 
 
 def test_progress_names_the_stage_and_the_draw(tmp_path, capsys):
