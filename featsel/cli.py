@@ -623,6 +623,10 @@ def _select_args(p: argparse.ArgumentParser) -> None:
     _sweep_score_args(p)
     p.add_argument("--device", help="training / evaluation device (default cpu)")
     p.add_argument("--seed", type=int, help="score seed (default 0)")
+    p.add_argument("--eval-fractions", type=_floats,
+                   help="fractions of the budget at which a job is also evaluated when a rung "
+                   "trains past them (featsel validate's curve, so that validate --resume in "
+                   f"--out completes it; default {','.join(f'{f:g}' for f in D.EVAL_FRACTIONS)})")
     p.add_argument("--resume", action="store_true", help="reuse the finished rungs and jobs in "
                    "--out and continue the rest")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out that is not "
@@ -636,7 +640,8 @@ def _select_args(p: argparse.ArgumentParser) -> None:
 def _select(args: Any) -> Any:
     from generation.select import SelectConfig, run_select, summary_line
 
-    given = {**_sweep_settings(args), "eta": args.eta, "prior_keep": args.prior_keep}
+    given = {**_sweep_settings(args), "eta": args.eta, "prior_keep": args.prior_keep,
+             "eval_fractions": tuple(args.eval_fractions) if args.eval_fractions else None}
     cfg = SelectConfig(**{k: v for k, v in given.items() if v is not None})
     res = run_select(cfg, args.out, resume=args.resume, force=args.force)
     return res if args.json else summary_line(res, args.out)

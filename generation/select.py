@@ -62,6 +62,7 @@ from generation.validation.plan import (
     Job,
     ValidateConfig,
     collapse_rule,
+    eval_steps,
     job_identity,
     plan_jobs,
     resolve_lists,
@@ -114,18 +115,21 @@ class SelectConfig:
     device: str = "cpu"
     seed: int = 0                           # score seed
     progress: bool = True
+    # the curve's steps (featsel validate's): a rung's jobs are also evaluated at those they
+    # pass, so that `featsel validate --resume` in the same folder finds every run's full curve
+    eval_fractions: tuple[float, ...] = D.EVAL_FRACTIONS
 
     def sweep(self) -> ValidateConfig:
         """The `featsel validate` settings of the same runs (their layout, training config,
-        evaluation and score); evaluated at the final step only (the rungs add their steps)."""
+        evaluation steps and score); the rungs add their own steps to each run's curve."""
         keys = ("data", "featurizers", "evaluations", "budget", "seeds", "config", "jobs",
                 "executor", "address", "cpus_per_job", "gpus_per_job", "eval_n_per_class",
                 "eval_alpha", "tau", "criterion", "score_max_samples", "score_repeats",
                 "score_n", "score_split", "score_flow", "exclude_aligned", "device", "seed",
                 "progress", "nproc")
         return ValidateConfig(**{k: getattr(self, k) for k in keys},
-                              overrides=list(self.overrides), eval_fractions=(1.0,),
-                              figures=False)
+                              overrides=list(self.overrides),
+                              eval_fractions=tuple(self.eval_fractions), figures=False)
 
 
 def _rung_job(v: ValidateConfig, job: Job, evaluations: list[str], step: int) -> dict:
@@ -148,15 +152,22 @@ def _rung_job(v: ValidateConfig, job: Job, evaluations: list[str], step: int) ->
         raise ValueError(f"--out: {str(run)!r} was trained to step {have}, past this rung's "
                          f"step {step}, without an evaluation there; use another --out or "
                          "delete that run")
-    if have < step:
-        # resumes (a fresh run starts from scratch; a run folder made with other settings is
-        # refused); in this process, or under torchrun with --nproc processes
-        res = train_stage(v, job, step)
-        row["steps_run"] = int(res["steps_run"])
-    ev = evaluate_run(job.run_dir, n_per_class=v.eval_n_per_class, alphas=[v.eval_alpha],
-                      featurizers=evaluations, device=v.device, kid=False,
-                      collapse_rule=collapse_rule(v))
-    add_curve_point(run, ev, v.budget)
+    def evaluate_here() -> None:
+        ev = evaluate_run(job.run_dir, n_per_class=v.eval_n_per_class, alphas=[v.eval_alpha],
+                          featurizers=evaluations, device=v.device, kid=False,
+                          collapse_rule=collapse_rule(v))
+        add_curve_point(run, ev, v.budget)
+
+    curve = read_curve(run)
+    # resumes (a fresh run starts from scratch; a run folder made with other settings is
+    # refused); in this process, or under torchrun with --nproc processes. It stops at the
+    # curve's steps on the way (featsel validate's), evaluated there unless already recorded
+    for s in [e for e in eval_steps(v.eval_fractions, v.budget) if have < e < step] + [step]:
+        if have < s:
+            row["steps_run"] += int(train_stage(v, job, s)["steps_run"])
+            have = s
+        if s == step or not point_complete(curve.get(s), evaluations, v.eval_alpha):
+            evaluate_here()
     return {**row, "evaluated": True, "status": "trained" if row["steps_run"] else "evaluated",
             "time_s": round(time.perf_counter() - t0, 3)}
 

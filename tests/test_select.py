@@ -363,3 +363,25 @@ def test_report_draws_the_rungs_and_escapes_names(tmp_path):
     assert render_selection_dir(tmp_path) == tmp_path / "selection.html"
     with pytest.raises(ValueError, match="rungs"):
         render_selection_report({"chosen": "a"}, tmp_path)
+
+
+def test_selection_runs_carry_validate_curve_and_validate_completes_them(local_selection,
+                                                                         tmp_path):
+    """A rung that trains past featsel validate's curve steps stops and evaluates there, so
+    `featsel validate --resume` in the same folder finds every run's full curve."""
+    from generation.run import read_curve
+    from generation.validate import run_validate
+    from generation.validation.plan import eval_steps
+
+    ref_dir, ref, _ = local_selection
+    steps = eval_steps(_cfg().eval_fractions, 6)
+    assert steps == [2, 3, 5, 6]  # budget 6 at 25/50/75/100%: rung 2 (2 -> 6) passes 3 and 5
+    for j in ref["rungs"][1]["jobs"]:
+        assert sorted(read_curve(ref_dir / j["run"])) == [2, 3, 5, 6]
+        assert j["steps_run"] == 4
+    out = tmp_path / "sweep"
+    shutil.copytree(ref_dir, out)
+    res = run_validate(_cfg().sweep(), out, resume=True)
+    assert not [w for w in res.get("warnings", []) if "no evaluation at step" in w]
+    curves = [read_curve(p.parent) for p in (out / "runs").rglob("checkpoint.pt")]
+    assert len(curves) == 6 and all(sorted(c) == [2, 3, 5, 6] for c in curves)  # 3 x 2 seeds
