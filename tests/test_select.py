@@ -262,7 +262,15 @@ def test_ray_started_here_makes_the_same_choice(local_selection, tmp_path):
     assert res["chosen"] == ref["chosen"]
     for a, b in zip(res["rungs"], ref["rungs"]):
         assert a["candidates"] == b["candidates"] and a["order"] == b["order"]
-        assert a["fd"] == b["fd"]                     # the same runs, bit for bit
+        # The same runs: the FDs agree to 1e-7 relative, where another seed differs by percent.
+        # Not bit for bit: torch's MKL picks float64 kernels by memory alignment (bitwise
+        # reproducible only under MKL_CBWR), and FD's square roots of the round-off eigenvalues
+        # of a rank-deficient covariance turn 1e-16 into 1e-9 (seen in a full suite's order).
+        assert a["fd"].keys() == b["fd"].keys()
+        for c in a["fd"]:
+            assert a["fd"][c].keys() == b["fd"][c].keys()
+            for m in a["fd"][c]:
+                assert a["fd"][c][m] == pytest.approx(b["fd"][c][m], rel=1e-7, abs=0)
     assert res["compute"] == ref["compute"]
     assert json.loads((out / "selection.json").read_text())["complete"]
 
