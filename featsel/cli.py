@@ -592,12 +592,18 @@ def _validate(args: Any) -> Any:
         return res
     if args.dry_run:
         return "\n".join(res["commands"])
-    lines = [f"{r['candidate']}: Delta_OT rank {r['delta_ot_rank']}, mean FD rank "
+    return _validate_text(res, args.out)
+
+
+def _validate_text(res: dict, out: str) -> str:
+    """validate's stdout: per candidate the rank the score's criterion predicted (named: it is
+    Delta_OT only in scores made before the criterion registry) and the outcome."""
+    by = res.get("predictor") or "Delta_OT"
+    lines = [f"{r['candidate']}: predicted rank {r['delta_ot_rank']} ({by}), mean FD rank "
              f"{'-' if r['mean_fd_rank'] is None else format(r['mean_fd_rank'], '.2f')}"
              for r in res["table"]]
     lines += [res["verdict"], *(f"warning: {w}" for w in res.get("warnings", [])),
-              f"results: {args.out}/validation.json",
-              f"report: {args.out}/validation.html"]
+              f"results: {out}/validation.json", f"report: {out}/validation.html"]
     return "\n".join(lines)
 
 

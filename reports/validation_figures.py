@@ -30,14 +30,16 @@ def ranking_scatter(names: Sequence[str], delta: Sequence[float], mean_rank: Seq
                     rank_low: Sequence[float] | None = None,
                     rank_high: Sequence[float] | None = None,
                     pred_rank: Sequence[float] | None = None,
-                    outcome_rank: Sequence[float] | None = None, tau: float = 0.05) -> Path:
+                    outcome_rank: Sequence[float] | None = None, tau: float = 0.05,
+                    predictor: str = "Delta_OT") -> Path:
     """Predicted vs outcome, one point per candidate (all sequences of length C) -> PNG.
 
     Left: Delta_OT (x, with its interval ``delta_low..delta_high``) against the mean FD rank
     (y, paper Table 4, with the spread ``rank_low..rank_high``, e.g. the min and max of the
     per-metric ranks). Right: ``pred_rank`` (default: the order of ``delta``) against
     ``outcome_rank`` (default: the order of ``mean_rank``), 1 = best, with the diagonal (points
-    on it = predicted exactly). Candidates with a non-finite mean rank (every FD
+    on it = predicted exactly), labelled by ``predictor`` (the score's ranking criterion).
+    Candidates with a non-finite mean rank (every FD
     excluded) are left out of both panels.
     """
     d = np.asarray(delta, float)
@@ -81,7 +83,7 @@ def ranking_scatter(names: Sequence[str], delta: Sequence[float], mean_rank: Seq
     ax2.set_yticks(ticks)
     ax2.set_xlim(0.5, n + 0.5)
     ax2.set_ylim(0.5, n + 0.5)
-    ax2.set_xlabel("Delta_OT rank (predicted)")
+    ax2.set_xlabel(f"predicted rank ({_plain(predictor)})")
     ax2.set_ylabel("outcome rank (by mean FD rank)")
     ax2.set_title("Rank against rank (diagonal = predicted exactly)")
     if not ok.all():

@@ -24,6 +24,20 @@ def _cfg(**kw):
     return ValidateConfig(**base)
 
 
+def test_text_names_the_criterion_that_made_the_prediction():
+    from featsel.cli import _validate_text
+
+    res = {"predictor": "null_share", "verdict": "v.", "warnings": ["w"],
+           "table": [{"candidate": "a", "delta_ot_rank": 1, "mean_fd_rank": 1.5},
+                     {"candidate": "b", "delta_ot_rank": 2, "mean_fd_rank": None}]}
+    assert _validate_text(res, "o").splitlines() == [
+        "a: predicted rank 1 (null_share), mean FD rank 1.50",
+        "b: predicted rank 2 (null_share), mean FD rank -",
+        "v.", "warning: w", "results: o/validation.json", "report: o/validation.html"]
+    del res["predictor"]  # a validation.json from before the criterion registry
+    assert _validate_text(res, "o").startswith("a: predicted rank 1 (Delta_OT)")
+
+
 def test_dry_run_prints_one_command_per_job(tmp_path, capsys):
     out = tmp_path / "sweep"
     rc = main(["validate", "--featurizers", "identity,pca:dim=16,random-vit:depth=2,tap_every=1",
