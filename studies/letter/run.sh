@@ -3,8 +3,8 @@
 # criterion featsel score ranks by (featsel.defaults.RANK_CRITERION, unchanged since addendum 2)
 # predict which coupling space trains the best generator on data no criterion and no select
 # rule has seen, and does featsel select (unchanged, eta 3) pick that space? The texture design
-# (generation space ambient, the MLP generator of configs/letter_mlp.yaml, 800 steps, 3 seeds
-# for the compute, evaluated at 200/400/600/800) with six real candidates: ambient, PCA-8, PCA-3, random
+# (generation space ambient, the MLP generator of configs/letter_mlp.yaml, 800 steps, 5 seeds,
+# evaluated at 200/400/600/800) with six real candidates: ambient, PCA-8, PCA-3, random
 # projections to 8 and to 3, an MLP VAE with 8 latent dims (kl_weight 1e-3) pretrained on the
 # train split; the noise controls scored, not trained. FD unconditional and conditional in
 # ambient, PCA-4 and the VAE latent against the test split (metric-hacking pairs left out);
@@ -26,7 +26,7 @@ VAE=$R/vae/featurizer.pt
 ARGS=(--data letter --config configs/letter_mlp.yaml --set space=ambient
       --featurizers "ambient,pca:dim=8,pca:dim=3,random-projection:dim=8,random-projection:dim=3,$VAE"
       --eval-featurizers "ambient,pca:dim=4,$VAE"
-      --budget 800 --seeds 3 --jobs "${JOBS:-2}" --resume --score-flow --out "$R/sweep")
+      --budget 800 --seeds 5 --jobs "${JOBS:-2}" --resume --score-flow --out "$R/sweep")
 SECONDS=0
 "${FS[@]}" select "${ARGS[@]}" --executor local --quiet
 echo "select (local, jobs ${JOBS:-2}): wall_s=$SECONDS" | tee -a "$R/walltimes.txt"
