@@ -263,14 +263,17 @@ def _score(args: Any) -> dict | str:
                      ", ".join(f"{d} {e['kendall']:+.2f}" +
                                (" (chosen here)" if e["role"].startswith("selection") else "")
                                for d, e in ev["datasets"].items()) +
-                     _pooled_text(ev.get("pooled_held_out")) + "; confirm with featsel validate")
+                     _pooled_text(ev.get("pooled_held_out"))
+                     + _pooled_text(ev.get("pooled_held_out_secondary"))
+                     + "; confirm with featsel validate")
     if args.out:
         lines.append(f"report: {args.out}/report.html")
     return "\n".join(lines)
 
 
 def _pooled_text(pool: dict | None) -> str:
-    """The held-out tests read together (studies/PROTOCOL.md addendum 4), or nothing."""
+    """The held-out tests read together (studies/PROTOCOL.md addendum 4; a second list,
+    addendum 7), or nothing."""
     if not pool:
         return ""
     return (f"; held out together ({', '.join(pool['datasets'])}): mean {pool['mean_kendall']:+.2f}, "

@@ -18,7 +18,9 @@ Format (issue 11): ``{"recommended": criterion, "protocol": ..., "datasets": {na
 ``--pool texture,mnist,...`` adds ``"pooled": {criterion: {"datasets", "mean_kendall", "p",
 "kendall", "n"}}``: every criterion's held-out tests read together (PROTOCOL addendum 4), the
 mean tau and the exact p of its sum under independent random orders
-(``featsel.confirmation.pooled_kendall_p``).
+(``featsel.confirmation.pooled_kendall_p``). ``--pool-also a,b,c,d`` adds the same over
+another list as ``"pooled_secondary"``: a reading reported beside the pre-registered one, not
+instead (addendum 7: every held-out test so far, with letter).
 """
 
 from __future__ import annotations
@@ -170,12 +172,15 @@ def markdown(summary: dict) -> str:
     note = ("Kendall's tau with the mean FD rank over the real candidates [95% bootstrap "
             "interval over seeds] and its one-sided permutation p-value (could a random order of "
             "these candidates agree as well? exact over all orders).")
-    pool = summary.get("pooled", {})
-    if pool:
+    for key, which in (("pooled", "PROTOCOL addendum 4, pre-registered"),
+                       ("pooled_secondary", "PROTOCOL addendum 7, secondary")):
+        pool = summary.get(key, {})
+        if not pool:
+            continue
         first = next(iter(pool.values()))
         note += ("\n\nHeld-out tests read together (" + ", ".join(first["datasets"]) + "): mean "
                  "Kendall tau and the exact one-sided p of its sum under independent random "
-                 "orders (PROTOCOL addendum 4): "
+                 f"orders ({which}): "
                  + "; ".join(f"`{n}`{' (ranks)' if n == summary['recommended'] else ''} "
                              f"{r['mean_kendall']:+.2f}, p={r['p']:.3f}" for n, r in pool.items())
                  + ".")
@@ -205,6 +210,8 @@ def main() -> None:
                          "(a held-out study that later became selection data, addendum 2)")
     ap.add_argument("--pool", help="comma-separated held-out data sets read together "
                     "(mean Kendall tau and its exact permutation p, PROTOCOL addendum 4)")
+    ap.add_argument("--pool-also", help="another comma-separated list read the same way, "
+                    "reported beside --pool as summary.json's pooled_secondary (addendum 7)")
     args = ap.parse_args()
     roles = dict(item.partition("=")[::2] for item in args.role)
     datasets: dict[str, dict] = {}
@@ -220,12 +227,16 @@ def main() -> None:
         datasets.update(study(Path(folder), name,
                               roles.get(name, "held out (test of the pre-registered choice)")))
     pool = pooled(datasets, [n for n in args.pool.split(",") if n]) if args.pool else {}
+    pool2 = (pooled(datasets, [n for n in args.pool_also.split(",") if n])
+             if args.pool_also else {})
     for per in datasets.values():
         per.pop("_inputs", None)
     summary = {"recommended": RANK_CRITERION, "protocol": "studies/PROTOCOL.md",
                "datasets": datasets}
     if pool:
         summary["pooled"] = pool
+    if pool2:
+        summary["pooled_secondary"] = pool2
     tmp = Path(args.out).with_suffix(".json.tmp")
     tmp.write_text(json.dumps(summary, indent=1))
     os.replace(tmp, args.out)
@@ -237,9 +248,9 @@ def main() -> None:
                                ("kendall", "ci_low", "ci_high", "n_candidates", "n_seeds")}
                            | {"role": per.get("role", "")}
                            for d, per in datasets.items() if RANK_CRITERION in per}}
-        if RANK_CRITERION in pool:
-            ev["pooled_held_out"] = {k: pool[RANK_CRITERION][k]
-                                     for k in ("datasets", "mean_kendall", "p")}
+        for key, pl in (("pooled_held_out", pool), ("pooled_held_out_secondary", pool2)):
+            if RANK_CRITERION in pl:
+                ev[key] = {k: pl[RANK_CRITERION][k] for k in ("datasets", "mean_kendall", "p")}
         tmp = Path(args.evidence).with_suffix(".json.tmp")
         tmp.write_text(json.dumps(ev, indent=1))
         os.replace(tmp, args.evidence)
@@ -251,7 +262,7 @@ def main() -> None:
                 print(f"  {n:24s} Kendall {r['kendall']:+.2f} [{r['ci_low']:+.2f}, "
                       f"{r['ci_high']:+.2f}]  Spearman {r['spearman']:+.2f}  "
                       f"n={r['n_candidates']} seeds={r['n_seeds']}")
-    for n, r in pool.items():
+    for n, r in [*pool.items(), *pool2.items()]:
         print(f"pooled {','.join(r['datasets'])}: {n:24s} mean Kendall {r['mean_kendall']:+.2f} "
               f"p={r['p']:.3f}")
 

@@ -2,9 +2,10 @@
 # Rebuild studies/summary.json, studies/summary.md and featsel/evidence.json from the studies'
 # committed results (the pbmc68k scores from runs/selection: bash studies/selection/run.sh).
 # Usage, from the repository root: bash studies/summarize.sh [SELECTION]  (default runs/selection)
-#   MNIST=studies/mnist/results adds the MNIST test (addendum 3) and PENBASED=studies/penbased/results
-#   the pen-based digits test (addendum 4) when those folders exist; the held-out tests are
-#   also read together (summary.json "pooled").
+#   MNIST=studies/mnist/results adds the MNIST test (addendum 3), PENBASED=studies/penbased/results
+#   the pen-based digits test (addendum 4) and LETTER=studies/letter/results the letter test
+#   (addendum 7) when those folders exist; the held-out tests are also read together
+#   (summary.json "pooled": addendum 4's list; "pooled_secondary": all of them, addendum 7).
 set -euo pipefail
 S=${1:-runs/selection}
 EXTRA=()
@@ -14,10 +15,16 @@ M=${MNIST:-studies/mnist/results}
 P=${PENBASED:-studies/penbased/results}
 [ -f "$P/validation.json" ] && EXTRA+=(--study "penbased=$P"
     --role "penbased=held out (test of addendum 2's choice, addendum 4)")
-# the held-out tests of the ranking criterion read together (addendum 4)
+L=${LETTER:-studies/letter/results}
+[ -f "$L/validation.json" ] && EXTRA+=(--study "letter=$L"
+    --role "letter=held out (test of addendum 2's choice, addendum 7)")
+# the held-out tests of the ranking criterion read together: addendum 4's list (pre-registered)
+# and, beside it, every held-out test so far (addendum 7)
 POOL=texture
 [ -f "$M/validation.json" ] && POOL+=,mnist
 [ -f "$P/validation.json" ] && POOL+=,penbased
+ALSO=()
+[ -f "$L/validation.json" ] && ALSO=(--pool-also "$POOL,letter")
 OMP_NUM_THREADS=1 ${PYTHON:-.venv/bin/python} studies/summarize.py --out studies/summary.json \
     --selection "$S" --study satimage=studies/satimage/results --study digits=studies/digits/results \
     --study texture=studies/texture/results "${EXTRA[@]}" \
@@ -25,4 +32,4 @@ OMP_NUM_THREADS=1 ${PYTHON:-.venv/bin/python} studies/summarize.py --out studies
     --role "satimage=selection (addendum 2); before it, the held-out test of the first choice" \
     --role "digits=selection (addendum 2); before it, the second held-out test of the first choice" \
     --role "texture=held out (test of addendum 2's choice)" \
-    --pool "$POOL" --evidence featsel/evidence.json
+    --pool "$POOL" "${ALSO[@]}" --evidence featsel/evidence.json

@@ -51,6 +51,8 @@ def test_score_end_to_end_and_report(tmp_path, capsys):
     assert res["evidence"]["criterion"] == rk["criterion"]
     if res["evidence"].get("pooled_held_out"):  # the shipped evidence reads them together
         assert "held-out\n tests together (" in html
+    if res["evidence"].get("pooled_held_out_secondary"):
+        assert "Every\n held-out test so far (" in html
     assert {p.name for p in (out / "figures").iterdir()} >= {"ranking.png", "alignment_r2.png"}
     assert (out.stat().st_mode & 0o777) == 0o755  # readable by others, like the files in it
     (out / "report.html").unlink()
@@ -120,6 +122,13 @@ def test_shipped_evidence_is_the_studies_summary():
     pool = summary["pooled"][RANK_CRITERION]
     assert ev["pooled_held_out"] == {k: pool[k] for k in ("datasets", "mean_kendall", "p")}
     assert all(not summary["datasets"][d]["role"].startswith("selection") for d in pool["datasets"])
+    if "pooled_secondary" in summary:  # addendum 7's reading beside it, held-out sets only
+        pool2 = summary["pooled_secondary"][RANK_CRITERION]
+        assert ev["pooled_held_out_secondary"] == {k: pool2[k]
+                                                   for k in ("datasets", "mean_kendall", "p")}
+        assert set(pool["datasets"]) < set(pool2["datasets"])
+        assert all(not summary["datasets"][d]["role"].startswith("selection")
+                   for d in pool2["datasets"])
 
 
 def test_progress_names_the_stage_and_the_draw(tmp_path, capsys):

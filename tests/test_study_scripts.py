@@ -77,3 +77,22 @@ def test_summarize_pools_held_out_tests_by_hand():
     assert m.pooled(datasets, ["x"])["effective_rank"]["kendall"] == pytest.approx([1.0])
     with pytest.raises(SystemExit, match="--pool"):
         m.pooled(datasets, ["x", "z"])
+
+
+def test_summary_markdown_reports_the_secondary_pooled_reading_beside_the_primary():
+    m = _load("summarize")
+    r = {"kendall": 0.5, "ci_low": 0.1, "ci_high": 0.9, "kendall_p": 0.2, "n_candidates": 4,
+         "n_seeds": 3}
+    summary = {"recommended": "null_share",
+               "datasets": {"x": {"null_share": r, "role": "held out"},
+                            "y": {"null_share": r, "role": "held out"}},
+               "pooled": {"null_share": {"datasets": ["x"], "mean_kendall": 0.5, "p": 0.2}},
+               "pooled_secondary": {"null_share": {"datasets": ["x", "y"], "mean_kendall": 0.5,
+                                                   "p": 0.1}}}
+    md = m.markdown(summary)
+    first, second = md.index("(x): mean"), md.index("(x, y): mean")
+    assert first < second  # the pre-registered reading first
+    assert "addendum 4, pre-registered): `null_share` (ranks) +0.50, p=0.200" in md
+    assert "addendum 7, secondary): `null_share` (ranks) +0.50, p=0.100" in md
+    del summary["pooled_secondary"]
+    assert "addendum 7" not in m.markdown(summary)
