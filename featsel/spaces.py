@@ -168,6 +168,12 @@ class VAESpace(GenerationSpace):
                     f"vae: {cfg} has no config.json; expected a directory written by "
                     "AutoencoderKL.save_pretrained"
                 )
+            from diffusers.utils import logging as dlog
+
+            level = dlog.get_verbosity()
+            # diffusers logs its own errors and fallbacks (safetensors -> .bin) while loading; a
+            # failure is reported below as one line naming the directory, so it stays quiet
+            dlog.set_verbosity(dlog.CRITICAL)
             try:
                 # low_cpu_mem_usage=False said explicitly: without `accelerate` diffusers
                 # otherwise prints a multi-line warning on every load
@@ -177,6 +183,8 @@ class VAESpace(GenerationSpace):
                 msg = " ".join(str(err).split())[:200]
                 raise ValueError(f"vae: could not load the VAE in {str(cfg)!r} ({msg}); expected "
                                  "a directory written by AutoencoderKL.save_pretrained") from None
+            finally:
+                dlog.set_verbosity(level)
             source = f"path={p}"
         else:
             if name_or_path.startswith(("/", ".", "~")):

@@ -98,6 +98,20 @@ def test_vae_offline_fails_fast(monkeypatch, tmp_path):
     assert "stabilityai/sd-vae-ft-mse" in str(err.value)
 
 
+def test_vae_foreign_directory_is_one_line_and_diffusers_stays_quiet(tmp_path, capfd):
+    from diffusers.utils import logging as dlog
+
+    bad = tmp_path / "badvae"
+    bad.mkdir()
+    (bad / "config.json").write_text('{"_class_name": "AutoencoderKL"}')
+    (bad / "diffusion_pytorch_model.bin").write_bytes(b"not a checkpoint")
+    before = dlog.get_verbosity()
+    with pytest.raises(ValueError, match="could not load the VAE"):
+        VAESpace.from_pretrained(str(bad))
+    assert dlog.get_verbosity() == before  # restored after the failed load
+    assert "An error occurred" not in capfd.readouterr().err  # diffusers' own log is silenced
+
+
 def test_pca_space_inverse_and_sklearn():
     rng = np.random.default_rng(0)
     x = torch.as_tensor(rng.normal(size=(100, 12)) @ rng.normal(size=(12, 12)), dtype=torch.float32)
