@@ -152,22 +152,18 @@ def _rung_job(v: ValidateConfig, job: Job, evaluations: list[str], step: int) ->
         raise ValueError(f"--out: {str(run)!r} was trained to step {have}, past this rung's "
                          f"step {step}, without an evaluation there; use another --out or "
                          "delete that run")
-    def evaluate_here() -> None:
-        ev = evaluate_run(job.run_dir, n_per_class=v.eval_n_per_class, alphas=[v.eval_alpha],
-                          featurizers=evaluations, device=v.device, kid=False,
-                          collapse_rule=collapse_rule(v))
-        add_curve_point(run, ev, v.budget)
-
-    curve = read_curve(run)
     # resumes (a fresh run starts from scratch; a run folder made with other settings is
     # refused); in this process, or under torchrun with --nproc processes. It stops at the
-    # curve's steps on the way (featsel validate's), evaluated there unless already recorded
+    # curve's steps on the way (featsel validate's) and is evaluated at each: a curve step past
+    # the checkpoint cannot have been evaluated yet
     for s in [e for e in eval_steps(v.eval_fractions, v.budget) if have < e < step] + [step]:
         if have < s:
             row["steps_run"] += int(train_stage(v, job, s)["steps_run"])
             have = s
-        if s == step or not point_complete(curve.get(s), evaluations, v.eval_alpha):
-            evaluate_here()
+        ev = evaluate_run(job.run_dir, n_per_class=v.eval_n_per_class, alphas=[v.eval_alpha],
+                          featurizers=evaluations, device=v.device, kid=False,
+                          collapse_rule=collapse_rule(v))
+        add_curve_point(run, ev, v.budget)
     return {**row, "evaluated": True, "status": "trained" if row["steps_run"] else "evaluated",
             "time_s": round(time.perf_counter() - t0, 3)}
 

@@ -206,6 +206,7 @@ def _figure_items(validation: Mapping, rows: Sequence[Mapping], out_dir: Path, b
                     for r in rows):
         has_ci = all(r["ci"] for r in rows)
         tau = _tau(validation, rows)
+        by = str(validation.get("predictor") or "Delta_OT")  # the score's ranking criterion
         p = ranking_scatter(
             [r["candidate"] for r in rows], [r["delta"] for r in rows],
             [r["mean_fd_rank"] for r in rows], out_dir / "figures" / "validation_ranking.png",
@@ -213,13 +214,11 @@ def _figure_items(validation: Mapping, rows: Sequence[Mapping], out_dir: Path, b
             delta_high=[r["ci"][1] for r in rows] if has_ci else None,
             rank_low=[r["rank_low"] for r in rows], rank_high=[r["rank_high"] for r in rows],
             pred_rank=[_num(r["delta_rank"]) for r in rows],
-            outcome_rank=[_num(r["outcome_rank"]) for r in rows], tau=tau,
-            predictor=str(validation.get("predictor") or "Delta_OT"))
+            outcome_rank=[_num(r["outcome_rank"]) for r in rows], tau=tau, predictor=by)
         out["ranking"].append(item(p, "Delta_OT" + (" (95% CI)" if has_ci else "")
                                    + " against the mean FD rank (bars: min to max of the "
-                                   "per-metric ranks); right: the rank predicted by "
-                                   + str(validation.get("predictor") or "Delta_OT")
-                                   + " against the outcome rank"))
+                                   f"per-metric ranks); right: the rank predicted by {by} "
+                                   "against the outcome rank"))
     for c, rel in (validation.get("figures") or {}).items():
         png = base_dir / str(rel)
         data = png.with_suffix(".npz")  # the figure's data, saved by the sweep
