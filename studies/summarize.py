@@ -21,6 +21,11 @@ mean tau and the exact p of its sum under independent random orders
 (``featsel.confirmation.pooled_kendall_p``). ``--pool-also a,b,c,d`` adds the same over
 another list as ``"pooled_secondary"``: a reading reported beside the pre-registered one, not
 instead (addendum 7: every held-out test so far, with letter).
+
+``--robustness NAME=FOLDER`` (repeatable) reads another sweep the same way into
+``"robustness": {name: {...}}``: a check run after its data set's test result was known (addendum
+6: MNIST with five seeds). It is reported beside the test, never in ``datasets``, the pooled
+readings or the evidence file, so the pre-registered numbers stay the ones that were fixed.
 """
 
 from __future__ import annotations
@@ -172,6 +177,15 @@ def markdown(summary: dict) -> str:
     note = ("Kendall's tau with the mean FD rank over the real candidates [95% bootstrap "
             "interval over seeds] and its one-sided permutation p-value (could a random order of "
             "these candidates agree as well? exact over all orders).")
+    for d, per in summary.get("robustness", {}).items():
+        r = per.get(summary["recommended"])
+        if r is not None:
+            note += (f"\n\nRobustness check, not a test ({d}: {per.get('role', '')}, "
+                     f"{r['n_candidates']} real candidates, {r['n_seeds']} seeds): "
+                     f"`{summary['recommended']}` (ranks) {r['kendall']:+.2f} "
+                     f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}] p={r['kendall_p']:.2f}; every "
+                     "criterion: " + "; ".join(f"`{n}` {per[n]['kendall']:+.2f}"
+                                               for n in CRITERIA if n in per) + ".")
     for key, which in (("pooled", "PROTOCOL addendum 4, pre-registered"),
                        ("pooled_secondary", "PROTOCOL addendum 7, secondary")):
         pool = summary.get(key, {})
@@ -212,6 +226,9 @@ def main() -> None:
                     "(mean Kendall tau and its exact permutation p, PROTOCOL addendum 4)")
     ap.add_argument("--pool-also", help="another comma-separated list read the same way, "
                     "reported beside --pool as summary.json's pooled_secondary (addendum 7)")
+    ap.add_argument("--robustness", action="append", default=[], metavar="NAME=FOLDER",
+                    help="a sweep run after its data set's test was known (addendum 6): "
+                         "summary.json's robustness, outside the tests and the evidence file")
     args = ap.parse_args()
     roles = dict(item.partition("=")[::2] for item in args.role)
     datasets: dict[str, dict] = {}
@@ -226,10 +243,19 @@ def main() -> None:
             raise SystemExit(f"--study: expected NAME=FOLDER, got {item!r}")
         datasets.update(study(Path(folder), name,
                               roles.get(name, "held out (test of the pre-registered choice)")))
+    robust: dict[str, dict] = {}
+    for item in args.robustness:
+        name, _, folder = item.partition("=")
+        if not folder:
+            raise SystemExit(f"--robustness: expected NAME=FOLDER, got {item!r}")
+        if name in datasets:
+            raise SystemExit(f"--robustness: {name!r} is already a --study name; give the "
+                             "check its own name (e.g. mnist_5seeds)")
+        robust.update(study(Path(folder), name, roles.get(name, "robustness check")))
     pool = pooled(datasets, [n for n in args.pool.split(",") if n]) if args.pool else {}
     pool2 = (pooled(datasets, [n for n in args.pool_also.split(",") if n])
              if args.pool_also else {})
-    for per in datasets.values():
+    for per in [*datasets.values(), *robust.values()]:
         per.pop("_inputs", None)
     summary = {"recommended": RANK_CRITERION, "protocol": "studies/PROTOCOL.md",
                "datasets": datasets}
@@ -237,6 +263,8 @@ def main() -> None:
         summary["pooled"] = pool
     if pool2:
         summary["pooled_secondary"] = pool2
+    if robust:
+        summary["robustness"] = robust
     tmp = Path(args.out).with_suffix(".json.tmp")
     tmp.write_text(json.dumps(summary, indent=1))
     os.replace(tmp, args.out)
@@ -254,7 +282,7 @@ def main() -> None:
         tmp = Path(args.evidence).with_suffix(".json.tmp")
         tmp.write_text(json.dumps(ev, indent=1))
         os.replace(tmp, args.evidence)
-    for d, per in datasets.items():
+    for d, per in [*datasets.items(), *robust.items()]:
         print(d, per.get("role", ""))
         for n in CRITERIA:
             if n in per:

@@ -6,6 +6,8 @@
 #   the pen-based digits test (addendum 4) and LETTER=studies/letter/results the letter test
 #   (addendum 7) when those folders exist; the held-out tests are also read together
 #   (summary.json "pooled": addendum 4's list; "pooled_secondary": all of them, addendum 7).
+#   MNIST5=studies/mnist/results_5seeds adds MNIST with five seeds as summary.json's
+#   "robustness" (addendum 6: a check, not a test; outside the pooled readings and the evidence).
 set -euo pipefail
 S=${1:-runs/selection}
 EXTRA=()
@@ -25,6 +27,9 @@ POOL=texture
 [ -f "$P/validation.json" ] && POOL+=,penbased
 ALSO=()
 [ -f "$L/validation.json" ] && ALSO=(--pool-also "$POOL,letter")
+M5=${MNIST5:-studies/mnist/results_5seeds}
+[ -f "$M5/validation.json" ] && ALSO+=(--robustness "mnist_5seeds=$M5"
+    --role "mnist_5seeds=robustness check of the MNIST test, run after its result (addendum 6)")
 OMP_NUM_THREADS=1 ${PYTHON:-.venv/bin/python} studies/summarize.py --out studies/summary.json \
     --selection "$S" --study satimage=studies/satimage/results --study digits=studies/digits/results \
     --study texture=studies/texture/results "${EXTRA[@]}" \

@@ -96,3 +96,21 @@ def test_summary_markdown_reports_the_secondary_pooled_reading_beside_the_primar
     assert "addendum 7, secondary): `null_share` (ranks) +0.50, p=0.100" in md
     del summary["pooled_secondary"]
     assert "addendum 7" not in m.markdown(summary)
+
+
+def test_summary_markdown_reports_a_robustness_check_outside_the_tests():
+    m = _load("summarize")
+    r = {"kendall": 0.5, "ci_low": 0.1, "ci_high": 0.9, "kendall_p": 0.2, "n_candidates": 4,
+         "n_seeds": 3}
+    r5 = {**r, "kendall": 0.6, "n_seeds": 5}
+    summary = {"recommended": "null_share",
+               "datasets": {"x": {"null_share": r, "role": "held out"}},
+               "robustness": {"x_5seeds": {"null_share": r5, "delta_ot": {**r, "kendall": -0.2},
+                                           "role": "addendum 6"}}}
+    md = m.markdown(summary)
+    assert "x_5seeds" not in md.split("\n")[0]  # not a column of the tests' table
+    assert ("Robustness check, not a test (x_5seeds: addendum 6, 4 real candidates, 5 seeds): "
+            "`null_share` (ranks) +0.60 [+0.10, +0.90] p=0.20; every criterion: "
+            "`null_share` +0.60; `delta_ot` -0.20.") in md
+    del summary["robustness"]
+    assert "Robustness" not in m.markdown(summary)
