@@ -4,7 +4,8 @@ pbmc68k, for each generation space g: the criterion values of the coupling space
 (``RUN/g/results.json``, `featsel score`) against the mean FD rank of the full PBMC study
 (``studies/pbmc/full/g/validation.json``). Each ``--study NAME=FOLDER`` (addendum 2) adds a
 `featsel validate` folder: its ``score/results.json`` against its ``validation.json``'s mean FD
-rank over the real candidates. Eligible: the criterion ranks both noise controls below every
+rank over the real candidates (or the slim ``score_ranking.json`` committed beside a study's
+results). Eligible: the criterion ranks both noise controls below every
 real candidate everywhere. Chosen: the eligible criterion with the highest mean Kendall tau over
 the data sets, each data set's tau being the mean over its generation spaces (ties: the
 registry's order). Without --study this is the rule of the original protocol exactly.
@@ -57,8 +58,11 @@ def main() -> None:
         name, _, folder = item.partition("=")
         if not name or not folder:
             raise SystemExit(f"--study: expected NAME=FOLDER, got {item!r}")
-        sources.append((name, name, Path(folder) / "score" / "results.json",
-                        Path(folder) / "validation.json"))
+        # the sweep's own score, or the slim copy committed beside a study (its ranking only)
+        score_path = next((p for p in (Path(folder) / "score" / "results.json",
+                                       Path(folder) / "score_ranking.json") if p.is_file()),
+                          Path(folder) / "score" / "results.json")
+        sources.append((name, name, score_path, Path(folder) / "validation.json"))
     datasets: dict[str, list[str]] = {}
     for ds, g, score_path, val_path in sources:
         datasets.setdefault(ds, []).append(g)
