@@ -202,11 +202,11 @@ def markdown(summary: dict) -> str:
 
 
 def slim_score(src: Path, dst: Path) -> None:
-    """Copy a score's ranking and settings (what the summary reads) without the per-candidate
-    diagnostics (megabytes of plans and spectra)."""
+    """Copy a score's ranking, settings and versions (what the summary reads, and the machine it
+    ran on) without the per-candidate diagnostics (megabytes of plans and spectra)."""
     r = json.loads(src.read_text())
     tmp = dst.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({k: r[k] for k in ("title", "settings", "ranking", "timings")
+    tmp.write_text(json.dumps({k: r[k] for k in ("title", "settings", "versions", "ranking", "timings")
                                if k in r}, indent=1))
     os.replace(tmp, dst)
 

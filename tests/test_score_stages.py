@@ -6,6 +6,7 @@ from dataclasses import asdict, fields
 
 import numpy as np
 import pytest
+import torch
 
 from featsel.diagnostics.criteria import CRITERIA
 from featsel.score import ScoreConfig, run_score
@@ -31,6 +32,8 @@ def test_results_json_keeps_its_structure(tmp_path):
     assert list(res) == ["warnings", "evidence", "title", "created", "settings", "versions",
                          "ranking", "evaluations", "diagnostics", "timings"]
     assert res["title"] == "featsel score: digits (1 candidates + 2 controls)"
+    # the machine it ran on: BLAS kernels differ by CPU, so results can differ between machines
+    assert res["versions"]["cpu"] and torch.__version__.startswith(res["versions"]["torch"])
     assert res["warnings"] == [] and res["evaluations"] == ["identity"]
     # settings: every ScoreConfig field (as given, but for the resolved ones), then the run's
     s = res["settings"]

@@ -114,3 +114,16 @@ def test_summary_markdown_reports_a_robustness_check_outside_the_tests():
             "`null_share` +0.60; `delta_ot` -0.20.") in md
     del summary["robustness"]
     assert "Robustness" not in m.markdown(summary)
+
+
+def test_slim_score_keeps_the_ranking_settings_and_versions(tmp_path):
+    import json
+
+    m = _load("summarize")
+    full = {"title": "t", "settings": {"n": 8}, "versions": {"cpu": "x", "torch": "2"},
+            "ranking": {"order": ["a"]}, "timings": {"s": 1.0}, "diagnostics": {"a": [0] * 99}}
+    (tmp_path / "results.json").write_text(json.dumps(full))
+    m.slim_score(tmp_path / "results.json", tmp_path / "slim.json")
+    slim = json.loads((tmp_path / "slim.json").read_text())
+    assert slim == {k: full[k] for k in ("title", "settings", "versions", "ranking", "timings")}
+    assert not (tmp_path / "slim.json.tmp").exists()

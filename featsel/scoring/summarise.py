@@ -171,13 +171,27 @@ def _validity(scores: list[CandidateScores], controls: list[str]) -> dict[str, d
     return validity
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else ``platform.processor()``. Recorded
+    because BLAS libraries choose float kernels by CPU: the same code and seeds can give results
+    that differ in the last digits between machines (seen: studies/mnist, addendum 6)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
     from featsel import __version__
 
     out = {"featsel": __version__, "python": platform.python_version(),
-           "platform": platform.platform(), "torch_threads": str(torch.get_num_threads())}
+           "platform": platform.platform(), "cpu": _cpu_model(),
+           "torch_threads": str(torch.get_num_threads())}
     for pkg in ("torch", "numpy", "scipy", "scikit-learn", "pykeops", "timm", "matplotlib",
                 "jinja2", "pandas"):
         try:
