@@ -127,3 +127,40 @@ def test_slim_score_keeps_the_ranking_settings_and_versions(tmp_path):
     slim = json.loads((tmp_path / "slim.json").read_text())
     assert slim == {k: full[k] for k in ("title", "settings", "versions", "ranking", "timings")}
     assert not (tmp_path / "slim.json.tmp").exists()
+
+
+def _study_folder(folder: Path, values: dict[str, float]) -> Path:
+    import json
+
+    folder.mkdir(parents=True)
+    val = {**_sweep(), "settings": {"candidates": ["a", "b", "c"]}, "controls": []}
+    (folder / "validation.json").write_text(json.dumps(val))
+    ranking = {"candidates": {c: {"criteria": {"null_share": {"mean": v}}}
+                              for c, v in values.items()},
+               "controls": [], "validity": {"null_share": {"valid": True}}}
+    (folder / "score_ranking.json").write_text(json.dumps({"ranking": ranking}))
+    return folder
+
+
+def test_summarize_keeps_a_robustness_check_out_of_the_tests_and_the_evidence(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    test = _study_folder(tmp_path / "x", {"a": 0.1, "b": 0.2, "c": 0.3})
+    check = _study_folder(tmp_path / "x5", {"a": 0.2, "b": 0.1, "c": 0.3})
+    out, ev = tmp_path / "summary.json", tmp_path / "evidence.json"
+    cmd = [sys.executable, str(ROOT / "studies" / "summarize.py"), "--out", str(out),
+           "--study", f"x={test}", "--pool", "x", "--evidence", str(ev)]
+    run = subprocess.run([*cmd, "--robustness", f"x_5seeds={check}"], capture_output=True,
+                         text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    summary, evidence = json.loads(out.read_text()), json.loads(ev.read_text())
+    assert list(summary["datasets"]) == ["x"] and list(summary["robustness"]) == ["x_5seeds"]
+    assert summary["datasets"]["x"]["null_share"]["kendall"] == pytest.approx(1.0)
+    assert summary["robustness"]["x_5seeds"]["null_share"]["kendall"] == pytest.approx(1 / 3)
+    assert summary["pooled"]["null_share"]["datasets"] == ["x"]
+    assert list(evidence["datasets"]) == ["x"] and "x_5seeds" not in json.dumps(evidence)
+    clash = subprocess.run([*cmd, "--robustness", f"x={check}"], capture_output=True,
+                           text=True, cwd=ROOT)
+    assert clash.returncode != 0 and "--robustness: 'x' is already a --study name" in clash.stderr
