@@ -102,6 +102,25 @@ def test_letter_loads_with_the_documented_counts_and_fixed_map():
 
 
 @needs_keel
+def test_segment_loads_with_the_documented_counts_and_train_standardisation():
+    # UCI segmentation.names: 2,310 instances, 7 classes of 330, 19 continuous attributes, the
+    # third (region-pixel-count) always 9 (typed from the documentation, not read off the data)
+    m = load_manifest("segment")
+    assert m.options["standardize"] == "train" and m.generation_space == "ambient"
+    al, tr, te = (load_dataset("segment", split=s) for s in ("all", "train", "test"))
+    assert al.x.shape == (2310, 19) and al.x.dtype == torch.float32
+    assert torch.bincount(al.labels).tolist() == [330] * 7
+    assert (len(tr), len(te)) == (1848, 462)
+    # train: every feature mean 0, std 1, but the constant third one, which stays 0 everywhere
+    x = tr.x.double()
+    torch.testing.assert_close(x.mean(0), torch.zeros(19, dtype=torch.float64), atol=1e-5, rtol=0)
+    sd = x.std(0, unbiased=False)
+    assert torch.all(al.x[:, 2] == 0)
+    torch.testing.assert_close(sd[torch.arange(19) != 2], torch.ones(18, dtype=torch.float64),
+                               atol=1e-5, rtol=0)
+
+
+@needs_keel
 def test_satimage_splits():
     tr, te, al = (load_dataset("satimage", split=s) for s in ("train", "test", "all"))
     assert (len(tr), len(te)) == (5148, 1287)
