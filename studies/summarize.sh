@@ -4,8 +4,9 @@
 # Usage, from the repository root: bash studies/summarize.sh [SELECTION]  (default runs/selection)
 #   MNIST=studies/mnist/results adds the MNIST test (addendum 3), PENBASED=studies/penbased/results
 #   the pen-based digits test (addendum 4) and LETTER=studies/letter/results the letter test
-#   (addendum 7) when those folders exist; the held-out tests are also read together
-#   (summary.json "pooled": addendum 4's list; "pooled_secondary": all of them, addendum 7).
+#   (addendum 7) and SEGMENT=studies/segment/results the image segmentation test (addendum 8)
+#   when those folders exist; the held-out tests are also read together (summary.json
+#   "pooled": addendum 4's list; "pooled_secondary": all of them, addenda 7 and 8).
 #   MNIST5=studies/mnist/results_5seeds adds MNIST with five seeds as summary.json's
 #   "robustness" (addendum 6: a check, not a test; outside the pooled readings and the evidence).
 set -euo pipefail
@@ -20,13 +21,19 @@ P=${PENBASED:-studies/penbased/results}
 L=${LETTER:-studies/letter/results}
 [ -f "$L/validation.json" ] && EXTRA+=(--study "letter=$L"
     --role "letter=held out (test of addendum 2's choice, addendum 7)")
+G=${SEGMENT:-studies/segment/results}
+[ -f "$G/validation.json" ] && EXTRA+=(--study "segment=$G"
+    --role "segment=held out (test of addendum 2's choice, addendum 8)")
 # the held-out tests of the ranking criterion read together: addendum 4's list (pre-registered)
-# and, beside it, every held-out test so far (addendum 7)
+# and, beside it, every held-out test so far (addenda 7 and 8)
 POOL=texture
 [ -f "$M/validation.json" ] && POOL+=,mnist
 [ -f "$P/validation.json" ] && POOL+=,penbased
+ALL=$POOL
+[ -f "$L/validation.json" ] && ALL+=,letter
+[ -f "$G/validation.json" ] && ALL+=,segment
 ALSO=()
-[ -f "$L/validation.json" ] && ALSO=(--pool-also "$POOL,letter")
+[ "$ALL" != "$POOL" ] && ALSO=(--pool-also "$ALL")
 M5=${MNIST5:-studies/mnist/results_5seeds}
 [ -f "$M5/validation.json" ] && ALSO+=(--robustness "mnist_5seeds=$M5"
     --role "mnist_5seeds=robustness check of the MNIST test, run after its result (addendum 6)")
