@@ -152,7 +152,7 @@ def _number(text: str) -> float:
 # single diagnostics); their defaults reach the CLI through ScoreConfig
 SCORE_API_ONLY = ("transport_repeats", "transport_max_locations", "curve_repeats",
                   "coupling_size", "alignment_n_train", "r2_threshold", "batch_size",
-                  "flow_steps", "flow_lr")
+                  "flow_steps", "flow_lr", "inversion_steps")
 
 
 def _on_off(flag: str, default: bool) -> str:
@@ -214,6 +214,10 @@ def _score_args(p: argparse.ArgumentParser) -> None:
                    help="also the particle flow of the training field (flow_fidelity: 100 "
                    "training-field steps per candidate; it ranks nothing, see the README; "
                    f"default {_on_off('--flow', d.flow)})")
+    p.add_argument("--inversion", action=argparse.BooleanOptionalAction, default=d.inversion,
+                   help="also the inversion share (inversion_share: up to 100 L-BFGS "
+                   "evaluations through each candidate; it ranks nothing, see the README; "
+                   f"default {_on_off('--inversion', d.inversion)})")
     p.add_argument("--curve", action=argparse.BooleanOptionalAction, default=d.curve,
                    help=f"the Delta_OT(n) curves (figure; default {_on_off('--curve', d.curve)})")
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=d.cache,

@@ -48,6 +48,14 @@ FLOW = False
 FLOW_STEPS = 100
 FLOW_LR = 0.1
 
+# the inversion share (featsel.diagnostics.inversion): L-BFGS iterations (at most twice as many
+# evaluations) and its history. Computed only when asked (--inversion): it ranks nothing (an
+# exploratory criterion, measured on seen data sets only: docs/science.md 5.5b) and through a
+# ViT it costs a minute or more per candidate (digits' random ViT: about 50 CPU-s)
+INVERSION = False
+INVERSION_STEPS = 50
+INVERSION_HISTORY = 20
+
 # controls added to every score (featsel.features.controls): noise:dim=1 and
 # noise:dim=<the largest OT sub-problem dimension among the candidates' blocks>
 CONTROLS = True

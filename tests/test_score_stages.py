@@ -54,7 +54,7 @@ def test_results_json_keeps_its_structure(tmp_path):
     scored = ["pca:dim=4", "noise:dim=1", "noise:dim=4"]
     assert sorted(res["ranking"]["order"]) == sorted(scored)
     enabled = [n for n, c in CRITERIA.items() if c.enabled(cfg)]
-    assert "flow_fidelity" not in enabled  # costly, off by default
+    assert "flow_fidelity" not in enabled and "inversion_share" not in enabled  # costly, off
     assert list(res["ranking"]["validity"]) == enabled
     # diagnostics: one per scored featurizer, in scoring order, each with every section
     assert list(res["diagnostics"]) == scored
@@ -81,6 +81,18 @@ def test_flow_only_when_asked(tmp_path):
     assert vals["pca:dim=4"]["moved"] and vals["pca:dim=4"]["steps"] == 3
     assert "flow_fidelity" in res["ranking"]["validity"]
     assert "flow_fidelity" in res["timings"]
+
+
+def test_inversion_only_when_asked(tmp_path):
+    cfg = ScoreConfig(**TINY, featurizers=["pca:dim=4"], evaluations=[], inversion=True,
+                      inversion_steps=5)
+    res = run_score(cfg, tmp_path / "o")
+    vals = {c: d["criteria"]["inversion_share"] for c, d in res["diagnostics"].items()}
+    assert vals["noise:dim=1"]["mean"] == 1.0 and not vals["noise:dim=1"]["moved"]
+    assert vals["pca:dim=4"]["moved"] and vals["pca:dim=4"]["steps"] == 5
+    assert 0 < vals["pca:dim=4"]["mean"] < 1
+    assert "inversion_share" in res["ranking"]["validity"] and "inversion_share" in res["timings"]
+    assert "flow_fidelity" not in res["timings"]
 
 
 def test_plan_resolves_the_pool_and_the_draws():

@@ -123,6 +123,19 @@ def _flow_fidelity(data: CandidateData) -> CriterionValue | None:
                            "skipped_classes": r.skipped_classes})
 
 
+def _inversion_share(data: CandidateData) -> CriterionValue | None:
+    from featsel.diagnostics.inversion import inversion_share
+
+    if data.featurizer is None:  # a criterion of features alone cannot follow the gradient
+        return None
+    r = inversion_share(data.featurizer, data.u, n=data.n, labels=data.labels, seed=data.seed,
+                        steps=data.settings.inversion_steps, on_draw=data.on_draw("inversion"))
+    return CriterionValue(r.mean, r.ci_low, r.ci_high,
+                          {"per_class": r.per_class, "moved": r.moved,
+                           "final_loss": r.final_loss, "steps": r.steps,
+                           "skipped_classes": r.skipped_classes})
+
+
 def _same_class_mass(data: CandidateData) -> CriterionValue | None:
     cp = data.memo.get("coupling")
     if cp is None:
@@ -150,6 +163,10 @@ CRITERIA: dict[str, Criterion] = {c.name: c for c in (
               "energy distance to held-out data of particles moved by the training field, "
               "relative to their start (1 = not moved; particle flow)", enabled_by="flow",
               draws=lambda s: s.flow_steps),
+    Criterion("inversion_share", _inversion_share, True, "inv_u",
+              "share of the way from one sample to another that following the features' "
+              "gradient does not cover, in the generation space (1 = not moved)",
+              enabled_by="inversion", draws=lambda s: 2 * s.inversion_steps),
     Criterion("delta_ot", _delta_ot, True, "Delta_OT",
               "feature-space disagreement of two minibatch transport targets (paper eq. 16)",
               draws=lambda s: s.n_repeats),

@@ -38,6 +38,8 @@ class ScoreConfig:
     flow: bool = D.FLOW                       # the particle flow (featsel.diagnostics.flow)
     flow_steps: int = D.FLOW_STEPS
     flow_lr: float = D.FLOW_LR
+    inversion: bool = D.INVERSION             # the inversion share (diagnostics.inversion)
+    inversion_steps: int = D.INVERSION_STEPS
     curve: bool = D.CURVE
     curve_repeats: int = D.CURVE_REPEATS
     coupling_size: int = D.COUPLING_SIZE      # points per set in the coupling figure
@@ -75,6 +77,8 @@ def check_config(cfg: ScoreConfig) -> None:
     if cfg.flow_steps < 1 or not cfg.flow_lr > 0:
         raise ValueError(f"flow_steps / flow_lr: expected >= 1 and > 0, got {cfg.flow_steps}, "
                          f"{cfg.flow_lr}")
+    if cfg.inversion_steps < 1:
+        raise ValueError(f"inversion_steps: expected >= 1, got {cfg.inversion_steps}")
     if cfg.n_repeats < 1 or cfg.transport_repeats < 1:
         raise ValueError(f"--repeats: expected >= 1, got n_repeats={cfg.n_repeats}, "
                          f"transport_repeats={cfg.transport_repeats}")
