@@ -534,6 +534,8 @@ def _sweep_score_args(p: argparse.ArgumentParser) -> None:
                    "'all' when its smallest class is too small for --score-n)")
     p.add_argument("--score-flow", action="store_true", help="the score also runs the particle "
                    "flow (flow_fidelity; costly, ranks nothing)")
+    p.add_argument("--score-inversion", action="store_true", help="the score also computes the "
+                   "inversion share (inversion_share; costly through ViTs)")
     p.add_argument("--exclude-aligned", action="store_true", help="also leave out FDs in "
                    "evaluation spaces the candidate is aligned with (R^2 flag), not only the "
                    "same network's")
@@ -552,7 +554,8 @@ def _sweep_settings(args: Any) -> dict[str, Any]:
         eval_n_per_class=args.eval_n_per_class, eval_alpha=args.eval_alpha, tau=args.tau,
         criterion=args.criterion, score_max_samples=args.score_max_samples,
         score_repeats=args.score_repeats, score_n=args.score_n, score_split=args.score_split,
-        score_flow=args.score_flow, exclude_aligned=args.exclude_aligned, nproc=args.nproc,
+        score_flow=args.score_flow, score_inversion=args.score_inversion,
+        exclude_aligned=args.exclude_aligned, nproc=args.nproc,
         device=args.device, seed=args.seed, progress=not args.quiet,
     )
 

@@ -111,6 +111,7 @@ class SelectConfig:
     score_n: int | None = None
     score_split: str | None = None          # None: the training config's split
     score_flow: bool = ValidateConfig.score_flow  # also the particle flow (costly)
+    score_inversion: bool = ValidateConfig.score_inversion  # also the inversion share
     exclude_aligned: bool = False           # also leave out FDs in R^2-aligned spaces
     device: str = "cpu"
     seed: int = 0                           # score seed
@@ -125,8 +126,8 @@ class SelectConfig:
         keys = ("data", "featurizers", "evaluations", "budget", "seeds", "config", "jobs",
                 "executor", "address", "cpus_per_job", "gpus_per_job", "eval_n_per_class",
                 "eval_alpha", "tau", "criterion", "score_max_samples", "score_repeats",
-                "score_n", "score_split", "score_flow", "exclude_aligned", "device", "seed",
-                "progress", "nproc")
+                "score_n", "score_split", "score_flow", "score_inversion", "exclude_aligned",
+                "device", "seed", "progress", "nproc")
         return ValidateConfig(**{k: getattr(self, k) for k in keys},
                               overrides=list(self.overrides),
                               eval_fractions=tuple(self.eval_fractions), figures=False)

@@ -121,14 +121,14 @@ def test_validate_and_select_flags_reach_their_config(name, monkeypatch, tmp_pat
                         "--tau", "0.2", "--criterion", "delta_ot", "--score-repeats", "3",
                         "--score-n", "16", "--score-split", "all", "--exclude-aligned",
                         "--eval-n-per-class", "5", "--score-max-samples", "100", "--quiet",
-                        "--score-flow"]) == 0
+                        "--score-flow", "--score-inversion"]) == 0
     cfg = seen.pop()
     assert (cfg.data, cfg.featurizers, cfg.evaluations, cfg.overrides) == (
         "mnist", ["pca:dim=8", "identity"], ["identity"], ["lr=1"])
     assert (cfg.eval_alpha, cfg.tau, cfg.criterion, cfg.score_repeats, cfg.score_n,
             cfg.score_split, cfg.exclude_aligned, cfg.eval_n_per_class,
-            cfg.score_max_samples, cfg.progress, cfg.score_flow) == (
-        1.5, 0.2, "delta_ot", 3, 16, "all", True, 5, 100, False, True)
+            cfg.score_max_samples, cfg.progress, cfg.score_flow, cfg.score_inversion) == (
+        1.5, 0.2, "delta_ot", 3, 16, "all", True, 5, 100, False, True, True)
 
 
 def test_one_set_syntax_for_train_and_pretrain():

@@ -121,6 +121,24 @@ def test_segment_loads_with_the_documented_counts_and_train_standardisation():
 
 
 @needs_keel
+def test_vehicle_loads_with_the_documented_counts_and_train_standardisation():
+    # UCI Statlog vehicle: 846 instances, 18 attributes, bus 218, opel 212, saab 217, van 199
+    # (typed from the documentation, not read off the data)
+    m = load_manifest("vehicle")
+    assert m.options["standardize"] == "train" and m.generation_space == "ambient"
+    al, tr, te = (load_dataset("vehicle", split=s) for s in ("all", "train", "test"))
+    assert al.x.shape == (846, 18) and al.x.dtype == torch.float32
+    assert al.class_names == ["bus", "opel", "saab", "van"]
+    assert torch.bincount(al.labels).tolist() == [218, 212, 217, 199]
+    assert (len(tr), len(te)) == (677, 169)
+    x = tr.x.double()  # train: every feature mean 0, std 1; test: the train map, not its own
+    torch.testing.assert_close(x.mean(0), torch.zeros(18, dtype=torch.float64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(x.std(0, unbiased=False), torch.ones(18, dtype=torch.float64),
+                               atol=1e-5, rtol=0)
+    assert float(te.x.double().mean(0).abs().max()) > 1e-3
+
+
+@needs_keel
 def test_satimage_splits():
     tr, te, al = (load_dataset("satimage", split=s) for s in ("train", "test", "all"))
     assert (len(tr), len(te)) == (5148, 1287)

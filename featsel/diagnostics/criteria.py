@@ -40,8 +40,10 @@ class Criterion:
     draws: Callable[[object], int] = lambda settings: 0
 
     def enabled(self, settings) -> bool:
-        """Whether a score with these settings computes this criterion."""
-        return self.enabled_by is None or bool(getattr(settings, self.enabled_by, False))
+        """Whether a score with these settings computes this criterion: always, when asked,
+        or when it is the criterion that ranks (`--criterion`)."""
+        return (self.enabled_by is None or bool(getattr(settings, self.enabled_by, False))
+                or getattr(settings, "criterion", None) == self.name)
 
 
 def _delta_ot(data: CandidateData) -> CriterionValue:

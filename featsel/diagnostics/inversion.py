@@ -25,10 +25,13 @@ term independent of the others). The value per class is
 
     inv_c = sum_i |x_i - y_i|^2 / sum_i |y'_i - y_i|^2
 
-and the criterion is the mean over classes (lower is better; percentile bootstrap interval
-over classes). 0: the features lead all the way to the target (an injective phi, e.g. the
-ambient space); for a linear phi = A u the iterates stay in y' + row(A), so at convergence
-x = y + P_null(A) (y' - y) and inv_c is the share of the pairs' differences in phi's null space
+and the criterion is the mean over classes, to 3 decimals (lower is better; percentile
+bootstrap interval over classes). 3 decimals: an injective nonlinear map is inverted to about
+2e-4 in float32 with the default iterations (tested), so smaller differences are the
+optimiser's residual, and two injective featurizers tie at 0 instead of being ordered by it.
+0: the features lead all the way to the target (an injective phi, e.g. the ambient space);
+for a linear phi = A u the iterates stay in y' + row(A), so at convergence x = y +
+P_null(A) (y' - y) and inv_c is the share of the pairs' differences in phi's null space
 (tested in closed form); 1: the features do not move x at all (the noise and constant controls,
 which pass no gradient, by construction); > 1: following the features leads away from the
 target (an encoder matched off the data).
@@ -56,7 +59,9 @@ from featsel import defaults as D
 from featsel.diagnostics._blocks import as_labels, class_groups
 from featsel.diagnostics.stability import bootstrap_interval
 
-__all__ = ["InversionConfig", "InversionResult", "inversion_share"]
+__all__ = ["PRECISION", "InversionConfig", "InversionResult", "inversion_share"]
+
+PRECISION = 3  # decimals of the criterion's value (module docstring)
 
 
 @dataclass
@@ -157,7 +162,10 @@ def inversion_share(
         share[name] = float(d_end[k * n:(k + 1) * n].sum()) / s0 if s0 > 0 else 1.0
     vals = np.asarray([share[nm] for nm in names[:K]])
     lo, hi = bootstrap_interval(vals, n_boot=cfg.n_boot, ci=cfg.ci, seed=seed + 1)
-    return InversionResult(mean=float(vals.mean()), ci_low=lo, ci_high=hi, per_class=share,
+    # to PRECISION: below it the value is L-BFGS's float32 residual, not the featurizer's (two
+    # injective featurizers are tied at 0, not ordered by rounding noise)
+    return InversionResult(mean=round(float(vals.mean()), PRECISION), ci_low=lo, ci_high=hi,
+                           per_class=share,
                            n=n, steps=cfg.steps, moved=moved, final_loss=final,
                            skipped_classes=skipped)
 
@@ -179,7 +187,9 @@ def _invert(featurizer: Any, y0: Tensor, y: Tensor, cfg: InversionConfig,
         # d_b; a block that is equal on every pair carries nothing: weight 1 keeps it harmless
         scale = {k: ((start[k] - targets[k]) ** 2).sum(-1).mean().clamp_min(1e-30)
                  for k in targets}
-    x = y0.clone().requires_grad_(True)
+    x = y0.clone().contiguous().requires_grad_(True)
+    # L-BFGS views the gradient flat; a network may hand it back in another memory layout
+    x.register_hook(lambda g: g.contiguous())
     # one call runs all the iterations (torch's loop keeps its history and line-search state;
     # one iteration per call stalled after the first step on the segment VAE); tolerances 0:
     # the loss starts at 1 and its gradient per coordinate is small (a mean over points), so

@@ -29,6 +29,7 @@ def score_candidates(cfg: ValidateConfig, candidates: list[str],
                        max_samples=cfg.score_max_samples, n_repeats=cfg.score_repeats,
                        tau=cfg.tau, taus=tuple(sorted({*D.PAPER_TAUS, float(cfg.tau)})),
                        curve=cfg.score_curve, n=cfg.score_n, flow=cfg.score_flow,
+                       inversion=cfg.score_inversion,
                        **({"criterion": cfg.criterion} if cfg.criterion else {}),
                        device=cfg.device, seed=cfg.seed, progress=cfg.progress)
     sdir = out / "score"

@@ -9,6 +9,11 @@ results). Eligible: the criterion ranks both noise controls below every
 real candidate everywhere. Chosen: the eligible criterion with the highest mean Kendall tau over
 the data sets, each data set's tau being the mean over its generation spaces (ties: the
 registry's order). Without --study this is the rule of the original protocol exactly.
+Each ``--values CRITERION=FILE`` (addendum 10) supplies a registered criterion's values that the
+committed scores lack (``studies/inversion/results.json``: ``{data set: {"values": {candidate:
+{"mean": v}}}}``, keyed ``pbmc68k/<space>`` or the study's name); its controls are the score's,
+and it is eligible where every control's value is above every real candidate's (the score's
+own check).
 
     python studies/selection/choose.py --scores runs/selection --out studies/selection/selection.json
     python studies/selection/choose.py --scores runs/selection --study satimage=runs/satimage/ambient \
@@ -49,7 +54,16 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="selection.json to write")
     ap.add_argument("--study", action="append", default=[], metavar="NAME=FOLDER",
                     help="a featsel validate folder whose data set joins the selection")
+    ap.add_argument("--values", action="append", default=[], metavar="CRITERION=FILE",
+                    help="a criterion's values for every data set, from a file (addendum 10)")
     args = ap.parse_args()
+    extra: dict[str, dict] = {}
+    for item in args.values:
+        name, _, file = item.partition("=")
+        if name not in CRITERIA or not file:
+            raise SystemExit(f"--values: expected CRITERION=FILE with a registered criterion, "
+                             f"got {item!r}")
+        extra[name] = json.loads(Path(file).read_text())
     per: dict[str, dict] = {name: {"spaces": {}} for name in CRITERIA}
     # (data set, space key, score results.json, validation.json)
     sources = [("pbmc68k", g, Path(args.scores) / g / "results.json", STUDY / g / "validation.json")
@@ -74,11 +88,20 @@ def main() -> None:
         for name, crit in CRITERIA.items():
             vals = {c: d["criteria"][name]["mean"] for c, d in rk["candidates"].items()
                     if name in (d.get("criteria") or {})}
+            if name in extra:  # from --values, keyed like explore.py's studies
+                key = g if g == ds else f"{ds}/{g}"
+                vals = {c: v["mean"] for c, v in extra[name].get(key, {}).get("values", {}).items()}
             real = {c: v for c, v in vals.items() if c not in controls}
             if len(real) < 2:
                 continue
             a = agreement(real, outcome, crit.lower_is_better)
-            a["valid"] = bool(rk["validity"].get(name, {}).get("valid", False))
+            if name in extra:  # the score's control check, restated (lower is better)
+                worst = max(real.values()) if crit.lower_is_better else min(real.values())
+                a["valid"] = bool(controls) and all(
+                    (vals[c] > worst) if crit.lower_is_better else (vals[c] < worst)
+                    for c in controls if c in vals) and all(c in vals for c in controls)
+            else:
+                a["valid"] = bool(rk["validity"].get(name, {}).get("valid", False))
             a["control_values"] = {c: v for c, v in vals.items() if c in controls}
             per[name]["spaces"][g] = a
     n_spaces = sum(len(v) for v in datasets.values())
