@@ -4,11 +4,13 @@
 # Usage, from the repository root: bash studies/summarize.sh [SELECTION]  (default runs/selection)
 #   MNIST=studies/mnist/results adds the MNIST test (addendum 3), PENBASED=studies/penbased/results
 #   the pen-based digits test (addendum 4) and LETTER=studies/letter/results the letter test
-#   (addendum 7) and SEGMENT=studies/segment/results the image segmentation test (addendum 8)
-#   when those folders exist; the held-out tests are also read together (summary.json
-#   "pooled": addendum 4's list; "pooled_secondary": all of them, addenda 7 and 8).
+#   (addendum 7), SEGMENT=studies/segment/results the image segmentation test (addendum 8) and
+#   VEHICLE=studies/vehicle/results the vehicle test (addendum 10) when those folders exist; the
+#   held-out tests are also read together (summary.json "pooled": addendum 4's list;
+#   "pooled_secondary": all of them, addenda 7, 8 and 10).
 #   MNIST5=studies/mnist/results_5seeds adds MNIST with five seeds as summary.json's
-#   "robustness" (addendum 6: a check, not a test; outside the pooled readings and the evidence).
+#   "robustness" (addendum 6: a check, not a test; outside the pooled readings and the evidence);
+#   SEGMENT_LONG=studies/segment/long adds segment at 2400 steps there too (addendum 9).
 set -euo pipefail
 S=${1:-runs/selection}
 EXTRA=()
@@ -24,6 +26,9 @@ L=${LETTER:-studies/letter/results}
 G=${SEGMENT:-studies/segment/results}
 [ -f "$G/validation.json" ] && EXTRA+=(--study "segment=$G"
     --role "segment=held out (test of addendum 2's choice, addendum 8)")
+V=${VEHICLE:-studies/vehicle/results}
+[ -f "$V/validation.json" ] && EXTRA+=(--study "vehicle=$V"
+    --role "vehicle=held out (test of addendum 10's choice, inversion_share; null_share's sixth)")
 # the held-out tests of the ranking criterion read together: addendum 4's list (pre-registered)
 # and, beside it, every held-out test so far (addenda 7 and 8)
 POOL=texture
@@ -32,11 +37,15 @@ POOL=texture
 ALL=$POOL
 [ -f "$L/validation.json" ] && ALL+=,letter
 [ -f "$G/validation.json" ] && ALL+=,segment
+[ -f "$V/validation.json" ] && ALL+=,vehicle
 ALSO=()
 [ "$ALL" != "$POOL" ] && ALSO=(--pool-also "$ALL")
 M5=${MNIST5:-studies/mnist/results_5seeds}
 [ -f "$M5/validation.json" ] && ALSO+=(--robustness "mnist_5seeds=$M5"
     --role "mnist_5seeds=robustness check of the MNIST test, run after its result (addendum 6)")
+G3=${SEGMENT_LONG:-studies/segment/long}
+[ -f "$G3/validation.json" ] && ALSO+=(--robustness "segment_2400=$G3"
+    --role "segment_2400=robustness check of the segment test at three times the budget, run after its result (addendum 9)")
 OMP_NUM_THREADS=1 ${PYTHON:-.venv/bin/python} studies/summarize.py --out studies/summary.json \
     --selection "$S" --study satimage=studies/satimage/results --study digits=studies/digits/results \
     --study texture=studies/texture/results "${EXTRA[@]}" \
