@@ -22,6 +22,10 @@ mean tau and the exact p of its sum under independent random orders
 another list as ``"pooled_secondary"``: a reading reported beside the pre-registered one, not
 instead (addenda 7, 8 and 10: every held-out test so far).
 
+``--values CRITERION=FILE`` fills in a registered criterion that the committed scores lack, from
+a file matched to each study by its validation.json (``studies/inversion/results.json``,
+addendum 10); ``--note TEXT`` adds a paragraph to summary.md (and summary.json's ``notes``).
+
 ``--robustness NAME=FOLDER`` (repeatable) reads another sweep the same way into
 ``"robustness": {name: {...}}``: a check run after its data set's test result was known (addendum
 6: MNIST with five seeds). It is reported beside the test, never in ``datasets``, the pooled
@@ -89,6 +93,29 @@ def _criteria_values(score: dict) -> tuple[dict[str, dict[str, float]], list[str
     return vals, list(rk.get("controls", []))
 
 
+# criterion -> the entries of a --values file (studies/inversion/results.json's layout)
+VALUES: dict[str, dict] = {}
+
+
+def _add_values(vals: dict[str, dict[str, float]], last: dict[str, bool], controls: list[str],
+                val_path: Path) -> None:
+    """Fill in, in place, each --values criterion's values for the study whose outcome is
+    val_path (the entry whose ``validation`` is that file) and its control check (every control
+    worse than every real candidate, as the score checks it)."""
+    for name, entries in VALUES.items():
+        e = next((e for e in entries.values()
+                  if (HERE.parent / e.get("validation", "")).resolve() == val_path.resolve()),
+                 None)
+        if e is None:
+            continue
+        v = {c: x["mean"] for c, x in e["values"].items()}
+        vals[name] = v
+        real = [x for c, x in v.items() if c not in controls]
+        lower = CRITERIA[name].lower_is_better
+        last[name] = bool(real) and all(c in v for c in controls) and all(
+            (v[c] > max(real)) if lower else (v[c] < min(real)) for c in controls)
+
+
 def pbmc(selection: Path) -> dict:
     out = {}
     for g in ("ambient", "pca"):
@@ -96,12 +123,12 @@ def pbmc(selection: Path) -> dict:
         val = json.loads((HERE / "pbmc" / "full" / g / "validation.json").read_text())
         fd, excl = fd_per_seed(val)
         vals, controls = _criteria_values(score)
+        last = {n: bool(v.get("valid")) for n, v in score["ranking"]["validity"].items()}
+        _add_values(vals, last, controls, HERE / "pbmc" / "full" / g / "validation.json")
         cands = [c for c in val["settings"]["candidates"] if c not in controls]
         out[f"pbmc68k/{g}"] = {"role": "selection (the criterion was chosen here)",
                                **_agreements(vals, fd, excl, cands),
-                               "_inputs": (vals, fd, excl, cands),
-                               "controls_last": {n: bool(v.get("valid")) for n, v in
-                                                 score["ranking"]["validity"].items()}}
+                               "_inputs": (vals, fd, excl, cands), "controls_last": last}
     return out
 
 
@@ -113,14 +140,15 @@ def study(folder: Path, name: str, role: str) -> dict:
     score = json.loads(src.read_text())
     fd, excl = fd_per_seed(val)
     vals, controls = _criteria_values(score)
+    last = {n: bool(v.get("valid")) for n, v in score["ranking"].get("validity", {}).items()}
+    _add_values(vals, last, controls, folder / "validation.json")
     cands = list(val["settings"]["candidates"])
     real = [c for c in cands if c not in controls]
     res = {"role": role, **_agreements(vals, fd, excl, real), "_inputs": (vals, fd, excl, real)}
     if any(c in cands for c in controls):  # controls trained too: the same with them
         res["with_controls"] = _agreements(vals, fd, excl, cands)
     # every control below every real candidate by the criterion (the score's control check)
-    res["controls_last"] = {n: bool(v.get("valid"))
-                            for n, v in score["ranking"].get("validity", {}).items()}
+    res["controls_last"] = last
     collapse = val.get("collapse", {}).get("per_candidate", {})
     res["n_collapsed"] = {c: v.get("n_collapsed") for c, v in collapse.items()}
     res["warnings"] = val.get("warnings", [])
@@ -198,6 +226,8 @@ def markdown(summary: dict) -> str:
                  + "; ".join(f"`{n}`{' (ranks)' if n == summary['recommended'] else ''} "
                              f"{r['mean_kendall']:+.2f}, p={r['p']:.3f}" for n, r in pool.items())
                  + ".")
+    for extra in summary.get("notes", []):
+        note += "\n\n" + extra
     return head + "\n".join(rows) + "\n\n" + "; ".join(info) + ".\n\n" + note + "\n"
 
 
@@ -226,10 +256,21 @@ def main() -> None:
                     "(mean Kendall tau and its exact permutation p, PROTOCOL addendum 4)")
     ap.add_argument("--pool-also", help="another comma-separated list read the same way, "
                     "reported beside --pool as summary.json's pooled_secondary (addenda 7, 8, 10)")
+    ap.add_argument("--values", action="append", default=[], metavar="CRITERION=FILE",
+                    help="a criterion's values that the committed scores lack, from a file "
+                    "matched to each study by its validation.json (studies/inversion/results.json)")
+    ap.add_argument("--note", action="append", default=[], metavar="TEXT",
+                    help="a paragraph for summary.json's notes and the end of summary.md")
     ap.add_argument("--robustness", action="append", default=[], metavar="NAME=FOLDER",
                     help="a sweep run after its data set's test was known (addendum 6): "
                          "summary.json's robustness, outside the tests and the evidence file")
     args = ap.parse_args()
+    for item in args.values:
+        name, _, file = item.partition("=")
+        if name not in CRITERIA or not file:
+            raise SystemExit(f"--values: expected CRITERION=FILE with a registered criterion, "
+                             f"got {item!r}")
+        VALUES[name] = json.loads(Path(file).read_text())
     roles = dict(item.partition("=")[::2] for item in args.role)
     datasets: dict[str, dict] = {}
     if args.selection:
@@ -265,6 +306,8 @@ def main() -> None:
         summary["pooled_secondary"] = pool2
     if robust:
         summary["robustness"] = robust
+    if args.note:
+        summary["notes"] = list(args.note)
     tmp = Path(args.out).with_suffix(".json.tmp")
     tmp.write_text(json.dumps(summary, indent=1))
     os.replace(tmp, args.out)

@@ -164,3 +164,39 @@ def test_summarize_keeps_a_robustness_check_out_of_the_tests_and_the_evidence(tm
     clash = subprocess.run([*cmd, "--robustness", f"x={check}"], capture_output=True,
                            text=True, cwd=ROOT)
     assert clash.returncode != 0 and "--robustness: 'x' is already a --study name" in clash.stderr
+
+
+def test_summarize_fills_in_a_criterion_from_a_values_file_matched_by_validation(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    test = _study_folder(tmp_path / "x", {"a": 0.1, "b": 0.2, "c": 0.3})
+    other = _study_folder(tmp_path / "y", {"a": 0.1, "b": 0.2, "c": 0.3})
+    score = json.loads((test / "score_ranking.json").read_text())
+    score["ranking"]["controls"] = ["noise:dim=1"]
+    (test / "score_ranking.json").write_text(json.dumps(score))
+    values = {"x, under another name": {
+        "validation": str(test / "validation.json"),
+        "values": {"a": {"mean": 0.3}, "b": {"mean": 0.2}, "c": {"mean": 0.1},
+                   "noise:dim=1": {"mean": 1.0}}}}
+    vf = tmp_path / "values.json"
+    vf.write_text(json.dumps(values))
+    out = tmp_path / "summary.json"
+    run = subprocess.run([sys.executable, str(ROOT / "studies" / "summarize.py"), "--out",
+                          str(out), "--study", f"x={test}", "--study", f"y={other}",
+                          "--values", f"inversion_share={vf}", "--note", "a *note*"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(out.read_text())
+    x, y = summary["datasets"]["x"], summary["datasets"]["y"]
+    assert x["inversion_share"]["kendall"] == pytest.approx(-1.0)  # the reverse of the outcome
+    assert x["controls_last"]["inversion_share"] is True
+    assert x["null_share"]["kendall"] == pytest.approx(1.0)  # the score's own, untouched
+    assert "inversion_share" not in y  # no entry read against y's outcome
+    assert summary["notes"] == ["a *note*"] and out.with_suffix(".md").read_text().rstrip(
+        ).endswith("a *note*")
+    bad = subprocess.run([sys.executable, str(ROOT / "studies" / "summarize.py"), "--out",
+                          str(out), "--study", f"x={test}", "--values", f"nope={vf}"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode != 0 and "--values: expected CRITERION=FILE" in bad.stderr

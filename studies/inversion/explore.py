@@ -7,6 +7,10 @@ outcome (mean FD rank, metric-hacking pairs left out, bootstrap interval over se
 statistics of ``studies/summarize.py``), beside the ranking criterion's from
 ``studies/summary.json``. Every data set here has been seen: nothing is a test.
 
+Each entry names the outcome it was read against (``validation``: the study's validation.json,
+relative to the repository root); `studies/selection/choose.py` and `studies/summarize.py` match
+their studies to it by that path (``--values inversion_share=studies/inversion/results.json``).
+
 Usage, from the repository root (the studies' run folders present, e.g. runs/segment/vae):
     python studies/inversion/explore.py [--only NAME ...] --out studies/inversion/results.json
 """
@@ -91,7 +95,7 @@ def main() -> None:
     for name, (sp, vp) in STUDIES.items():
         if a.only and name not in a.only:
             continue
-        res = one(name, ROOT / sp, ROOT / vp)
+        res = {"validation": vp, **one(name, ROOT / sp, ROOT / vp)}
         ref = (summary["robustness"].get("mnist_5seeds") if name == "mnist"
                else summary["datasets"].get(name, {}))
         res["null_share_kendall"] = (ref or {}).get("null_share", {}).get("kendall")

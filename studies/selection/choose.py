@@ -10,8 +10,9 @@ real candidate everywhere. Chosen: the eligible criterion with the highest mean 
 the data sets, each data set's tau being the mean over its generation spaces (ties: the
 registry's order). Without --study this is the rule of the original protocol exactly.
 Each ``--values CRITERION=FILE`` (addendum 10) supplies a registered criterion's values that the
-committed scores lack (``studies/inversion/results.json``: ``{data set: {"values": {candidate:
-{"mean": v}}}}``, keyed ``pbmc68k/<space>`` or the study's name); its controls are the score's,
+committed scores lack (``studies/inversion/results.json``: ``{name: {"validation": path,
+"values": {candidate: {"mean": v}}}}``, matched to a study by its validation.json's path); its
+controls are the score's,
 and it is eligible where every control's value is above every real candidate's (the score's
 own check).
 
@@ -46,6 +47,14 @@ def agreement(values: dict[str, float], outcome: dict[str, float], lower: bool) 
     return {"kendall": float(kendalltau(pred, o).statistic),
             "spearman": float(spearmanr(pred, o).statistic), "n": len(names),
             "values": {c: values[c] for c in names}}
+
+
+def values_for(entries: dict, val_path: Path) -> dict[str, float]:
+    """{candidate: value} of the --values entry whose ``validation`` is val_path ({} if none)."""
+    for e in entries.values():
+        if Path(e.get("validation", "")).resolve() == Path(val_path).resolve():
+            return {c: v["mean"] for c, v in e["values"].items()}
+    return {}
 
 
 def main() -> None:
@@ -88,9 +97,8 @@ def main() -> None:
         for name, crit in CRITERIA.items():
             vals = {c: d["criteria"][name]["mean"] for c, d in rk["candidates"].items()
                     if name in (d.get("criteria") or {})}
-            if name in extra:  # from --values, keyed like explore.py's studies
-                key = g if g == ds else f"{ds}/{g}"
-                vals = {c: v["mean"] for c, v in extra[name].get(key, {}).get("values", {}).items()}
+            if name in extra:  # from --values: the entry read against this validation.json
+                vals = values_for(extra[name], val_path)
             real = {c: v for c, v in vals.items() if c not in controls}
             if len(real) < 2:
                 continue
