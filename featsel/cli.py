@@ -216,7 +216,8 @@ def _score_args(p: argparse.ArgumentParser) -> None:
                    f"default {_on_off('--flow', d.flow)})")
     p.add_argument("--inversion", action=argparse.BooleanOptionalAction, default=d.inversion,
                    help="also the inversion share (inversion_share: up to 100 L-BFGS "
-                   "evaluations through each candidate; it ranks nothing, see the README; "
+                   "evaluations through each candidate; it ranks only with --criterion "
+                   "inversion_share, see the README; "
                    f"default {_on_off('--inversion', d.inversion)})")
     p.add_argument("--curve", action=argparse.BooleanOptionalAction, default=d.curve,
                    help=f"the Delta_OT(n) curves (figure; default {_on_off('--curve', d.curve)})")

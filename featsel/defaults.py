@@ -49,9 +49,9 @@ FLOW_STEPS = 100
 FLOW_LR = 0.1
 
 # the inversion share (featsel.diagnostics.inversion): L-BFGS iterations (at most twice as many
-# evaluations) and its history. Computed only when asked (--inversion): it ranks nothing (an
-# exploratory criterion, measured on seen data sets only: docs/science.md 5.5b) and through a
-# ViT it costs a minute or more per candidate (digits' random ViT: about 50 CPU-s)
+# evaluations) and its history. Computed only when asked (--inversion): it ranks nothing (chosen
+# on the seen data sets, it failed its held-out test: studies/PROTOCOL.md addendum 10) and
+# through a ViT it costs a minute or more per candidate (digits' random ViT: about 50 CPU-s)
 INVERSION = False
 INVERSION_STEPS = 50
 INVERSION_HISTORY = 20

@@ -40,8 +40,9 @@ Scale-free: multiplying a block by a constant changes neither the d_b-normalised
 path. Hand-written: no library measures a featurizer's inversion path in another space.
 Defaults (``featsel.defaults.INVERSION_*``) were set before it ran on any study data; running
 L-BFGS in one call with zero tolerances fixed a stall seen on the segment VAE (the first
-definition stopped after one step). Its values on the seen data sets are exploratory
-(`docs/science.md` 5.5b): it ranks nothing.
+definition stopped after one step). Chosen on the seen data sets by `studies/PROTOCOL.md`
+addendum 10's rule, it failed its held-out test (vehicle silhouettes: Kendall +0.55, bar 0.6),
+so it ranks only when asked (``criterion="inversion_share"``); `docs/science.md` 5.5b.
 """
 
 from __future__ import annotations
@@ -155,18 +156,18 @@ def inversion_share(
             on_draw(i + 1, 2 * cfg.steps)
     d_end = ((x - y) ** 2).reshape(len(y), -1).sum(1).double()
     d_start = ((y0 - y) ** 2).reshape(len(y), -1).sum(1).double()
-    K = len(groups)
     share = {}
     for k, name in enumerate(names):
         s0 = float(d_start[k * n:(k + 1) * n].sum())
         share[name] = float(d_end[k * n:(k + 1) * n].sum()) / s0 if s0 > 0 else 1.0
-    vals = np.asarray([share[nm] for nm in names[:K]])
+    vals = np.asarray([share[nm] for nm in names])
     lo, hi = bootstrap_interval(vals, n_boot=cfg.n_boot, ci=cfg.ci, seed=seed + 1)
     # to PRECISION: below it the value is L-BFGS's float32 residual, not the featurizer's (two
-    # injective featurizers are tied at 0, not ordered by rounding noise)
-    return InversionResult(mean=round(float(vals.mean()), PRECISION), ci_low=lo, ci_high=hi,
-                           per_class=share,
-                           n=n, steps=cfg.steps, moved=moved, final_loss=final,
+    # injective featurizers are tied at 0, not ordered by rounding noise); rounding is monotone,
+    # so the interval still holds the value
+    mean, lo, hi = (round(float(v), PRECISION) for v in (vals.mean(), lo, hi))
+    return InversionResult(mean=mean, ci_low=lo, ci_high=hi, per_class=share, n=n,
+                           steps=cfg.steps, moved=moved, final_loss=final,
                            skipped_classes=skipped)
 
 
