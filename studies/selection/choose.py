@@ -12,9 +12,8 @@ registry's order). Without --study this is the rule of the original protocol exa
 Each ``--values CRITERION=FILE`` (addendum 10) supplies a registered criterion's values that the
 committed scores lack (``studies/inversion/results.json``: ``{name: {"validation": path,
 "values": {candidate: {"mean": v}}}}``, matched to a study by its validation.json's path); its
-controls are the score's,
-and it is eligible where every control's value is above every real candidate's (the score's
-own check).
+controls are the score's, and it is eligible where every control's value is worse than every
+real candidate's (the score's own check).
 
     python studies/selection/choose.py --scores runs/selection --out studies/selection/selection.json
     python studies/selection/choose.py --scores runs/selection --study satimage=runs/satimage/ambient \
@@ -97,17 +96,19 @@ def main() -> None:
         for name, crit in CRITERIA.items():
             vals = {c: d["criteria"][name]["mean"] for c, d in rk["candidates"].items()
                     if name in (d.get("criteria") or {})}
-            if name in extra:  # from --values: the entry read against this validation.json
-                vals = values_for(extra[name], val_path)
+            # from --values: the entry read against this validation.json, if there is one (a
+            # score that computed the criterion itself keeps its own values)
+            filled = values_for(extra[name], val_path) if name in extra else {}
+            vals = filled or vals
             real = {c: v for c, v in vals.items() if c not in controls}
             if len(real) < 2:
                 continue
             a = agreement(real, outcome, crit.lower_is_better)
-            if name in extra:  # the score's control check, restated (lower is better)
-                worst = max(real.values()) if crit.lower_is_better else min(real.values())
-                a["valid"] = bool(controls) and all(
-                    (vals[c] > worst) if crit.lower_is_better else (vals[c] < worst)
-                    for c in controls if c in vals) and all(c in vals for c in controls)
+            if filled:  # the score's control check, restated: every control worse than all real
+                lower = crit.lower_is_better
+                a["valid"] = all(c in vals and ((vals[c] > max(real.values())) if lower
+                                                else (vals[c] < min(real.values())))
+                                 for c in controls)
             else:
                 a["valid"] = bool(rk["validity"].get(name, {}).get("valid", False))
             a["control_values"] = {c: v for c, v in vals.items() if c in controls}
