@@ -97,23 +97,32 @@ def _criteria_values(score: dict) -> tuple[dict[str, dict[str, float]], list[str
 VALUES: dict[str, dict] = {}
 
 
+def values_for(entries: dict, val_path: Path) -> dict[str, float]:
+    """{candidate: value} of the --values entry read against val_path (its ``validation``,
+    relative to the repository root), or {} when there is none."""
+    for e in entries.values():
+        if (HERE.parent / e.get("validation", "")).resolve() == Path(val_path).resolve():
+            return {c: x["mean"] for c, x in e["values"].items()}
+    return {}
+
+
+def controls_worse(values: dict[str, float], controls: list[str], lower_is_better: bool) -> bool:
+    """The score's control check, restated: every control worse than every real candidate."""
+    real = [v for c, v in values.items() if c not in controls]
+    return bool(real) and all(
+        c in values and ((values[c] > max(real)) if lower_is_better else (values[c] < min(real)))
+        for c in controls)
+
+
 def _add_values(vals: dict[str, dict[str, float]], last: dict[str, bool], controls: list[str],
                 val_path: Path) -> None:
     """Fill in, in place, each --values criterion's values for the study whose outcome is
-    val_path (the entry whose ``validation`` is that file) and its control check (every control
-    worse than every real candidate, as the score checks it)."""
+    val_path, and its control check; a study without an entry keeps its score's own."""
     for name, entries in VALUES.items():
-        e = next((e for e in entries.values()
-                  if (HERE.parent / e.get("validation", "")).resolve() == val_path.resolve()),
-                 None)
-        if e is None:
-            continue
-        v = {c: x["mean"] for c, x in e["values"].items()}
-        vals[name] = v
-        real = [x for c, x in v.items() if c not in controls]
-        lower = CRITERIA[name].lower_is_better
-        last[name] = bool(real) and all(c in v for c in controls) and all(
-            (v[c] > max(real)) if lower else (v[c] < min(real)) for c in controls)
+        v = values_for(entries, val_path)
+        if v:
+            vals[name] = v
+            last[name] = controls_worse(v, controls, CRITERIA[name].lower_is_better)
 
 
 def pbmc(selection: Path) -> dict:

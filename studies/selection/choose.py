@@ -25,12 +25,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
 from featsel.diagnostics.criteria import CRITERIA
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # studies/summarize.py
+from summarize import controls_worse, values_for  # noqa: E402
 
 SPACES = ("ambient", "pca")
 STUDY = Path(__file__).resolve().parents[1] / "pbmc" / "full"
@@ -46,14 +50,6 @@ def agreement(values: dict[str, float], outcome: dict[str, float], lower: bool) 
     return {"kendall": float(kendalltau(pred, o).statistic),
             "spearman": float(spearmanr(pred, o).statistic), "n": len(names),
             "values": {c: values[c] for c in names}}
-
-
-def values_for(entries: dict, val_path: Path) -> dict[str, float]:
-    """{candidate: value} of the --values entry whose ``validation`` is val_path ({} if none)."""
-    for e in entries.values():
-        if Path(e.get("validation", "")).resolve() == Path(val_path).resolve():
-            return {c: v["mean"] for c, v in e["values"].items()}
-    return {}
 
 
 def main() -> None:
@@ -104,11 +100,8 @@ def main() -> None:
             if len(real) < 2:
                 continue
             a = agreement(real, outcome, crit.lower_is_better)
-            if filled:  # the score's control check, restated: every control worse than all real
-                lower = crit.lower_is_better
-                a["valid"] = all(c in vals and ((vals[c] > max(real.values())) if lower
-                                                else (vals[c] < min(real.values())))
-                                 for c in controls)
+            if filled:
+                a["valid"] = controls_worse(vals, list(controls), crit.lower_is_better)
             else:
                 a["valid"] = bool(rk["validity"].get(name, {}).get("valid", False))
             a["control_values"] = {c: v for c, v in vals.items() if c in controls}
