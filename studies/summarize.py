@@ -106,6 +106,19 @@ def values_for(entries: dict, val_path: Path) -> dict[str, float]:
     return {}
 
 
+def read_values(items: list[str]) -> dict[str, dict]:
+    """--values CRITERION=FILE items -> {criterion: the file's entries}; one clear error for a
+    malformed item or an unregistered criterion."""
+    out = {}
+    for item in items:
+        name, _, file = item.partition("=")
+        if name not in CRITERIA or not file:
+            raise SystemExit(f"--values: expected CRITERION=FILE with a registered criterion, "
+                             f"got {item!r}")
+        out[name] = json.loads(Path(file).read_text())
+    return out
+
+
 def controls_worse(values: dict[str, float], controls: list[str], lower_is_better: bool) -> bool:
     """The score's control check, restated: every control worse than every real candidate."""
     real = [v for c, v in values.items() if c not in controls]
@@ -274,12 +287,7 @@ def main() -> None:
                     help="a sweep run after its data set's test was known (addendum 6): "
                          "summary.json's robustness, outside the tests and the evidence file")
     args = ap.parse_args()
-    for item in args.values:
-        name, _, file = item.partition("=")
-        if name not in CRITERIA or not file:
-            raise SystemExit(f"--values: expected CRITERION=FILE with a registered criterion, "
-                             f"got {item!r}")
-        VALUES[name] = json.loads(Path(file).read_text())
+    VALUES.update(read_values(args.values))
     roles = dict(item.partition("=")[::2] for item in args.role)
     datasets: dict[str, dict] = {}
     if args.selection:

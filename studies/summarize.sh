@@ -10,7 +10,8 @@
 #   "pooled_secondary": all of them, addenda 7, 8 and 10).
 #   MNIST5=studies/mnist/results_5seeds adds MNIST with five seeds as summary.json's
 #   "robustness" (addendum 6: a check, not a test; outside the pooled readings and the evidence);
-#   SEGMENT_LONG=studies/segment/long adds segment at 2400 steps there too (addendum 9).
+#   SEGMENT_LONG=studies/segment/long and VEHICLE_LONG=studies/vehicle/long add segment and
+#   vehicle at 2400 steps there too (addenda 9 and 11).
 #   inversion_share's values on the studies scored before it existed come from
 #   studies/inversion/results.json (studies/inversion/explore.py; addendum 10).
 set -euo pipefail
@@ -48,6 +49,9 @@ M5=${MNIST5:-studies/mnist/results_5seeds}
 G3=${SEGMENT_LONG:-studies/segment/long}
 [ -f "$G3/validation.json" ] && ALSO+=(--robustness "segment_2400=$G3"
     --role "segment_2400=robustness check of the segment test at three times the budget, run after its result (addendum 9)")
+V3=${VEHICLE_LONG:-studies/vehicle/long}
+[ -f "$V3/validation.json" ] && ALSO+=(--robustness "vehicle_2400=$V3"
+    --role "vehicle_2400=robustness check of the vehicle test at three times the budget, run after its result (addendum 11)")
 OMP_NUM_THREADS=1 ${PYTHON:-.venv/bin/python} studies/summarize.py --out studies/summary.json \
     --selection "$S" --study satimage=studies/satimage/results --study digits=studies/digits/results \
     --study texture=studies/texture/results "${EXTRA[@]}" \

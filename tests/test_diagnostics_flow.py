@@ -7,31 +7,13 @@ import pytest
 import scipy.spatial.distance as ssd
 import scipy.stats
 import torch
-from torch import Tensor
+from diagnostics_helpers import LinearFeaturizer as _Linear
+from diagnostics_helpers import clusters as _clusters
 
 from featsel.diagnostics.candidate import CandidateData
 from featsel.diagnostics.criteria import CRITERIA
 from featsel.diagnostics.flow import energy_distance, particle_flow
 from featsel.features import create_featurizer
-from featsel.features.base import Featurizer
-
-
-def _clusters(n_per=64, k=2, d=4, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    centres = 3 * torch.randn(k, d, generator=g)
-    u = torch.cat([centres[i] + torch.randn(n_per, d, generator=g) for i in range(k)])
-    return u, np.repeat(np.arange(k), n_per)
-
-
-class _Linear(Featurizer):
-    """u (B, D) -> [u W^T] (B, k): a fixed linear map, differentiable."""
-
-    def __init__(self, w: Tensor):
-        super().__init__(None, ["lin"])
-        self.register_buffer("w", w)
-
-    def forward(self, u: Tensor) -> list[Tensor]:
-        return [u @ self.w.T]
 
 
 def test_energy_distance_matches_scipy_in_1d():

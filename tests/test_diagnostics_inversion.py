@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from diagnostics_helpers import LinearFeaturizer as _Linear
+from diagnostics_helpers import clusters
 from torch import Tensor
 
 from featsel.diagnostics.candidate import CandidateData
@@ -18,22 +20,8 @@ from featsel.features import create_featurizer
 from featsel.features.base import Featurizer
 
 
-def _clusters(n_per=48, k=3, d=6, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    centres = 3 * torch.randn(k, d, generator=g)
-    u = torch.cat([centres[i] + torch.randn(n_per, d, generator=g) for i in range(k)])
-    return u, np.repeat(np.arange(k), n_per)
-
-
-class _Linear(Featurizer):
-    """u (B, D) -> [u W^T] (B, k): a fixed linear map, differentiable."""
-
-    def __init__(self, w: Tensor):
-        super().__init__(None, ["lin"])
-        self.register_buffer("w", w)
-
-    def forward(self, u: Tensor) -> list[Tensor]:
-        return [u @ self.w.T]
+def _clusters():
+    return clusters(n_per=48, k=3, d=6)
 
 
 class _Detached(Featurizer):

@@ -34,7 +34,7 @@ from scipy.stats import kendalltau, spearmanr
 from featsel.diagnostics.criteria import CRITERIA
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # studies/summarize.py
-from summarize import controls_worse, values_for  # noqa: E402
+from summarize import controls_worse, read_values, values_for  # noqa: E402
 
 SPACES = ("ambient", "pca")
 STUDY = Path(__file__).resolve().parents[1] / "pbmc" / "full"
@@ -61,13 +61,7 @@ def main() -> None:
     ap.add_argument("--values", action="append", default=[], metavar="CRITERION=FILE",
                     help="a criterion's values for every data set, from a file (addendum 10)")
     args = ap.parse_args()
-    extra: dict[str, dict] = {}
-    for item in args.values:
-        name, _, file = item.partition("=")
-        if name not in CRITERIA or not file:
-            raise SystemExit(f"--values: expected CRITERION=FILE with a registered criterion, "
-                             f"got {item!r}")
-        extra[name] = json.loads(Path(file).read_text())
+    extra = read_values(args.values)
     per: dict[str, dict] = {name: {"spaces": {}} for name in CRITERIA}
     # (data set, space key, score results.json, validation.json)
     sources = [("pbmc68k", g, Path(args.scores) / g / "results.json", STUDY / g / "validation.json")
