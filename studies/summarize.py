@@ -50,6 +50,7 @@ from featsel.confirmation import (
 )
 from featsel.defaults import RANK_CRITERION
 from featsel.diagnostics.criteria import CRITERIA
+from featsel.ranking import control_violations
 
 HERE = Path(__file__).resolve().parent
 
@@ -93,10 +94,6 @@ def _criteria_values(score: dict) -> tuple[dict[str, dict[str, float]], list[str
     return vals, list(rk.get("controls", []))
 
 
-# criterion -> the entries of a --values file (studies/inversion/results.json's layout)
-VALUES: dict[str, dict] = {}
-
-
 def values_for(entries: dict, val_path: Path) -> dict[str, float]:
     """{candidate: value} of the --values entry read against val_path (its ``validation``,
     relative to the repository root), or {} when there is none."""
@@ -119,26 +116,26 @@ def read_values(items: list[str]) -> dict[str, dict]:
     return out
 
 
-def controls_worse(values: dict[str, float], controls: list[str], lower_is_better: bool) -> bool:
-    """The score's control check, restated: every control worse than every real candidate."""
-    real = [v for c, v in values.items() if c not in controls]
-    return bool(real) and all(
-        c in values and ((values[c] > max(real)) if lower_is_better else (values[c] < min(real)))
-        for c in controls)
+def controls_last(values: dict[str, float], controls: list[str], lower_is_better: bool) -> bool:
+    """The score's own control check (``featsel.ranking.control_violations``) on values that
+    did not come from a score: no control better than a real candidate."""
+    return not control_violations(values, controls, lower_is_better=lower_is_better)
 
 
 def _add_values(vals: dict[str, dict[str, float]], last: dict[str, bool], controls: list[str],
-                val_path: Path) -> None:
-    """Fill in, in place, each --values criterion's values for the study whose outcome is
-    val_path, and its control check; a study without an entry keeps its score's own."""
-    for name, entries in VALUES.items():
+                val_path: Path, values: dict[str, dict]) -> None:
+    """Fill in, in place, each --values criterion's values (``values``: criterion -> the file's
+    entries) for the study whose outcome is val_path, and its control check; a study without
+    an entry keeps its score's own."""
+    for name, entries in values.items():
         v = values_for(entries, val_path)
         if v:
             vals[name] = v
-            last[name] = controls_worse(v, controls, CRITERIA[name].lower_is_better)
+            last[name] = controls_last(v, controls, CRITERIA[name].lower_is_better)
 
 
-def pbmc(selection: Path) -> dict:
+def pbmc(selection: Path, values: dict[str, dict] | None = None) -> dict:
+    """pbmc68k's two generation spaces; ``values``: --values entries (``read_values``)."""
     out = {}
     for g in ("ambient", "pca"):
         score = json.loads((selection / g / "results.json").read_text())
@@ -146,7 +143,8 @@ def pbmc(selection: Path) -> dict:
         fd, excl = fd_per_seed(val)
         vals, controls = _criteria_values(score)
         last = {n: bool(v.get("valid")) for n, v in score["ranking"]["validity"].items()}
-        _add_values(vals, last, controls, HERE / "pbmc" / "full" / g / "validation.json")
+        _add_values(vals, last, controls, HERE / "pbmc" / "full" / g / "validation.json",
+                    values or {})
         cands = [c for c in val["settings"]["candidates"] if c not in controls]
         out[f"pbmc68k/{g}"] = {"role": "selection (the criterion was chosen here)",
                                **_agreements(vals, fd, excl, cands),
@@ -154,7 +152,8 @@ def pbmc(selection: Path) -> dict:
     return out
 
 
-def study(folder: Path, name: str, role: str) -> dict:
+def study(folder: Path, name: str, role: str, values: dict[str, dict] | None = None) -> dict:
+    """One `featsel validate` folder; ``values``: --values entries (``read_values``)."""
     val = json.loads((folder / "validation.json").read_text())
     # the sweep's own score, or the slim copy committed beside a study (ranking only)
     src = next(p for p in (folder / "score" / "results.json", folder / "score_ranking.json")
@@ -163,7 +162,7 @@ def study(folder: Path, name: str, role: str) -> dict:
     fd, excl = fd_per_seed(val)
     vals, controls = _criteria_values(score)
     last = {n: bool(v.get("valid")) for n, v in score["ranking"].get("validity", {}).items()}
-    _add_values(vals, last, controls, folder / "validation.json")
+    _add_values(vals, last, controls, folder / "validation.json", values or {})
     cands = list(val["settings"]["candidates"])
     real = [c for c in cands if c not in controls]
     res = {"role": role, **_agreements(vals, fd, excl, real), "_inputs": (vals, fd, excl, real)}
@@ -287,11 +286,11 @@ def main() -> None:
                     help="a sweep run after its data set's test was known (addendum 6): "
                          "summary.json's robustness, outside the tests and the evidence file")
     args = ap.parse_args()
-    VALUES.update(read_values(args.values))
+    values = read_values(args.values)
     roles = dict(item.partition("=")[::2] for item in args.role)
     datasets: dict[str, dict] = {}
     if args.selection:
-        datasets.update(pbmc(Path(args.selection)))
+        datasets.update(pbmc(Path(args.selection), values))
         for key in datasets:
             if key.split("/")[0] in roles:
                 datasets[key]["role"] = roles[key.split("/")[0]]
@@ -300,7 +299,8 @@ def main() -> None:
         if not folder:
             raise SystemExit(f"--study: expected NAME=FOLDER, got {item!r}")
         datasets.update(study(Path(folder), name,
-                              roles.get(name, "held out (test of the pre-registered choice)")))
+                              roles.get(name, "held out (test of the pre-registered choice)"),
+                              values))
     robust: dict[str, dict] = {}
     for item in args.robustness:
         name, _, folder = item.partition("=")
@@ -309,7 +309,7 @@ def main() -> None:
         if name in datasets:
             raise SystemExit(f"--robustness: {name!r} is already a --study name; give the "
                              "check its own name (e.g. mnist_5seeds)")
-        robust.update(study(Path(folder), name, roles.get(name, "robustness check")))
+        robust.update(study(Path(folder), name, roles.get(name, "robustness check"), values))
     pool = pooled(datasets, [n for n in args.pool.split(",") if n]) if args.pool else {}
     pool2 = (pooled(datasets, [n for n in args.pool_also.split(",") if n])
              if args.pool_also else {})

@@ -34,7 +34,7 @@ from scipy.stats import kendalltau, spearmanr
 from featsel.diagnostics.criteria import CRITERIA
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # studies/summarize.py
-from summarize import controls_worse, read_values, values_for  # noqa: E402
+from summarize import controls_last, read_values, values_for  # noqa: E402
 
 SPACES = ("ambient", "pca")
 STUDY = Path(__file__).resolve().parents[1] / "pbmc" / "full"
@@ -95,7 +95,7 @@ def main() -> None:
                 continue
             a = agreement(real, outcome, crit.lower_is_better)
             if filled:
-                a["valid"] = controls_worse(vals, list(controls), crit.lower_is_better)
+                a["valid"] = controls_last(vals, list(controls), crit.lower_is_better)
             else:
                 a["valid"] = bool(rk["validity"].get(name, {}).get("valid", False))
             a["control_values"] = {c: v for c, v in vals.items() if c in controls}

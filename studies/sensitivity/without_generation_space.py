@@ -36,10 +36,11 @@ def main() -> None:
     ap.add_argument("--selection", default="runs/selection")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
-    S.VALUES.update(S.read_values(["inversion_share=studies/inversion/results.json"]))
-    data = S.pbmc(Path(a.selection)) if (Path(a.selection) / "ambient").is_dir() else {}
+    values = S.read_values(["inversion_share=studies/inversion/results.json"])
+    data = (S.pbmc(Path(a.selection), values) if (Path(a.selection) / "ambient").is_dir()
+            else {})
     for d in ("satimage", "digits", *HELD_OUT):
-        data.update(S.study(ROOT / "studies" / d / "results", d, ""))
+        data.update(S.study(ROOT / "studies" / d / "results", d, "", values))
     out: dict[str, dict] = {}
     inputs: dict[str, tuple] = {}
     for name, per in data.items():
