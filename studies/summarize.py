@@ -20,7 +20,7 @@ Format (issue 11): ``{"recommended": criterion, "protocol": ..., "datasets": {na
 mean tau and the exact p of its sum under independent random orders
 (``featsel.confirmation.pooled_kendall_p``). ``--pool-also a,b,c,d`` adds the same over
 another list as ``"pooled_secondary"``: a reading reported beside the pre-registered one, not
-instead (addenda 7, 8 and 10: every held-out test so far).
+instead (addenda 7, 8, 10 and 12: every held-out test so far).
 
 ``--values CRITERION=FILE`` fills in a registered criterion that the committed scores lack, from
 a file matched to each study by its validation.json (``studies/inversion/results.json``,
@@ -236,7 +236,7 @@ def markdown(summary: dict) -> str:
                      "criterion: " + "; ".join(f"`{n}` {per[n]['kendall']:+.2f}"
                                                for n in CRITERIA if n in per) + ".")
     for key, which in (("pooled", "PROTOCOL addendum 4, pre-registered"),
-                       ("pooled_secondary", "PROTOCOL addenda 7, 8 and 10, secondary")):
+                       ("pooled_secondary", "PROTOCOL addenda 7, 8, 10 and 12, secondary")):
         pool = summary.get(key, {})
         if not pool:
             continue
@@ -276,7 +276,7 @@ def main() -> None:
     ap.add_argument("--pool", help="comma-separated held-out data sets read together "
                     "(mean Kendall tau and its exact permutation p, PROTOCOL addendum 4)")
     ap.add_argument("--pool-also", help="another comma-separated list read the same way, "
-                    "reported beside --pool as summary.json's pooled_secondary (addenda 7, 8, 10)")
+                    "reported beside --pool as summary.json's pooled_secondary (addenda 7, 8, 10, 12)")
     ap.add_argument("--values", action="append", default=[], metavar="CRITERION=FILE",
                     help="a criterion's values that the committed scores lack, from a file "
                     "matched to each study by its validation.json (studies/inversion/results.json)")

@@ -5,9 +5,10 @@
 #   MNIST=studies/mnist/results adds the MNIST test (addendum 3), PENBASED=studies/penbased/results
 #   the pen-based digits test (addendum 4) and LETTER=studies/letter/results the letter test
 #   (addendum 7), SEGMENT=studies/segment/results the image segmentation test (addendum 8) and
-#   VEHICLE=studies/vehicle/results the vehicle test (addendum 10) when those folders exist; the
-#   held-out tests are also read together (summary.json "pooled": addendum 4's list;
-#   "pooled_secondary": all of them, addenda 7, 8 and 10).
+#   VEHICLE=studies/vehicle/results the vehicle test (addendum 10) and
+#   INDIAN_PINES=studies/indian_pines/results the Indian Pines test (addendum 12) when those
+#   folders exist; the held-out tests are also read together (summary.json "pooled": addendum
+#   4's list; "pooled_secondary": all of them, addenda 7, 8, 10 and 12).
 #   MNIST5=studies/mnist/results_5seeds adds MNIST with five seeds as summary.json's
 #   "robustness" (addendum 6: a check, not a test; outside the pooled readings and the evidence);
 #   SEGMENT_LONG=studies/segment/long and VEHICLE_LONG=studies/vehicle/long add segment and
@@ -32,8 +33,11 @@ G=${SEGMENT:-studies/segment/results}
 V=${VEHICLE:-studies/vehicle/results}
 [ -f "$V/validation.json" ] && EXTRA+=(--study "vehicle=$V"
     --role "vehicle=held out (test of addendum 10's choice, inversion_share; null_share's sixth)")
+I=${INDIAN_PINES:-studies/indian_pines/results}
+[ -f "$I/validation.json" ] && EXTRA+=(--study "indian_pines=$I"
+    --role "indian_pines=held out (addendum 12: no candidate is the generation space; null_share's seventh)")
 # the held-out tests of the ranking criterion read together: addendum 4's list (pre-registered)
-# and, beside it, every held-out test so far (addenda 7 and 8)
+# and, beside it, every held-out test so far (addenda 7, 8, 10 and 12)
 POOL=texture
 [ -f "$M/validation.json" ] && POOL+=,mnist
 [ -f "$P/validation.json" ] && POOL+=,penbased
@@ -41,6 +45,7 @@ ALL=$POOL
 [ -f "$L/validation.json" ] && ALL+=,letter
 [ -f "$G/validation.json" ] && ALL+=,segment
 [ -f "$V/validation.json" ] && ALL+=,vehicle
+[ -f "$I/validation.json" ] && ALL+=,indian_pines
 ALSO=()
 [ "$ALL" != "$POOL" ] && ALSO=(--pool-also "$ALL")
 M5=${MNIST5:-studies/mnist/results_5seeds}
@@ -61,4 +66,4 @@ OMP_NUM_THREADS=1 ${PYTHON:-.venv/bin/python} studies/summarize.py --out studies
     --role "texture=held out (test of addendum 2's choice)" \
     --pool "$POOL" "${ALSO[@]}" --evidence featsel/evidence.json \
     --values inversion_share=studies/inversion/results.json \
-    --note "\`inversion_share\` was designed after every data set but vehicle had been seen (PROTOCOL addendum 10): its values on those come from studies/inversion/results.json and are exploratory; vehicle is its only held-out test. MNIST's value is on the rebuilt pipeline (robustness row), whose featurizers it needs."
+    --note "\`inversion_share\` was designed after every data set but vehicle had been seen (PROTOCOL addendum 10): its values on those come from studies/inversion/results.json and are exploratory; vehicle and Indian Pines are its held-out tests. MNIST's value is on the rebuilt pipeline (robustness row), whose featurizers it needs."

@@ -93,9 +93,9 @@ def test_summary_markdown_reports_the_secondary_pooled_reading_beside_the_primar
     first, second = md.index("(x): mean"), md.index("(x, y): mean")
     assert first < second  # the pre-registered reading first
     assert "addendum 4, pre-registered): `null_share` (ranks) +0.50, p=0.200" in md
-    assert "addenda 7, 8 and 10, secondary): `null_share` (ranks) +0.50, p=0.100" in md
+    assert "addenda 7, 8, 10 and 12, secondary): `null_share` (ranks) +0.50, p=0.100" in md
     del summary["pooled_secondary"]
-    assert "addenda 7, 8 and 10" not in m.markdown(summary)
+    assert "addenda 7, 8, 10 and 12" not in m.markdown(summary)
 
 
 def test_summary_markdown_reports_a_robustness_check_outside_the_tests():
