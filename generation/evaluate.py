@@ -302,13 +302,20 @@ class ClassJudge:
     stratified half of the real split (at most ``max_fit`` samples, in the generation space,
     standardised), scored on the other half (``real_accuracy``: the ceiling a perfect generator
     reaches) and on generated samples with their asked labels. Independent of every
-    featurizer: a generator cannot have been trained to please it."""
+    featurizer: a generator cannot have been trained to please it. A fit that has not converged
+    in ``max_iter`` iterations (many correlated dimensions, e.g. 200 hyperspectral bands) is
+    kept and said so in ``describe()``, instead of one scikit-learn warning per evaluation."""
 
-    def __init__(self, model, real_accuracy: float, n_fit: int):
+    def __init__(self, model, real_accuracy: float, n_fit: int, converged: bool = True):
         self.model, self.real_accuracy, self.n_fit = model, real_accuracy, n_fit
+        self.converged = converged
 
     @classmethod
-    def fit(cls, u: Tensor, labels: Tensor, *, seed: int = 0, max_fit: int = 5000) -> ClassJudge:
+    def fit(cls, u: Tensor, labels: Tensor, *, seed: int = 0, max_fit: int = 5000,
+            max_iter: int = 500) -> ClassJudge:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import train_test_split
         from sklearn.pipeline import make_pipeline
@@ -321,16 +328,20 @@ class ClassJudge:
         tr, te = train_test_split(np.arange(len(y)), test_size=0.5, random_state=seed,
                                   stratify=strat)
         tr = tr[:max_fit]
-        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
-        clf.fit(x[tr], y[tr])
-        return cls(clf, float(clf.score(x[te], y[te])), len(tr))
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            clf.fit(x[tr], y[tr])
+        converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        return cls(clf, float(clf.score(x[te], y[te])), len(tr), converged)
 
     def accuracy(self, u: Tensor, labels: Tensor) -> float:
         return float(self.model.score(u.reshape(len(u), -1).double().numpy(), labels.numpy()))
 
     def describe(self) -> str:
+        note = "" if self.converged else f" (not converged in {self.model[-1].max_iter} iterations)"
         return (f"logistic regression on {self.n_fit} real samples (generation space), "
-                "scored on the held-out half")
+                f"scored on the held-out half{note}")
 
 
 def _load_eval_data(cfg, split, featurizers):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from featsel.diagnostics.frechet import frechet_distance
-from generation.evaluate import conditional_fd, plan_labels, proportional_counts
+from generation.evaluate import ClassJudge, conditional_fd, plan_labels, proportional_counts
 
 
 def _clouds(sizes, dim, shift, seed):
@@ -95,3 +95,29 @@ def test_decoding_featurizers_see_the_real_samples_not_their_reconstructions():
     # a featurizer of the generation space itself keeps seeing u
     feats, ref = real_feature_vectors(create_featurizer("identity"), u, x)
     assert ref == "generation" and torch.equal(feats, u)
+
+
+def test_class_judge_says_when_its_fit_did_not_converge():
+    """The judge's fit matches scikit-learn's own pipeline; an unconverged fit is said once in
+    describe() instead of a ConvergenceWarning per evaluation."""
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(3).repeat(60)
+    u = torch.randn(180, 40, generator=g) + 0.7 * torch.nn.functional.one_hot(labels, 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing escapes
+        slow = ClassJudge.fit(u, labels, max_iter=2)
+        fast = ClassJudge.fit(u, labels)
+    assert not slow.converged and "not converged in 2 iterations" in slow.describe()
+    assert fast.converged and "converged" not in fast.describe()
+    tr, te = train_test_split(torch.arange(180).numpy(), test_size=0.5, random_state=0,
+                              stratify=labels.numpy())
+    ref = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    ref.fit(u.double().numpy()[tr], labels.numpy()[tr])
+    assert fast.real_accuracy == pytest.approx(ref.score(u.double().numpy()[te], labels.numpy()[te]), abs=0)
