@@ -219,3 +219,19 @@ def test_score_cli_on_satimage(tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert {"identity", "pca:dim=4"} <= set(res["ranking"]["order"])  # (+ noise controls, if added)
     assert (out / "report.html").is_file()
+
+
+@needs_keel
+def test_magic_loads_with_the_documented_counts_and_train_standardisation():
+    # UCI magic04.names: 19,020 instances, 10 continuous attributes, gamma (signal) 12,332 and
+    # hadron (background) 6,688 (typed from the documentation, not read off the data)
+    m = load_manifest("magic")
+    assert m.options["standardize"] == "train" and "ambient" not in m.candidates
+    al, tr, te = (load_dataset("magic", split=s) for s in ("all", "train", "test"))
+    assert al.x.shape == (19020, 10) and al.class_names == ["g", "h"]
+    assert torch.bincount(al.labels).tolist() == [12332, 6688]
+    assert (len(tr), len(te)) == (15216, 3804)
+    x = tr.x.double()
+    torch.testing.assert_close(x.mean(0), torch.zeros(10, dtype=torch.float64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(x.std(0, unbiased=False), torch.ones(10, dtype=torch.float64),
+                               atol=1e-5, rtol=0)
