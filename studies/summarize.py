@@ -20,7 +20,10 @@ Format (issue 11): ``{"recommended": criterion, "protocol": ..., "datasets": {na
 mean tau and the exact p of its sum under independent random orders
 (``featsel.confirmation.pooled_kendall_p``). ``--pool-also a,b,c,d`` adds the same over
 another list as ``"pooled_secondary"``: a reading reported beside the pre-registered one, not
-instead (addenda 7, 8, 10 and 12: every held-out test so far).
+instead (addenda 7, 8, 10, 12 and 13: every held-out test so far). ``--pool-named LABEL=a,b,c``
+(repeatable) adds another list under ``"pooled_named": {label: {criterion: {...}}}``: the held-out
+tests of one criterion that are not every criterion's (addendum 13: ``inversion_share`` on
+vehicle, Indian Pines and MAGIC).
 
 ``--values CRITERION=FILE`` fills in a registered criterion that the committed scores lack, from
 a file matched to each study by its validation.json (``studies/inversion/results.json``,
@@ -236,7 +239,7 @@ def markdown(summary: dict) -> str:
                      "criterion: " + "; ".join(f"`{n}` {per[n]['kendall']:+.2f}"
                                                for n in CRITERIA if n in per) + ".")
     for key, which in (("pooled", "PROTOCOL addendum 4, pre-registered"),
-                       ("pooled_secondary", "PROTOCOL addenda 7, 8, 10 and 12, secondary")):
+                       ("pooled_secondary", "PROTOCOL addenda 7, 8, 10, 12 and 13, secondary")):
         pool = summary.get(key, {})
         if not pool:
             continue
@@ -247,6 +250,14 @@ def markdown(summary: dict) -> str:
                  + "; ".join(f"`{n}`{' (ranks)' if n == summary['recommended'] else ''} "
                              f"{r['mean_kendall']:+.2f}, p={r['p']:.3f}" for n, r in pool.items())
                  + ".")
+    for label, pool in summary.get("pooled_named", {}).items():
+        if not pool:
+            continue
+        first = next(iter(pool.values()))
+        note += (f"\n\n{label}: the held-out tests " + ", ".join(first["datasets"]) + " read "
+                 "together the same way: "
+                 + "; ".join(f"`{n}` {r['mean_kendall']:+.2f}, p={r['p']:.3f}"
+                             for n, r in pool.items()) + ".")
     for extra in summary.get("notes", []):
         note += "\n\n" + extra
     return head + "\n".join(rows) + "\n\n" + "; ".join(info) + ".\n\n" + note + "\n"
@@ -276,7 +287,10 @@ def main() -> None:
     ap.add_argument("--pool", help="comma-separated held-out data sets read together "
                     "(mean Kendall tau and its exact permutation p, PROTOCOL addendum 4)")
     ap.add_argument("--pool-also", help="another comma-separated list read the same way, "
-                    "reported beside --pool as summary.json's pooled_secondary (addenda 7, 8, 10, 12)")
+                    "reported beside --pool as summary.json's pooled_secondary (addenda 7, 8, 10, 12, 13)")
+    ap.add_argument("--pool-named", action="append", default=[], metavar="LABEL=A,B,C",
+                    help="another list read the same way, as summary.json's pooled_named[LABEL] "
+                         "(repeatable; addendum 13)")
     ap.add_argument("--values", action="append", default=[], metavar="CRITERION=FILE",
                     help="a criterion's values that the committed scores lack, from a file "
                     "matched to each study by its validation.json (studies/inversion/results.json)")
@@ -313,6 +327,12 @@ def main() -> None:
     pool = pooled(datasets, [n for n in args.pool.split(",") if n]) if args.pool else {}
     pool2 = (pooled(datasets, [n for n in args.pool_also.split(",") if n])
              if args.pool_also else {})
+    named: dict[str, dict] = {}
+    for item in args.pool_named:
+        label, _, names = item.partition("=")
+        if not label or not names:
+            raise SystemExit(f"--pool-named: expected LABEL=A,B,C, got {item!r}")
+        named[label] = pooled(datasets, [n for n in names.split(",") if n])
     for per in [*datasets.values(), *robust.values()]:
         per.pop("_inputs", None)
     summary = {"recommended": RANK_CRITERION, "protocol": "studies/PROTOCOL.md",
@@ -321,6 +341,8 @@ def main() -> None:
         summary["pooled"] = pool
     if pool2:
         summary["pooled_secondary"] = pool2
+    if named:
+        summary["pooled_named"] = named
     if robust:
         summary["robustness"] = robust
     if args.note:
@@ -350,7 +372,7 @@ def main() -> None:
                 print(f"  {n:24s} Kendall {r['kendall']:+.2f} [{r['ci_low']:+.2f}, "
                       f"{r['ci_high']:+.2f}]  Spearman {r['spearman']:+.2f}  "
                       f"n={r['n_candidates']} seeds={r['n_seeds']}")
-    for n, r in [*pool.items(), *pool2.items()]:
+    for n, r in [*pool.items(), *pool2.items(), *(x for p in named.values() for x in p.items())]:
         print(f"pooled {','.join(r['datasets'])}: {n:24s} mean Kendall {r['mean_kendall']:+.2f} "
               f"p={r['p']:.3f}")
 

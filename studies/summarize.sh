@@ -6,9 +6,11 @@
 #   the pen-based digits test (addendum 4) and LETTER=studies/letter/results the letter test
 #   (addendum 7), SEGMENT=studies/segment/results the image segmentation test (addendum 8) and
 #   VEHICLE=studies/vehicle/results the vehicle test (addendum 10) and
-#   INDIAN_PINES=studies/indian_pines/results the Indian Pines test (addendum 12) when those
-#   folders exist; the held-out tests are also read together (summary.json "pooled": addendum
-#   4's list; "pooled_secondary": all of them, addenda 7, 8, 10 and 12).
+#   INDIAN_PINES=studies/indian_pines/results the Indian Pines test (addendum 12) and
+#   MAGIC=studies/magic/results the MAGIC test (addendum 13) when those folders exist; the
+#   held-out tests are also read together (summary.json "pooled": addendum 4's list;
+#   "pooled_secondary": all of them, addenda 7, 8, 10, 12 and 13; "pooled_named": the
+#   inversion share's own held-out tests, vehicle, Indian Pines and MAGIC, addendum 13).
 #   MNIST5=studies/mnist/results_5seeds adds MNIST with five seeds as summary.json's
 #   "robustness" (addendum 6: a check, not a test; outside the pooled readings and the evidence);
 #   SEGMENT_LONG=studies/segment/long and VEHICLE_LONG=studies/vehicle/long add segment and
@@ -36,6 +38,9 @@ V=${VEHICLE:-studies/vehicle/results}
 I=${INDIAN_PINES:-studies/indian_pines/results}
 [ -f "$I/validation.json" ] && EXTRA+=(--study "indian_pines=$I"
     --role "indian_pines=held out (addendum 12: no candidate is the generation space; null_share's seventh)")
+A=${MAGIC:-studies/magic/results}
+[ -f "$A/validation.json" ] && EXTRA+=(--study "magic=$A"
+    --role "magic=held out (test of addendum 13's choice, inversion_share; null_share's eighth)")
 # the held-out tests of the ranking criterion read together: addendum 4's list (pre-registered)
 # and, beside it, every held-out test so far (addenda 7, 8, 10 and 12)
 POOL=texture
@@ -46,8 +51,12 @@ ALL=$POOL
 [ -f "$G/validation.json" ] && ALL+=,segment
 [ -f "$V/validation.json" ] && ALL+=,vehicle
 [ -f "$I/validation.json" ] && ALL+=,indian_pines
+[ -f "$A/validation.json" ] && ALL+=,magic
 ALSO=()
 [ "$ALL" != "$POOL" ] && ALSO=(--pool-also "$ALL")
+# the inversion share's own held-out tests (addendum 13's second condition)
+[ -f "$A/validation.json" ] && [ -f "$I/validation.json" ] && [ -f "$V/validation.json" ] &&
+    ALSO+=(--pool-named "inversion_share's held-out tests (addendum 13)=vehicle,indian_pines,magic")
 M5=${MNIST5:-studies/mnist/results_5seeds}
 [ -f "$M5/validation.json" ] && ALSO+=(--robustness "mnist_5seeds=$M5"
     --role "mnist_5seeds=robustness check of the MNIST test, run after its result (addendum 6)")
@@ -66,4 +75,4 @@ OMP_NUM_THREADS=1 ${PYTHON:-.venv/bin/python} studies/summarize.py --out studies
     --role "texture=held out (test of addendum 2's choice)" \
     --pool "$POOL" "${ALSO[@]}" --evidence featsel/evidence.json \
     --values inversion_share=studies/inversion/results.json \
-    --note "\`inversion_share\` was designed after every data set but vehicle had been seen (PROTOCOL addendum 10): its values on those come from studies/inversion/results.json and are exploratory; vehicle and Indian Pines are its held-out tests. MNIST's value is on the rebuilt pipeline (robustness row), whose featurizers it needs."
+    --note "\`inversion_share\` was designed after every data set but vehicle had been seen (PROTOCOL addendum 10): its values on those come from studies/inversion/results.json and are exploratory; vehicle, Indian Pines and MAGIC are its held-out tests. MNIST's value is on the rebuilt pipeline (robustness row), whose featurizers it needs."

@@ -93,9 +93,9 @@ def test_summary_markdown_reports_the_secondary_pooled_reading_beside_the_primar
     first, second = md.index("(x): mean"), md.index("(x, y): mean")
     assert first < second  # the pre-registered reading first
     assert "addendum 4, pre-registered): `null_share` (ranks) +0.50, p=0.200" in md
-    assert "addenda 7, 8, 10 and 12, secondary): `null_share` (ranks) +0.50, p=0.100" in md
+    assert "addenda 7, 8, 10, 12 and 13, secondary): `null_share` (ranks) +0.50, p=0.100" in md
     del summary["pooled_secondary"]
-    assert "addenda 7, 8, 10 and 12" not in m.markdown(summary)
+    assert "addenda 7, 8, 10, 12 and 13" not in m.markdown(summary)
 
 
 def test_summary_markdown_reports_a_robustness_check_outside_the_tests():
@@ -164,6 +164,31 @@ def test_summarize_keeps_a_robustness_check_out_of_the_tests_and_the_evidence(tm
     clash = subprocess.run([*cmd, "--robustness", f"x={check}"], capture_output=True,
                            text=True, cwd=ROOT)
     assert clash.returncode != 0 and "--robustness: 'x' is already a --study name" in clash.stderr
+
+
+def test_summarize_reads_a_named_pool_beside_the_others(tmp_path):
+    """--pool-named LABEL=a,b (addendum 13): the same reading as --pool over another list, in
+    summary.json's pooled_named and summary.md; the pre-registered readings are unchanged."""
+    import json
+    import subprocess
+    import sys
+
+    x = _study_folder(tmp_path / "x", {"a": 0.1, "b": 0.2, "c": 0.3})  # tau +1
+    y = _study_folder(tmp_path / "y", {"a": 0.2, "b": 0.1, "c": 0.3})  # tau +1/3
+    out = tmp_path / "summary.json"
+    cmd = [sys.executable, str(ROOT / "studies" / "summarize.py"), "--out", str(out),
+           "--study", f"x={x}", "--study", f"y={y}", "--pool", "x"]
+    run = subprocess.run([*cmd, "--pool-named", "two=x,y"], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(out.read_text())
+    assert summary["pooled"]["null_share"]["datasets"] == ["x"]
+    two = summary["pooled_named"]["two"]["null_share"]
+    assert two["datasets"] == ["x", "y"] and two["p"] == pytest.approx(5 / 36, abs=1e-12)
+    assert "two: the held-out tests x, y read together the same way: `null_share` +0.67, p=0.139" \
+        in out.with_suffix(".md").read_text()
+    bad = subprocess.run([*cmd, "--pool-named", "two"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode != 0 and "--pool-named: expected LABEL=A,B,C" in bad.stderr
 
 
 def test_summarize_fills_in_a_criterion_from_a_values_file_matched_by_validation(tmp_path):
