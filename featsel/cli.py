@@ -215,9 +215,9 @@ def _score_args(p: argparse.ArgumentParser) -> None:
                    "training-field steps per candidate; it ranks nothing, see the README; "
                    f"default {_on_off('--flow', d.flow)})")
     p.add_argument("--inversion", action=argparse.BooleanOptionalAction, default=d.inversion,
-                   help="also the inversion share (inversion_share: up to 100 L-BFGS "
-                   "evaluations through each candidate; it ranks only with --criterion "
-                   "inversion_share, see the README; "
+                   help="also the inversion share under another --criterion (inversion_share: "
+                   "up to 100 L-BFGS evaluations through each candidate; always computed while "
+                   "it ranks, as it does by default, see the README; "
                    f"default {_on_off('--inversion', d.inversion)})")
     p.add_argument("--curve", action=argparse.BooleanOptionalAction, default=d.curve,
                    help=f"the Delta_OT(n) curves (figure; default {_on_off('--curve', d.curve)})")
@@ -282,7 +282,7 @@ def _pooled_text(pool: dict | None) -> str:
     if not pool:
         return ""
     return (f"; held out together ({', '.join(pool['datasets'])}): mean {pool['mean_kendall']:+.2f}, "
-            f"p = {pool['p']:.3f}")
+            f"p = {pool['p']:.2g}")
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
@@ -536,7 +536,8 @@ def _sweep_score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--score-flow", action="store_true", help="the score also runs the particle "
                    "flow (flow_fidelity; costly, ranks nothing)")
     p.add_argument("--score-inversion", action="store_true", help="the score also computes the "
-                   "inversion share (inversion_share; costly through ViTs)")
+                   "inversion share under another --criterion (always while it ranks, the "
+                   "default; costly through ViTs)")
     p.add_argument("--exclude-aligned", action="store_true", help="also leave out FDs in "
                    "evaluation spaces the candidate is aligned with (R^2 flag), not only the "
                    "same network's")

@@ -23,7 +23,10 @@ another list as ``"pooled_secondary"``: a reading reported beside the pre-regist
 instead (addenda 7, 8, 10, 12 and 13: every held-out test so far). ``--pool-named LABEL=a,b,c``
 (repeatable) adds another list under ``"pooled_named": {label: {criterion: {...}}}``: the held-out
 tests of one criterion that are not every criterion's (addendum 13: ``inversion_share`` on
-vehicle, Indian Pines and MAGIC).
+vehicle, Indian Pines and MAGIC). ``--evidence-held-out a,b,c`` names the ranking criterion's
+own held-out tests when it was chosen after the others had been seen: summary.json's
+``recommended_held_out``, and the evidence file reads them together as ``pooled_held_out`` and
+marks every other data set as selection data.
 
 ``--values CRITERION=FILE`` fills in a registered criterion that the committed scores lack, from
 a file matched to each study by its validation.json (``studies/inversion/results.json``,
@@ -296,6 +299,11 @@ def main() -> None:
                     "matched to each study by its validation.json (studies/inversion/results.json)")
     ap.add_argument("--note", action="append", default=[], metavar="TEXT",
                     help="a paragraph for summary.json's notes and the end of summary.md")
+    ap.add_argument("--evidence-held-out", metavar="A,B,C",
+                    help="the ranking criterion's own held-out tests, when it was chosen after "
+                    "the others had been seen (addendum 13: inversion_share on vehicle, Indian "
+                    "Pines and MAGIC): the evidence file reads these together and marks every "
+                    "other data set as seen when it was chosen")
     ap.add_argument("--robustness", action="append", default=[], metavar="NAME=FOLDER",
                     help="a sweep run after its data set's test was known (addendum 6): "
                          "summary.json's robustness, outside the tests and the evidence file")
@@ -333,10 +341,18 @@ def main() -> None:
         if not label or not names:
             raise SystemExit(f"--pool-named: expected LABEL=A,B,C, got {item!r}")
         named[label] = pooled(datasets, [n for n in names.split(",") if n])
+    held_out = [n for n in (args.evidence_held_out or "").split(",") if n]
+    missing = [n for n in held_out if RANK_CRITERION not in datasets.get(n, {})]
+    if missing:
+        raise SystemExit(f"--evidence-held-out: {missing} have no {RANK_CRITERION} values "
+                         f"(studies: {sorted(datasets)})")
+    held_pool = pooled(datasets, held_out) if held_out else {}
     for per in [*datasets.values(), *robust.values()]:
         per.pop("_inputs", None)
     summary = {"recommended": RANK_CRITERION, "protocol": "studies/PROTOCOL.md",
                "datasets": datasets}
+    if held_out:
+        summary["recommended_held_out"] = held_out
     if pool:
         summary["pooled"] = pool
     if pool2:
@@ -358,7 +374,13 @@ def main() -> None:
                                ("kendall", "ci_low", "ci_high", "n_candidates", "n_seeds")}
                            | {"role": per.get("role", "")}
                            for d, per in datasets.items() if RANK_CRITERION in per}}
-        for key, pl in (("pooled_held_out", pool), ("pooled_held_out_secondary", pool2)):
+        pools = (("pooled_held_out", pool), ("pooled_held_out_secondary", pool2))
+        if held_out:  # a criterion chosen on the others: only its own tests are held out
+            for d, e in ev["datasets"].items():
+                if d not in held_out:
+                    e["role"] = f"selection (seen when {RANK_CRITERION} was chosen)"
+            pools = (("pooled_held_out", held_pool),)
+        for key, pl in pools:
             if RANK_CRITERION in pl:
                 ev[key] = {k: pl[RANK_CRITERION][k] for k in ("datasets", "mean_kendall", "p")}
         tmp = Path(args.evidence).with_suffix(".json.tmp")

@@ -10,7 +10,8 @@
 #   MAGIC=studies/magic/results the MAGIC test (addendum 13) when those folders exist; the
 #   held-out tests are also read together (summary.json "pooled": addendum 4's list;
 #   "pooled_secondary": all of them, addenda 7, 8, 10, 12 and 13; "pooled_named": the
-#   inversion share's own held-out tests, vehicle, Indian Pines and MAGIC, addendum 13).
+#   inversion share's own held-out tests, vehicle, Indian Pines and MAGIC, addendum 13, which
+#   featsel/evidence.json reads for the default criterion).
 #   MNIST5=studies/mnist/results_5seeds adds MNIST with five seeds as summary.json's
 #   "robustness" (addendum 6: a check, not a test; outside the pooled readings and the evidence);
 #   SEGMENT_LONG=studies/segment/long and VEHICLE_LONG=studies/vehicle/long add segment and
@@ -56,7 +57,8 @@ ALSO=()
 [ "$ALL" != "$POOL" ] && ALSO=(--pool-also "$ALL")
 # the inversion share's own held-out tests (addendum 13's second condition)
 [ -f "$A/validation.json" ] && [ -f "$I/validation.json" ] && [ -f "$V/validation.json" ] &&
-    ALSO+=(--pool-named "inversion_share's held-out tests (addendum 13)=vehicle,indian_pines,magic")
+    ALSO+=(--pool-named "inversion_share's held-out tests (addendum 13)=vehicle,indian_pines,magic"
+           --evidence-held-out vehicle,indian_pines,magic)  # the default since addendum 13
 M5=${MNIST5:-studies/mnist/results_5seeds}
 [ -f "$M5/validation.json" ] && ALSO+=(--robustness "mnist_5seeds=$M5"
     --role "mnist_5seeds=robustness check of the MNIST test, run after its result (addendum 6)")

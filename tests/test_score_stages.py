@@ -54,7 +54,8 @@ def test_results_json_keeps_its_structure(tmp_path):
     scored = ["pca:dim=4", "noise:dim=1", "noise:dim=4"]
     assert sorted(res["ranking"]["order"]) == sorted(scored)
     enabled = [n for n, c in CRITERIA.items() if c.enabled(cfg)]
-    assert "flow_fidelity" not in enabled and "inversion_share" not in enabled  # costly, off
+    assert "flow_fidelity" not in enabled  # costly, off unless asked
+    assert cfg.criterion in enabled  # the criterion that ranks is always computed
     assert list(res["ranking"]["validity"]) == enabled
     # diagnostics: one per scored featurizer, in scoring order, each with every section
     assert list(res["diagnostics"]) == scored

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from featsel.defaults import RANK_CRITERION
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -129,15 +131,17 @@ def test_slim_score_keeps_the_ranking_settings_and_versions(tmp_path):
     assert not (tmp_path / "slim.json.tmp").exists()
 
 
-def _study_folder(folder: Path, values: dict[str, float]) -> Path:
+def _study_folder(folder: Path, values: dict[str, float],
+                  criteria: tuple[str, ...] = ("null_share",)) -> Path:
+    """A study folder whose score gives every criterion in ``criteria`` the same ``values``."""
     import json
 
     folder.mkdir(parents=True)
     val = {**_sweep(), "settings": {"candidates": ["a", "b", "c"]}, "controls": []}
     (folder / "validation.json").write_text(json.dumps(val))
-    ranking = {"candidates": {c: {"criteria": {"null_share": {"mean": v}}}
+    ranking = {"candidates": {c: {"criteria": {k: {"mean": v} for k in criteria}}
                               for c, v in values.items()},
-               "controls": [], "validity": {"null_share": {"valid": True}}}
+               "controls": [], "validity": {k: {"valid": True} for k in criteria}}
     (folder / "score_ranking.json").write_text(json.dumps({"ranking": ranking}))
     return folder
 
@@ -147,8 +151,9 @@ def test_summarize_keeps_a_robustness_check_out_of_the_tests_and_the_evidence(tm
     import subprocess
     import sys
 
-    test = _study_folder(tmp_path / "x", {"a": 0.1, "b": 0.2, "c": 0.3})
-    check = _study_folder(tmp_path / "x5", {"a": 0.2, "b": 0.1, "c": 0.3})
+    both = tuple(dict.fromkeys(("null_share", RANK_CRITERION)))  # the evidence's criterion too
+    test = _study_folder(tmp_path / "x", {"a": 0.1, "b": 0.2, "c": 0.3}, both)
+    check = _study_folder(tmp_path / "x5", {"a": 0.2, "b": 0.1, "c": 0.3}, both)
     out, ev = tmp_path / "summary.json", tmp_path / "evidence.json"
     cmd = [sys.executable, str(ROOT / "studies" / "summarize.py"), "--out", str(out),
            "--study", f"x={test}", "--pool", "x", "--evidence", str(ev)]
@@ -189,6 +194,36 @@ def test_summarize_reads_a_named_pool_beside_the_others(tmp_path):
         in out.with_suffix(".md").read_text()
     bad = subprocess.run([*cmd, "--pool-named", "two"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode != 0 and "--pool-named: expected LABEL=A,B,C" in bad.stderr
+
+
+def test_summarize_evidence_reads_the_ranking_criterions_own_held_out_tests(tmp_path):
+    """--evidence-held-out y (addendum 13): a criterion chosen after x had been seen is judged
+    on y alone; the evidence file marks x as seen and reads y as its held-out test."""
+    import json
+    import subprocess
+    import sys
+
+    x = _study_folder(tmp_path / "x", {"a": 0.1, "b": 0.2, "c": 0.3}, (RANK_CRITERION,))
+    y = _study_folder(tmp_path / "y", {"a": 0.2, "b": 0.1, "c": 0.3}, (RANK_CRITERION,))
+    out, ev = tmp_path / "summary.json", tmp_path / "evidence.json"
+    cmd = [sys.executable, str(ROOT / "studies" / "summarize.py"), "--out", str(out),
+           "--study", f"x={x}", "--study", f"y={y}", "--role", "y=held out (test)",
+           "--pool", "x,y", "--pool-also", "x,y", "--evidence", str(ev)]
+    run = subprocess.run([*cmd, "--evidence-held-out", "y"], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    summary, evidence = json.loads(out.read_text()), json.loads(ev.read_text())
+    assert summary["recommended_held_out"] == ["y"]
+    assert evidence["datasets"]["x"]["role"] == f"selection (seen when {RANK_CRITERION} was chosen)"
+    assert evidence["datasets"]["y"]["role"] == "held out (test)"
+    # one data set of 3 candidates at tau 1/3: 3 of the 6 orders agree as well (exact p 1/2)
+    assert evidence["pooled_held_out"] == {"datasets": ["y"], "mean_kendall": pytest.approx(1 / 3),
+                                           "p": pytest.approx(0.5, abs=1e-12)}
+    assert "pooled_held_out_secondary" not in evidence
+    assert summary["pooled"][RANK_CRITERION]["datasets"] == ["x", "y"]  # the others unchanged
+    bad = subprocess.run([*cmd, "--evidence-held-out", "z"], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert bad.returncode != 0 and "--evidence-held-out: ['z'] have no" in bad.stderr
 
 
 def test_summarize_fills_in_a_criterion_from_a_values_file_matched_by_validation(tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from featsel.cli import main
+from featsel.defaults import RANK_CRITERION
 from generation.validate import ValidateConfig, candidate_dirname, job_status, plan_jobs, run_validate
 
 TINY = ["n_gen=8", "n_pos=16", "n_unc=4", "queue_size=32", "uncond_queue_size=64",
@@ -156,6 +157,13 @@ def test_smoke_sweep_then_resume(tmp_path):
     redo = run_validate(cfg, out)
     assert "null_share" in json.loads(sp.read_text())["ranking"]["validity"]
     assert redo["jobs_run"] == [] and len(redo["jobs_skipped"]) == 4
+    # so is a score ranked by an earlier default criterion (it is the predictor and the prior)
+    old = json.loads(sp.read_text())
+    old["settings"]["criterion"] = "null_share" if RANK_CRITERION != "null_share" else "delta_ot"
+    sp.write_text(json.dumps(old))
+    redo = run_validate(cfg, out)
+    assert json.loads(sp.read_text())["settings"]["criterion"] == RANK_CRITERION
+    assert redo["predictor"] == RANK_CRITERION and redo["jobs_run"] == []
 
     # a larger budget makes every job unfinished: refused without resume, continued with it
     more = _cfg(budget=3)

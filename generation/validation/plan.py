@@ -52,7 +52,7 @@ class ValidateConfig:
     score_split: str | None = None          # split scored; None: the training config's split
     score_curve: bool = False               # also the Delta_OT(n) curves (figures only)
     score_flow: bool = D.FLOW               # also the particle flow (flow_fidelity; costly)
-    score_inversion: bool = D.INVERSION     # also the inversion share (costly through ViTs)
+    score_inversion: bool = D.INVERSION     # also the inversion share under another criterion
     exclude_aligned: bool = False           # also exclude pairs flagged by alignment R^2
     figures: bool = True                    # sample grid (images) / UMAP (vectors) per candidate
     figure_n: int = 8                       # samples per class in the figures

@@ -46,8 +46,9 @@ def score_candidates(cfg: ValidateConfig, candidates: list[str],
                 want["evaluations"] = evaluations
             if cfg.score_n is not None:
                 want["n"] = cfg.score_n
-            if cfg.criterion:
-                want["criterion"] = cfg.criterion
+            # the criterion that ranks, named or the default (a score ranked by an earlier
+            # default is rescored: its order is select's prior and validate's predictor)
+            want["criterion"] = scfg.criterion
             # a score made before a criterion was registered (or without an optional one this
             # sweep asks for) lacks it: rescore
             need = {n for n, c in CRITERIA.items() if c.enabled(scfg)}
