@@ -124,12 +124,15 @@ def test_bad_input_is_one_clear_error():
         inversion_share(f, u, n=100, labels=lab)
 
 
-def test_criterion_registered_off_by_default_and_needs_the_featurizer():
+def test_criterion_computed_when_it_ranks_or_asked_and_needs_the_featurizer():
     from featsel.scoring.config import ScoreConfig, check_config
 
     crit = CRITERIA["inversion_share"]
-    assert crit.lower_is_better and not crit.enabled(ScoreConfig())
-    cfg = dataclasses.replace(ScoreConfig(), inversion=True, inversion_steps=4)
+    # the default criterion since addendum 13, so on by default; under another, off unless asked
+    assert crit.lower_is_better and crit.enabled(ScoreConfig())
+    assert not crit.enabled(ScoreConfig(criterion="null_share"))
+    cfg = dataclasses.replace(ScoreConfig(criterion="null_share"), inversion=True,
+                              inversion_steps=4)
     assert crit.enabled(cfg) and crit.draws(cfg) == 8
     # the criterion that ranks is always computed, asked for or not
     assert crit.enabled(dataclasses.replace(ScoreConfig(), criterion="inversion_share"))
