@@ -7,11 +7,13 @@
 #   (addendum 7), SEGMENT=studies/segment/results the image segmentation test (addendum 8) and
 #   VEHICLE=studies/vehicle/results the vehicle test (addendum 10) and
 #   INDIAN_PINES=studies/indian_pines/results the Indian Pines test (addendum 12) and
-#   MAGIC=studies/magic/results the MAGIC test (addendum 13) when those folders exist; the
+#   MAGIC=studies/magic/results the MAGIC test (addendum 13), PHONEME=studies/phoneme/results and
+#   RING=studies/ring/results the default's replication (addendum 14) when those folders exist; the
 #   held-out tests are also read together (summary.json "pooled": addendum 4's list;
 #   "pooled_secondary": all of them, addenda 7, 8, 10, 12 and 13; "pooled_named": the
 #   inversion share's own held-out tests, vehicle, Indian Pines and MAGIC, addendum 13, which
-#   featsel/evidence.json reads for the default criterion).
+#   featsel/evidence.json reads for the default criterion; with addendum 14's two, all five,
+#   and the two of the replication alone).
 #   MNIST5=studies/mnist/results_5seeds adds MNIST with five seeds as summary.json's
 #   "robustness" (addendum 6: a check, not a test; outside the pooled readings and the evidence);
 #   SEGMENT_LONG=studies/segment/long and VEHICLE_LONG=studies/vehicle/long add segment and
@@ -42,6 +44,12 @@ I=${INDIAN_PINES:-studies/indian_pines/results}
 A=${MAGIC:-studies/magic/results}
 [ -f "$A/validation.json" ] && EXTRA+=(--study "magic=$A"
     --role "magic=held out (test of addendum 13's choice, inversion_share; null_share's eighth)")
+H=${PHONEME:-studies/phoneme/results}
+[ -f "$H/validation.json" ] && EXTRA+=(--study "phoneme=$H"
+    --role "phoneme=held out (addendum 14: the default's replication; null_share's ninth)")
+N=${RING:-studies/ring/results}
+[ -f "$N/validation.json" ] && EXTRA+=(--study "ring=$N"
+    --role "ring=held out (addendum 14: the default's replication; null_share's tenth)")
 # the held-out tests of the ranking criterion read together: addendum 4's list (pre-registered)
 # and, beside it, every held-out test so far (addenda 7, 8, 10 and 12)
 POOL=texture
@@ -53,12 +61,21 @@ ALL=$POOL
 [ -f "$V/validation.json" ] && ALL+=,vehicle
 [ -f "$I/validation.json" ] && ALL+=,indian_pines
 [ -f "$A/validation.json" ] && ALL+=,magic
+[ -f "$H/validation.json" ] && ALL+=,phoneme
+[ -f "$N/validation.json" ] && ALL+=,ring
 ALSO=()
 [ "$ALL" != "$POOL" ] && ALSO=(--pool-also "$ALL")
 # the inversion share's own held-out tests (addendum 13's second condition)
+INV=
 [ -f "$A/validation.json" ] && [ -f "$I/validation.json" ] && [ -f "$V/validation.json" ] &&
-    ALSO+=(--pool-named "inversion_share's held-out tests (addendum 13)=vehicle,indian_pines,magic"
-           --evidence-held-out vehicle,indian_pines,magic)  # the default since addendum 13
+    INV=vehicle,indian_pines,magic &&
+    ALSO+=(--pool-named "inversion_share's held-out tests (addendum 13)=$INV")
+# addendum 14: the replication alone, and all five (the evidence of the default from then on)
+[ -n "$INV" ] && [ -f "$H/validation.json" ] && [ -f "$N/validation.json" ] &&
+    ALSO+=(--pool-named "the default's replication (addendum 14)=phoneme,ring") &&
+    INV+=,phoneme,ring &&
+    ALSO+=(--pool-named "inversion_share's held-out tests (addendum 14)=$INV")
+[ -n "$INV" ] && ALSO+=(--evidence-held-out "$INV")  # the default since addendum 13
 M5=${MNIST5:-studies/mnist/results_5seeds}
 [ -f "$M5/validation.json" ] && ALSO+=(--robustness "mnist_5seeds=$M5"
     --role "mnist_5seeds=robustness check of the MNIST test, run after its result (addendum 6)")
