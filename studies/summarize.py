@@ -20,7 +20,7 @@ Format (issue 11): ``{"recommended": criterion, "protocol": ..., "datasets": {na
 mean tau and the exact p of its sum under independent random orders
 (``featsel.confirmation.pooled_kendall_p``). ``--pool-also a,b,c,d`` adds the same over
 another list as ``"pooled_secondary"``: a reading reported beside the pre-registered one, not
-instead (addenda 7, 8, 10, 12 and 13: every held-out test so far). ``--pool-named LABEL=a,b,c``
+instead (addenda 7, 8, 10, 12, 13 and 14: every held-out test so far). ``--pool-named LABEL=a,b,c``
 (repeatable) adds another list under ``"pooled_named": {label: {criterion: {...}}}``: the held-out
 tests of one criterion that are not every criterion's (addendum 13: ``inversion_share`` on
 vehicle, Indian Pines and MAGIC). ``--evidence-held-out a,b,c`` names the ranking criterion's
@@ -242,7 +242,7 @@ def markdown(summary: dict) -> str:
                      "criterion: " + "; ".join(f"`{n}` {per[n]['kendall']:+.2f}"
                                                for n in CRITERIA if n in per) + ".")
     for key, which in (("pooled", "PROTOCOL addendum 4, pre-registered"),
-                       ("pooled_secondary", "PROTOCOL addenda 7, 8, 10, 12 and 13, secondary")):
+                       ("pooled_secondary", "PROTOCOL addenda 7, 8, 10, 12, 13 and 14, secondary")):
         pool = summary.get(key, {})
         if not pool:
             continue
@@ -251,7 +251,7 @@ def markdown(summary: dict) -> str:
                  "Kendall tau and the exact one-sided p of its sum under independent random "
                  f"orders ({which}): "
                  + "; ".join(f"`{n}`{' (ranks)' if n == summary['recommended'] else ''} "
-                             f"{r['mean_kendall']:+.2f}, p={r['p']:.3f}" for n, r in pool.items())
+                             f"{r['mean_kendall']:+.2f}, p={r['p']:.2g}" for n, r in pool.items())
                  + ".")
     for label, pool in summary.get("pooled_named", {}).items():
         if not pool:
@@ -259,7 +259,7 @@ def markdown(summary: dict) -> str:
         first = next(iter(pool.values()))
         note += (f"\n\n{label}: the held-out tests " + ", ".join(first["datasets"]) + " read "
                  "together the same way: "
-                 + "; ".join(f"`{n}` {r['mean_kendall']:+.2f}, p={r['p']:.3f}"
+                 + "; ".join(f"`{n}` {r['mean_kendall']:+.2f}, p={r['p']:.2g}"
                              for n, r in pool.items()) + ".")
     for extra in summary.get("notes", []):
         note += "\n\n" + extra
@@ -290,7 +290,8 @@ def main() -> None:
     ap.add_argument("--pool", help="comma-separated held-out data sets read together "
                     "(mean Kendall tau and its exact permutation p, PROTOCOL addendum 4)")
     ap.add_argument("--pool-also", help="another comma-separated list read the same way, "
-                    "reported beside --pool as summary.json's pooled_secondary (addenda 7, 8, 10, 12, 13)")
+                    "reported beside --pool as summary.json's pooled_secondary "
+                    "(addenda 7, 8, 10, 12, 13, 14)")
     ap.add_argument("--pool-named", action="append", default=[], metavar="LABEL=A,B,C",
                     help="another list read the same way, as summary.json's pooled_named[LABEL] "
                          "(repeatable; addendum 13)")
@@ -396,7 +397,7 @@ def main() -> None:
                       f"n={r['n_candidates']} seeds={r['n_seeds']}")
     for n, r in [*pool.items(), *pool2.items(), *(x for p in named.values() for x in p.items())]:
         print(f"pooled {','.join(r['datasets'])}: {n:24s} mean Kendall {r['mean_kendall']:+.2f} "
-              f"p={r['p']:.3f}")
+              f"p={r['p']:.2g}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@
 #   MAGIC=studies/magic/results the MAGIC test (addendum 13), PHONEME=studies/phoneme/results and
 #   RING=studies/ring/results the default's replication (addendum 14) when those folders exist; the
 #   held-out tests are also read together (summary.json "pooled": addendum 4's list;
-#   "pooled_secondary": all of them, addenda 7, 8, 10, 12 and 13; "pooled_named": the
+#   "pooled_secondary": all of them, addenda 7, 8, 10, 12, 13 and 14; "pooled_named": the
 #   inversion share's own held-out tests, vehicle, Indian Pines and MAGIC, addendum 13, which
 #   featsel/evidence.json reads for the default criterion; with addendum 14's two, all five,
 #   and the two of the replication alone).

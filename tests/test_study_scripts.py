@@ -94,10 +94,10 @@ def test_summary_markdown_reports_the_secondary_pooled_reading_beside_the_primar
     md = m.markdown(summary)
     first, second = md.index("(x): mean"), md.index("(x, y): mean")
     assert first < second  # the pre-registered reading first
-    assert "addendum 4, pre-registered): `null_share` (ranks) +0.50, p=0.200" in md
-    assert "addenda 7, 8, 10, 12 and 13, secondary): `null_share` (ranks) +0.50, p=0.100" in md
+    assert "addendum 4, pre-registered): `null_share` (ranks) +0.50, p=0.2." in md
+    assert "addenda 7, 8, 10, 12, 13 and 14, secondary): `null_share` (ranks) +0.50, p=0.1." in md
     del summary["pooled_secondary"]
-    assert "addenda 7, 8, 10, 12 and 13" not in m.markdown(summary)
+    assert "addenda 7, 8, 10, 12, 13 and 14" not in m.markdown(summary)
 
 
 def test_summary_markdown_reports_a_robustness_check_outside_the_tests():
@@ -190,7 +190,7 @@ def test_summarize_reads_a_named_pool_beside_the_others(tmp_path):
     assert summary["pooled"]["null_share"]["datasets"] == ["x"]
     two = summary["pooled_named"]["two"]["null_share"]
     assert two["datasets"] == ["x", "y"] and two["p"] == pytest.approx(5 / 36, abs=1e-12)
-    assert "two: the held-out tests x, y read together the same way: `null_share` +0.67, p=0.139" \
+    assert "two: the held-out tests x, y read together the same way: `null_share` +0.67, p=0.14" \
         in out.with_suffix(".md").read_text()
     bad = subprocess.run([*cmd, "--pool-named", "two"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode != 0 and "--pool-named: expected LABEL=A,B,C" in bad.stderr
