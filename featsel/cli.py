@@ -270,6 +270,7 @@ def _score(args: Any) -> dict | str:
                                for d, e in ev["datasets"].items()) +
                      _pooled_text(ev.get("pooled_held_out"))
                      + _pooled_text(ev.get("pooled_held_out_secondary"))
+                     + _replication_text(ev.get("replication"))
                      + "; confirm with featsel validate")
     if args.out:
         lines.append(f"report: {args.out}/report.html")
@@ -283,6 +284,16 @@ def _pooled_text(pool: dict | None) -> str:
         return ""
     return (f"; held out together ({', '.join(pool['datasets'])}): mean {pool['mean_kendall']:+.2f}, "
             f"p = {pool['p']:.2g}")
+
+
+def _replication_text(rep: dict | None) -> str:
+    """A pre-registered replication of the criterion read together, and whether it held (the
+    bar fixed before it ran; studies/PROTOCOL.md addendum 14), or nothing."""
+    if not rep:
+        return ""
+    return (f"; its replication ({rep['label']}: {', '.join(rep['datasets'])}): mean "
+            f"{rep['mean_kendall']:+.2f}, p = {rep['p']:.2g}, "
+            + ("held" if rep["held"] else f"did not hold (bar p < {rep['bar_p']:g})"))
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:

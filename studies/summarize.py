@@ -26,7 +26,10 @@ tests of one criterion that are not every criterion's (addendum 13: ``inversion_
 vehicle, Indian Pines and MAGIC). ``--evidence-held-out a,b,c`` names the ranking criterion's
 own held-out tests when it was chosen after the others had been seen: summary.json's
 ``recommended_held_out``, and the evidence file reads them together as ``pooled_held_out`` and
-marks every other data set as selection data.
+marks every other data set as selection data. ``--evidence-replication LABEL=a,b`` names a
+pre-registered replication of the ranking criterion (addendum 14: phoneme and ring): the
+evidence file reads them together as ``replication`` and says whether it held (exact p <
+``REPLICATION_P``, the bar fixed before the run).
 
 ``--values CRITERION=FILE`` fills in a registered criterion that the committed scores lack, from
 a file matched to each study by its validation.json (``studies/inversion/results.json``,
@@ -59,6 +62,7 @@ from featsel.diagnostics.criteria import CRITERIA
 from featsel.ranking import control_violations
 
 HERE = Path(__file__).resolve().parent
+REPLICATION_P = 0.05  # addendum 14's bar for a replication read together
 
 
 def fd_per_seed(val: dict) -> tuple[dict, set]:
@@ -305,6 +309,10 @@ def main() -> None:
                     "the others had been seen (addendum 13: inversion_share on vehicle, Indian "
                     "Pines and MAGIC): the evidence file reads these together and marks every "
                     "other data set as seen when it was chosen")
+    ap.add_argument("--evidence-replication", metavar="LABEL=A,B",
+                    help="a pre-registered replication of the ranking criterion (addendum 14: "
+                    "phoneme and ring): the evidence file reads these together and says whether "
+                    f"it held (exact p < {REPLICATION_P})")
     ap.add_argument("--robustness", action="append", default=[], metavar="NAME=FOLDER",
                     help="a sweep run after its data set's test was known (addendum 6): "
                          "summary.json's robustness, outside the tests and the evidence file")
@@ -348,6 +356,14 @@ def main() -> None:
         raise SystemExit(f"--evidence-held-out: {missing} have no {RANK_CRITERION} values "
                          f"(studies: {sorted(datasets)})")
     held_pool = pooled(datasets, held_out) if held_out else {}
+    rep_label, _, rep_names = (args.evidence_replication or "").partition("=")
+    if args.evidence_replication and (not rep_label or not rep_names):
+        raise SystemExit("--evidence-replication: expected LABEL=A,B, got "
+                         f"{args.evidence_replication!r}")
+    replication = (pooled(datasets, [n for n in rep_names.split(",") if n])
+                   if rep_names else {})
+    if rep_names and RANK_CRITERION not in replication:
+        raise SystemExit(f"--evidence-replication: {rep_names} lack {RANK_CRITERION} values")
     for per in [*datasets.values(), *robust.values()]:
         per.pop("_inputs", None)
     summary = {"recommended": RANK_CRITERION, "protocol": "studies/PROTOCOL.md",
@@ -384,6 +400,11 @@ def main() -> None:
         for key, pl in pools:
             if RANK_CRITERION in pl:
                 ev[key] = {k: pl[RANK_CRITERION][k] for k in ("datasets", "mean_kendall", "p")}
+        if replication:  # said in words: the bar was fixed before the run
+            r = replication[RANK_CRITERION]
+            ev["replication"] = {"label": rep_label, "datasets": r["datasets"],
+                                 "mean_kendall": r["mean_kendall"], "p": r["p"],
+                                 "bar_p": REPLICATION_P, "held": bool(r["p"] < REPLICATION_P)}
         tmp = Path(args.evidence).with_suffix(".json.tmp")
         tmp.write_text(json.dumps(ev, indent=1))
         os.replace(tmp, args.evidence)

@@ -53,6 +53,9 @@ def test_score_end_to_end_and_report(tmp_path, capsys):
         assert "held-out\n tests together (" in html
     if res["evidence"].get("pooled_held_out_secondary"):
         assert "Every\n held-out test so far (" in html
+    if res["evidence"].get("replication"):  # addendum 14, in words
+        held = "held" if res["evidence"]["replication"]["held"] else "did not hold"
+        assert "Its pre-registered\n replication (" in html and f"<strong>{held}</strong>" in html
     assert {p.name for p in (out / "figures").iterdir()} >= {"ranking.png", "alignment_r2.png"}
     assert (out.stat().st_mode & 0o777) == 0o755  # readable by others, like the files in it
     (out / "report.html").unlink()
@@ -133,6 +136,13 @@ def test_shipped_evidence_is_the_studies_summary():
     assert ev["pooled_held_out"] == {k: pool[k] for k in ("datasets", "mean_kendall", "p")}
     assert pool["p"] < 0.05  # the pre-registered bar of the criterion that ranks
     assert all(not summary["datasets"][d]["role"].startswith("selection") for d in pool["datasets"])
+    if "replication" in ev:  # addendum 14: a pre-registered replication, said in words
+        rep = ev["replication"]
+        want = next(p[RANK_CRITERION] for p in summary["pooled_named"].values()
+                    if p[RANK_CRITERION]["datasets"] == rep["datasets"])
+        assert (rep["mean_kendall"], rep["p"]) == (want["mean_kendall"], want["p"])
+        assert rep["held"] == (rep["p"] < rep["bar_p"] == 0.05)
+        assert set(rep["datasets"]) <= set(ev["pooled_held_out"]["datasets"])
     if "pooled_held_out_secondary" in ev:  # addendum 7's reading beside it, held-out sets only
         pool2 = summary["pooled_secondary"][RANK_CRITERION]
         assert ev["pooled_held_out_secondary"] == {k: pool2[k]
@@ -236,3 +246,14 @@ def test_score_flags_reach_the_config(monkeypatch, capsys):
         3, False, True, False, False, True)
     assert cfg.evaluations == [] and cfg.max_locations is None and cfg.taus == (0.05, 0.2)
     assert cfg.featurizers == ["pca:dim=8", "vit:depth=2,tap_every=1"]
+
+
+def test_replication_line_says_whether_it_held():
+    from featsel.cli import _replication_text
+
+    rep = {"label": "addendum 14", "datasets": ["phoneme", "ring"], "mean_kendall": 0.4,
+           "p": 0.0729, "bar_p": 0.05, "held": False}
+    assert _replication_text(rep) == ("; its replication (addendum 14: phoneme, ring): mean "
+                                      "+0.40, p = 0.073, did not hold (bar p < 0.05)")
+    assert _replication_text({**rep, "p": 0.01, "held": True}).endswith("p = 0.01, held")
+    assert _replication_text(None) == ""

@@ -224,6 +224,16 @@ def test_summarize_evidence_reads_the_ranking_criterions_own_held_out_tests(tmp_
     bad = subprocess.run([*cmd, "--evidence-held-out", "z"], capture_output=True, text=True,
                          cwd=ROOT)
     assert bad.returncode != 0 and "--evidence-held-out: ['z'] have no" in bad.stderr
+    # --evidence-replication (addendum 14): read together and said in words against p < 0.05
+    run = subprocess.run([*cmd, "--evidence-held-out", "y", "--evidence-replication", "add=y"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    rep = json.loads(ev.read_text())["replication"]
+    assert rep == {"label": "add", "datasets": ["y"], "mean_kendall": pytest.approx(1 / 3),
+                   "p": pytest.approx(0.5, abs=1e-12), "bar_p": 0.05, "held": False}
+    bad = subprocess.run([*cmd, "--evidence-replication", "y"], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert bad.returncode != 0 and "--evidence-replication: expected LABEL=A,B" in bad.stderr
 
 
 def test_summarize_fills_in_a_criterion_from_a_values_file_matched_by_validation(tmp_path):
