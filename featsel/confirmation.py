@@ -24,6 +24,8 @@ Whether the trained outcome can be trusted (numpy only, no torch):
 - :func:`total_variance_ratio`, :func:`nearest_centroid_shares`, :func:`class_coverage` and
   :func:`collapse_verdict` (:func:`collapse_stats` runs them all): is a generator collapsed
   (per-class spread far below the real class's, or most real classes' clusters not reached)?
+- :func:`off_data_verdict`: are its samples off the data (k-NN precision far below what real
+  held-out samples score, ``featsel.diagnostics.frechet.support_metrics``)?
 - :func:`curve_over_seeds` and :func:`still_improving`: the FD-vs-step curve of a candidate
   (mean over seeds per step) and whether it was still falling over the last quarter of the
   budget (then the outcome read at the final step is not converged).
@@ -59,6 +61,8 @@ __all__ = [
     "class_coverage",
     "collapse_verdict",
     "collapse_stats",
+    "OFF_DATA_MIN_PRECISION_RATIO",
+    "off_data_verdict",
     "curve_over_seeds",
     "still_improving",
 ]
@@ -68,6 +72,7 @@ COLLAPSE_MIN_VARIANCE_RATIO = 0.1   # collapsed: mean per-class variance ratio b
 COLLAPSE_MIN_COVERAGE = 0.5         # collapsed: fewer than this fraction of classes covered
 COLLAPSE_MIN_SHARE = 0.05           # a class is covered by >= this share of its samples
 STILL_IMPROVING_THRESHOLD = 0.05    # warn: FD fell by more than 5% over the last quarter
+OFF_DATA_MIN_PRECISION_RATIO = 0.5  # off the data: precision below half of held-out real data's
 
 FD = Mapping[str, Mapping[str, Sequence[float]]]  # {candidate: {metric: [FD per seed]}}
 
@@ -498,6 +503,31 @@ def collapse_stats(gen, gen_labels, real, real_labels, **rule) -> dict:
     shares = nearest_centroid_shares(gen, gen_labels, real, real_labels)
     return {**collapse_verdict(tv["variance_ratio"], shares, **rule),
             "variance_ratio_per_class": tv["per_class"], "nearest_share_per_class": shares}
+
+
+def off_data_verdict(precision: float | None, precision_real: float | None, *,
+                     min_ratio: float = OFF_DATA_MIN_PRECISION_RATIO) -> dict:
+    """Are a run's samples off the data? Rule: off when its k-NN precision is below
+    ``min_ratio`` (default half) of the precision of held-out real samples against the same
+    reference (``support_metrics``): fewer than half as many of its samples fall on the real
+    data's manifold as real samples do. The collapse rule cannot see this: such a set can be as
+    spread as the data (the studies' VAE couplings), only misplaced. Half is a convention, like
+    the collapse rule's 10%, not fitted to an outcome.
+
+    Returns ``{"off_data": True / False / None (either number missing, or precision_real 0),
+    "ratio", "min_ratio", "reason"}``.
+    """
+    if not 0 < min_ratio <= 1:
+        raise ValueError(f"min_ratio: expected a fraction in (0, 1], got {min_ratio}")
+    p = math.nan if precision is None else float(precision)
+    ref = math.nan if precision_real is None else float(precision_real)
+    if not (math.isfinite(p) and math.isfinite(ref)) or ref <= 0:
+        return {"off_data": None, "ratio": math.nan, "min_ratio": min_ratio, "reason": ""}
+    ratio = p / ref
+    off = ratio < min_ratio
+    reason = (f"k-NN precision {p:.2f}, {ratio:.0%} of held-out real samples' {ref:.2f} "
+              f"(below {min_ratio:.0%})") if off else ""
+    return {"off_data": bool(off), "ratio": ratio, "min_ratio": min_ratio, "reason": reason}
 
 
 def curve_over_seeds(per_seed: Sequence[Mapping[int, float]],

@@ -25,7 +25,10 @@ data manifest (`featurizers.evaluation`), against the real samples of the evalua
   (`featsel.confirmation.collapse_stats`): the mean over classes of tv(generated class c) /
   tv(real class c) (total variance = trace of the covariance), the share of generated class-c
   samples nearest to real class c's centroid, the class coverage, and `collapsed` with its
-  reasons under `collapse_rule` (default: variance ratio < 0.1 or coverage < 0.5).
+  reasons under `collapse_rule` (default: variance ratio < 0.1 or coverage < 0.5);
+- `support`: k-NN precision and recall of the unconditional set against half of the real
+  split, beside the other half's own (`featsel.diagnostics.frechet.support_metrics`): samples
+  that drift off the data without collapsing have precision far below the real samples'.
 
 One generation per alpha serves both sets (`plan_labels`): class c gets
 m_c = max(n_per_class, N_c) samples; the conditional set takes the first n_per_class of them and
@@ -192,6 +195,7 @@ def evaluate_run(
     data: Any = None,
     collapse_rule: dict[str, float] | None = None,
     classify: bool = True,
+    support: bool = True,
 ) -> dict[str, Any]:
     """Metrics of a run's EMA generator; also written to `run/eval.json` (atomically).
 
@@ -204,17 +208,20 @@ def evaluate_run(
     classify: also the class accuracy of the samples (`ClassJudge`: a logistic regression fitted
     on half of the real split in the generation space; its accuracy on the other half, the
     ceiling, is reported beside) under "class_accuracy".
+    support: also the k-NN precision/recall of the unconditional set against the real split
+    (``support_metrics``) under each space's "support".
     Returns {"step", "decay", "n_per_class", "num_classes", "split", "n_real",
     "n_real_per_class": [K], "n_uncond_per_class": [K], "uncond_labels": "proportional",
     "cond_classes_skipped": [class], "class_names", "real_reference": {spec: "ambient" |
     "generation"}, "alphas": {alpha: {spec: {"fd", "cond_fd",
     "cond_fd_per_class": {class: FD}, "kid_mean", "kid_std", "precision", "recall",
     "f_score", "collapse": {"collapsed", "reasons", "variance_ratio", "coverage",
-    "variance_ratio_per_class", "nearest_share_per_class", ...}}}}.
+    "variance_ratio_per_class", "nearest_share_per_class", ...}, "support": {"precision",
+    "recall", "precision_real", "recall_real", "k", "n_reference"}}}}.
     """
     from featsel.cache import FeatureCache
     from featsel.confirmation import collapse_stats
-    from featsel.diagnostics.frechet import fidelity_metrics
+    from featsel.diagnostics.frechet import fidelity_metrics, support_metrics
     from featsel.features import create_featurizer, extract_features
 
     model, cfg, meta = load_run(run, decay=decay, device=device)
@@ -276,6 +283,11 @@ def evaluate_run(
                 g_all[cond_idx].detach().cpu().double().numpy(), labels[cond_idx].numpy(),
                 real[spec].detach().cpu().double().numpy(), real_labels.cpu().numpy(),
                 **(collapse_rule or {}))
+            if support:
+                try:
+                    entry["support"] = support_metrics(g, real[spec], seed=seed)
+                except ValueError as err:  # too few samples for k-NN balls: FD stands
+                    entry["support_error"] = str(err)
             if kid:
                 try:
                     m = fidelity_metrics(g, real[spec], kid=True, prc=True, seed=seed)

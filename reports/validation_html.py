@@ -119,7 +119,8 @@ def candidate_rows(validation: Mapping, score_table: Sequence[Mapping] | None = 
     (``std`` is the sample std over seeds, NaN with one seed), ``mean_fd_rank``,
     ``rank_low`` / ``rank_high`` (min / max of the per-metric ranks) and ``outcome_rank``
     (position in ``outcome_order``, None when every FD was excluded), ``n_collapsed`` /
-    ``n_runs`` (from ``collapse.per_candidate``; 0 / None without it).
+    ``n_runs`` (from ``collapse.per_candidate``; 0 / None without it), ``n_off_data`` (from
+    ``support.per_candidate``; 0 without it).
 
     A cell is ``excluded`` (left out of that metric's rank: metric hacking) when the table
     says ``hacked[<evaluation>]``, when ``metric_hacking`` lists the (candidate, evaluation)
@@ -134,6 +135,7 @@ def candidate_rows(validation: Mapping, score_table: Sequence[Mapping] | None = 
     outcome = list(validation.get("outcome_order") or [])
     mr_all = validation.get("mean_fd_rank") or {}
     collapsed = (validation.get("collapse") or {}).get("per_candidate") or {}
+    off_data = (validation.get("support") or {}).get("per_candidate") or {}
     rows = []
     for t in validation["table"]:
         c = str(t["candidate"])
@@ -175,6 +177,7 @@ def candidate_rows(validation: Mapping, score_table: Sequence[Mapping] | None = 
             "outcome_rank": outcome.index(c) + 1 if c in outcome else None,
             "n_collapsed": int((collapsed.get(c) or {}).get("n_collapsed") or 0),
             "n_runs": (collapsed.get(c) or {}).get("n_runs"),
+            "n_off_data": int((off_data.get(c) or {}).get("n_off_data") or 0),
         })
     return rows
 
@@ -299,6 +302,7 @@ def render_validation_html(validation: Mapping, rows: Sequence[Mapping],
         hacking=validation.get("metric_hacking") or [],
         warnings=validation.get("warnings") or [],
         collapse=validation.get("collapse") or {},
+        support=validation.get("support") or {},
         convergence_rule=(validation.get("convergence") or {}).get("rule", ""),
         eval_steps=validation.get("eval_steps") or [],
         aligned=validation.get("aligned_not_excluded") or [],

@@ -215,6 +215,10 @@ def test_manifest_data_then_sample_and_evaluate(tmp_path, monkeypatch):
     ev = evaluate_run(out, n_per_class=6, alphas=(1.0,), featurizers=["pca:dim=8"], kid=False)
     e = ev["alphas"]["1"]["pca:dim=8"]
     assert e["fd"] > 0 and (out / "eval.json").exists()
+    # support: k-NN precision of the 60 samples against half of the real split, beside the
+    # other half's own (a 3-step generator is off the data)
+    sup = e["support"]
+    assert 0 <= sup["precision"] < sup["precision_real"] <= 1 and sup["k"] == 3
     # conditional FD: the mean of the per-class FDs; unconditional labels in class proportions
     assert len(e["cond_fd_per_class"]) == 10 - len(ev["cond_classes_skipped"]) > 0
     assert e["cond_fd"] == pytest.approx(

@@ -132,7 +132,8 @@ def test_compare_predictors_picks_the_right_one():
 HEALTHY = {"variance_ratio": 0.9, "nearest_share_per_class": {"0": 1.0, "1": 0.8}}
 
 
-def _fake_sweep(tmp_path, fds, flags, cond=None, collapse=None, curves=None, **kw):
+def _fake_sweep(tmp_path, fds, flags, cond=None, collapse=None, curves=None, support=None,
+                **kw):
     """Eval files for a 3-candidate x 2-seed sweep (hand-chosen FDs) and a score dict.
     fds: unconditional FDs {cand: {space: [per seed]}}; cond: conditional ones (default fds).
     collapse: {(cand, seed): collapse stats} (default HEALTHY for every run). curves:
@@ -152,10 +153,12 @@ def _fake_sweep(tmp_path, fds, flags, cond=None, collapse=None, curves=None, **k
     for j in jobs:
         Path(j.run_dir).mkdir(parents=True)
         stats = collapse.get((j.candidate, j.seed), HEALTHY)
+        sup = (support or {}).get((j.candidate, j.seed))
 
-        def alphas(f=1.0, j=j, stats=stats):
+        def alphas(f=1.0, j=j, stats=stats, sup=sup):
             return {"1": {m: {"fd": f * fds[j.candidate][m][j.seed],
-                              "cond_fd": f * cond[j.candidate][m][j.seed], "collapse": stats}
+                              "cond_fd": f * cond[j.candidate][m][j.seed], "collapse": stats,
+                              **({"support": sup} if sup else {})}
                           for m in ("m1", "m2")}}
 
         ev = {"step": 5, "real_reference": {"m1": "generation", "m2": "generation"},
@@ -584,3 +587,90 @@ def test_pooled_kendall_p_exact_by_hand_single_set_and_monte_carlo():
         pooled_kendall_p([])
     with pytest.raises(ValueError, match=r"pairs\[0\]"):
         pooled_kendall_p([(np.arange(2.0), np.arange(2.0))])
+
+
+def test_support_metrics_match_a_scikit_learn_knn_reference():
+    """k-NN precision/recall (torch-fidelity) against an independent count with scikit-learn's
+    NearestNeighbors, on the same halves of the real set: shares of 100 points (a step of 0.01)
+    that torch-fidelity returns in float32, so equal to 1e-6."""
+    import numpy as np
+    import torch
+    from sklearn.neighbors import NearestNeighbors
+
+    from featsel.diagnostics.frechet import support_metrics
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(200, 5))
+    gen = np.concatenate([rng.normal(size=(60, 5)), rng.normal(size=(40, 5)) + 6.0])
+    out = support_metrics(gen, real, k=3, seed=1)
+    perm = torch.randperm(200, generator=torch.Generator().manual_seed(1)).numpy()
+    a, b = real[perm[:100]], real[perm[100:]]
+
+    def inside(x, ref, k=3):  # share of x within the k-NN ball of some point of ref
+        radius = NearestNeighbors(n_neighbors=k + 1).fit(ref).kneighbors(ref)[0][:, -1]
+        d = np.linalg.norm(x[:, None] - ref[None], axis=-1)
+        return float((d <= radius[None]).any(1).mean())
+
+    assert out["precision"] == pytest.approx(inside(gen, b), abs=1e-6)
+    assert out["precision_real"] == pytest.approx(inside(a, b), abs=1e-6)
+    assert out["recall"] == pytest.approx(inside(b, gen), abs=1e-6)
+    assert out["recall_real"] == pytest.approx(inside(b, a), abs=1e-6)
+    assert out["precision"] <= 0.6 < out["precision_real"]  # the shifted 40% are off the data
+    assert out["n_reference"] == 100 and out["k"] == 3
+    # real samples themselves: precision equals the reference's, not off the data
+    same = support_metrics(a, real, k=3, seed=1)
+    assert same["precision"] == pytest.approx(inside(a, b), abs=1e-6)
+    with pytest.raises(ValueError, match="dimensions differ"):
+        support_metrics(gen[:, :3], real)
+    with pytest.raises(ValueError, match="need >= 8 real"):
+        support_metrics(gen, real[:5])
+
+
+def test_off_data_verdict_rule():
+    import math
+
+    from featsel.confirmation import OFF_DATA_MIN_PRECISION_RATIO, off_data_verdict
+
+    assert OFF_DATA_MIN_PRECISION_RATIO == 0.5
+    v = off_data_verdict(0.05, 0.94)
+    assert v["off_data"] is True and v["ratio"] == pytest.approx(0.05 / 0.94)
+    assert "below 50%" in v["reason"]
+    assert off_data_verdict(0.47, 0.94)["off_data"] is False     # exactly half is not below
+    assert off_data_verdict(0.4, 0.9, min_ratio=0.4)["off_data"] is False
+    assert off_data_verdict(None, 0.9)["off_data"] is None
+    assert off_data_verdict(0.5, 0.0)["off_data"] is None
+    assert math.isnan(off_data_verdict(float("nan"), 0.9)["ratio"])
+    with pytest.raises(ValueError, match="min_ratio"):
+        off_data_verdict(0.5, 0.9, min_ratio=0.0)
+
+
+def test_summarize_marks_runs_off_the_data(tmp_path):
+    """A run whose samples are off the data (precision far below held-out real samples') is
+    marked, counted, warned about and badged in the report; its FDs are kept; runs evaluated
+    before support was measured count as unknown."""
+    from generation.validate import summarize
+    from reports import render_validation_report
+
+    fds = {c: {"m1": [v, v + 0.1], "m2": [v, v + 0.2]} for c, v in zip("abc", (1.0, 2.0, 3.0))}
+    good = {"precision": 0.9, "precision_real": 0.94, "recall": 0.5, "recall_real": 0.9}
+    off = {"precision": 0.05, "precision_real": 0.94, "recall": 0.1, "recall_real": 0.9}
+    sup = {("a", 0): good, ("a", 1): good, ("b", 0): good, ("b", 1): good,
+           ("c", 0): off, ("c", 1): off}
+    cfg, jobs, score = _fake_sweep(tmp_path, fds, [], support=sup)
+    rep = summarize(cfg, list(fds), ["m1", "m2"], jobs, score)
+    per = rep["support"]["per_candidate"]
+    assert per["c"]["n_off_data"] == 2 and per["a"]["n_off_data"] == 0
+    assert per["c"]["precision"] == pytest.approx(0.05)
+    assert rep["support"]["space"] == "m1" and rep["support"]["min_ratio"] == 0.5
+    rows = {r["candidate"]: r for r in rep["table"]}
+    assert rows["c"]["n_off_data"] == 2 and rows["c"]["precision[m1]"] == pytest.approx(0.05)
+    assert rep["fd"]["c"]["m1"] == [3.0, 3.1]        # its metrics kept
+    assert any("'c': 2 of 2 run(s) off the data in 'm1'" in x for x in rep["warnings"])
+    assert "2 run(s) off the data" in rep["verdict"]
+    page = render_validation_report(rep, tmp_path / "html").read_text()
+    assert "OFF DATA 2/2" in page and 'id="off-data"' in page
+    # without support statistics (older eval.json): unknown, no warning
+    cfg, jobs, score = _fake_sweep(tmp_path / "old", fds, [])
+    rep = summarize(cfg, list(fds), ["m1", "m2"], jobs, score)
+    assert all(r["off_data"] is None for r in rep["support"]["runs"])
+    assert not any("off the data" in x for x in rep["warnings"])

@@ -35,6 +35,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "SUPPORT_NEIGHBORHOOD",
+    "support_metrics",
     "frechet_distance",
     "frechet_distance_from_statistics",
     "gaussian_statistics",
@@ -359,3 +361,52 @@ def fidelity_metrics(generated, real, *, kid: bool = True, prc: bool = True,
         out.update(precision=float(p["precision"]), recall=float(p["recall"]),
                    f_score=float(p["f_score"]))
     return out
+
+
+SUPPORT_NEIGHBORHOOD = 3  # k of the k-NN balls (torch-fidelity's and Kynkaenniemi et al.'s default)
+
+
+def support_metrics(generated, real, *, k: int = SUPPORT_NEIGHBORHOOD, seed: int = 0
+                    ) -> dict[str, float]:
+    """Does the generated set lie on the real data? k-NN precision and recall (Kynkaenniemi et
+    al. 2019, torch-fidelity's ``prc_features_to_metric``), beside the same numbers for real
+    held-out samples, so that precision has a scale.
+
+    generated: (n_g, D), real: (n_r, D), n_r >= 2 (k + 1). The real samples are split at random
+    (``seed``) into halves A and B. B is the reference manifold: the union of balls around each
+    point of B with radius its distance to its k-th nearest neighbour in B.
+
+        precision      = share of generated samples inside B's manifold
+        precision_real = share of A inside B's manifold (what held-out real data scores)
+        recall         = share of B inside the generated samples' manifold (radii from G)
+        recall_real    = share of B inside A's manifold
+
+    A generator whose samples drift off the data (the VAE couplings of the studies: spread as
+    widely as the data, so not collapsed, but away from it) has precision far below
+    ``precision_real``; ``featsel.confirmation.off_data_verdict`` judges it. Recall depends on
+    the generated set's size through its radii (n_g against |A|), so read it as a trend.
+    Returns ``{"precision", "recall", "precision_real", "recall_real", "k", "n_reference"}``.
+    """
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    g = _as_features(generated, "generated").float()
+    r = _as_features(real, "real").float()
+    if g.shape[1] != r.shape[1]:
+        raise ValueError(f"generated, real: dimensions differ ({g.shape[1]} vs {r.shape[1]})")
+    if k < 1:
+        raise ValueError(f"k: expected >= 1 neighbour, got {k}")
+    if len(r) < 2 * (k + 1) or len(g) < k + 1:
+        raise ValueError(f"real, generated: need >= {2 * (k + 1)} real and >= {k + 1} generated "
+                         f"samples for k = {k}, got {len(r)} and {len(g)}")
+    perm = torch.randperm(len(r), generator=torch.Generator().manual_seed(seed))
+    a, b = r[perm[: len(r) // 2]], r[perm[len(r) // 2:]]
+
+    def prc(x: Tensor, ref: Tensor) -> tuple[float, float]:
+        m = prc_features_to_metric(x, ref, prc_neighborhood=k, prc_batch_size=10000,
+                                   save_cpu_ram=False, verbose=False)
+        return float(m["precision"]), float(m["recall"])
+
+    precision, recall = prc(g, b)
+    precision_real, recall_real = prc(a, b)
+    return {"precision": precision, "recall": recall, "precision_real": precision_real,
+            "recall_real": recall_real, "k": int(k), "n_reference": int(len(b))}

@@ -21,7 +21,7 @@ from generation.validation.collect import (
 )
 from generation.validation.plan import Job, ValidateConfig, collapse_rule, eval_steps
 
-__all__ = ["summarize", "verdict", "training_health", "collapse_report"]
+__all__ = ["summarize", "verdict", "training_health", "collapse_report", "support_report"]
 
 
 def summarize(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: list[Job],
@@ -82,6 +82,9 @@ def summarize(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: lis
     health = training_health(cfg, cands, evals, jobs, exclude_m)
     for r in rows:
         r["n_collapsed"] = health["collapse"]["per_candidate"][r["candidate"]]["n_collapsed"]
+        sup = health["support"]["per_candidate"][r["candidate"]]
+        r["n_off_data"] = sup["n_off_data"]
+        r[f"precision[{health['support']['space']}]"] = sup["precision"]
     text = (text + " " + health.pop("caution")).strip()
     return clean_json({
         "title": f"featsel validate: {score['settings']['data']} ({len(cands)} candidates x "
@@ -174,7 +177,8 @@ def training_health(cfg: ValidateConfig, cands: list[str], evals: list[str], job
     still_improving(...)}}, "best_runs": {metric: {"candidate", "seed", ...}}}, "collapse":
     {"space", "alpha", "rule", "runs": [{"candidate", "seed", "collapsed", "reasons",
     "variance_ratio", "coverage", ...}], "per_candidate": {cand: {"n_collapsed", "n_runs",
-    "n_unknown"}}}, "warnings": [str], "caution": str (a sentence for the verdict, or "")}``.
+    "n_unknown"}}}, "support": ``support_report(...)``, "warnings": [str], "caution": str (a
+    sentence for the verdict, or "")}``.
 
     Rules: a curve is the mean over seeds per evaluation step (``curve_over_seeds``); it is
     still improving when its FD fell by more than ``improving_threshold`` from the last
@@ -182,7 +186,9 @@ def training_health(cfg: ValidateConfig, cands: list[str], evals: list[str], job
     for every candidate's mean curve and, per metric, for the best run (lowest final FD among
     the pairs not excluded for metric hacking, ``exclude``: (candidate, metric) pairs).
     Collapse is read in the first evaluation space at ``eval_alpha`` and judged by
-    ``collapse_verdict`` with the config's thresholds; a collapsed run keeps its FDs.
+    ``collapse_verdict`` with the config's thresholds; a collapsed run keeps its FDs. Whether a
+    run's samples are off the data is read in the same space (``support_report``); such a run
+    keeps its FDs too.
     """
     from featsel.confirmation import curve_over_seeds, still_improving
 
@@ -268,6 +274,15 @@ def training_health(cfg: ValidateConfig, cands: list[str], evals: list[str], job
         warnings.append(f"{unknown} run(s) have no collapse statistics (an eval.json from before "
                         "them): rerun featsel validate --resume to measure them")
     n_coll = sum(n["n_collapsed"] for n in collapse["per_candidate"].values())
+    support = support_report(cfg, cands, evals, jobs, key)
+    for c, n in support["per_candidate"].items():
+        if n["n_off_data"]:
+            warnings.append(
+                f"candidate {c!r}: {n['n_off_data']} of {n['n_runs']} run(s) off the data in "
+                f"{support['space']!r} (mean k-NN precision {n['precision']:.2f} against "
+                f"{n['precision_real']:.2f} for held-out real samples; spread, not collapsed, "
+                "but away from the data); their FDs are kept in the ranking")
+    n_off = sum(n["n_off_data"] for n in support["per_candidate"].values())
     parts = []
     if n_improving:
         parts.append(f"{n_improving} candidate(s) still improving at the end of training")
@@ -276,13 +291,16 @@ def training_health(cfg: ValidateConfig, cands: list[str], evals: list[str], job
                      "metric(s) still improving")
     if n_coll:
         parts.append(f"{n_coll} collapsed run(s)")
+    if n_off:
+        parts.append(f"{n_off} run(s) off the data")
     caution = f"Caution: {'; '.join(parts)} (see warnings)." if parts else ""
     return {"eval_steps": steps, "curves": curves,
             "convergence": {"rule": f"still improving when (FD at the last evaluation at or "
                                     f"before the 75% step of the budget - FD at the final step) / the "
                                     f"former > {cfg.improving_threshold:g}",
                             "per_candidate": conv, "best_runs": best_runs},
-            "collapse": collapse, "warnings": warnings, "caution": caution}
+            "collapse": collapse, "support": support, "warnings": warnings,
+            "caution": caution}
 
 
 def collapse_report(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: list[Job],
@@ -319,3 +337,46 @@ def collapse_report(cfg: ValidateConfig, cands: list[str], evals: list[str], job
                      f"{cfg.collapse_min_share:.0%} of its generated samples lie nearest to its "
                      f"real centroid), in {space!r} at the final step"),
             **rule, "runs": runs, "per_candidate": per}
+
+
+def support_report(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: list[Job],
+                   key: str) -> dict:
+    """Per job whether its samples are off the data at the final evaluation (``eval.json``'s
+    ``support`` in the first evaluation space, judged by ``off_data_verdict``), and per
+    candidate the count and the mean precisions over its measured runs. Runs evaluated before
+    featsel measured support count as unknown."""
+    from featsel.confirmation import OFF_DATA_MIN_PRECISION_RATIO, off_data_verdict
+
+    space = evals[0]
+    runs = []
+    for j in sorted(jobs, key=lambda j: (j.candidate, j.seed)):
+        ev = read_eval(Path(j.run_dir)) or {}
+        st = (((ev.get("alphas") or {}).get(key) or {}).get(space) or {}).get("support")
+        row = {"candidate": j.candidate, "seed": j.seed, "step": ev.get("step")}
+        if st is None:
+            row.update(off_data=None, precision=math.nan, precision_real=math.nan)
+        else:
+            v = off_data_verdict(num(st.get("precision")), num(st.get("precision_real")))
+            row.update(off_data=v["off_data"], precision=num(st.get("precision")),
+                       precision_real=num(st.get("precision_real")),
+                       recall=num(st.get("recall")), recall_real=num(st.get("recall_real")),
+                       reason=v["reason"])
+        runs.append(row)
+
+    def mean(xs: list[float]) -> float:
+        xs = [x for x in xs if math.isfinite(x)]
+        return sum(xs) / len(xs) if xs else math.nan
+
+    per = {}
+    for c in cands:
+        mine = [r for r in runs if r["candidate"] == c]
+        per[c] = {"n_off_data": sum(r["off_data"] is True for r in mine), "n_runs": len(mine),
+                  "n_unknown": sum(r["off_data"] is None for r in mine),
+                  "precision": mean([r["precision"] for r in mine]),
+                  "precision_real": mean([r["precision_real"] for r in mine])}
+    return {"space": space, "alpha": float(cfg.eval_alpha),
+            "rule": (f"off the data when the k-NN precision (k = 3) of the generated samples "
+                     f"against half of the real split is below "
+                     f"{OFF_DATA_MIN_PRECISION_RATIO:.0%} of the other half's, in {space!r} at "
+                     "the final step"),
+            "min_ratio": OFF_DATA_MIN_PRECISION_RATIO, "runs": runs, "per_candidate": per}
