@@ -81,6 +81,13 @@ RANK_CRITERION = "inversion_share"
 # a candidate trained the best generators on the bundled digits (studies/digits)
 LOW_EFFECTIVE_RANK = 2.0
 
+# a recommendation made by one of these featurizer kinds (registry names) carries a caution
+# (featsel.ranking.encoder_caution): in every study where an MLP VAE coupling was trained
+# (pbmc68k and ten tables, README "What predicts the trained outcome") it trained below the PCA
+# candidates, its samples off the data, while training-free criteria often ranked it first.
+# A caution that asks for featsel select, not a rule: the ranking is unchanged
+CAUTION_KINDS = ("mlp-vae",)
+
 R2_THRESHOLD = 0.9              # alignment R^2 above which an evaluation FD is flagged
 
 # the feature cache's size cap (featsel.cache; $FEATSEL_CACHE_MAX overrides, "0" = none):

@@ -15,7 +15,8 @@ real candidate (``valid``). A criterion that places a control above a real candi
 something other than what the features can teach a generator on this data, so it recommends
 nothing here (``recommended`` None, ``invalid_reason`` says why). A recommendation of effective
 rank below ``featsel.defaults.LOW_EFFECTIVE_RANK`` is kept with a ``caution`` (nearly 1-d
-sub-problems; :func:`low_rank_caution`). Each candidate gets a one-line explanation
+sub-problems; :func:`low_rank_caution`), as is one made by a featurizer kind in
+``featsel.defaults.CAUTION_KINDS`` (:func:`encoder_caution`). Each candidate gets a one-line explanation
 of its place. :func:`mean_fd_rank` is the paper's Table 4 aggregate: rank configurations within
 each evaluation metric (1 = lowest FD, ties share the mean rank), then average over metrics.
 
@@ -31,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 __all__ = ["CandidateScores", "RankedCandidate", "Ranking", "rank_candidates", "mean_fd_rank",
-           "tie_advice", "low_rank_caution"]
+           "tie_advice", "low_rank_caution", "encoder_caution"]
 
 
 @dataclass
@@ -54,6 +55,7 @@ class CandidateScores:
     dim: int | None = None
     criteria: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> mean/ci
     control: bool = False
+    kind: str | None = None  # the featurizer's registry name (e.g. mlp-vae for a checkpoint)
 
 
 @dataclass
@@ -210,6 +212,22 @@ def low_rank_caution(name: str, effective_rank: float,
             "featsel validate")
 
 
+def encoder_caution(name: str, kind: str | None, kinds: Sequence[str] | None = None) -> str:
+    """A caution for a recommendation made by a featurizer kind in ``kinds`` (default
+    ``featsel.defaults.CAUTION_KINDS``: the MLP VAE encoders of ``featsel pretrain vae``), else
+    "". In the project's studies such couplings were often ranked first without training and
+    trained below the PCA candidates, their generators off the data: no training-free criterion
+    saw it, a first rung of ``featsel select`` did every time."""
+    from featsel import defaults as D
+
+    if kind is None or kind not in (D.CAUTION_KINDS if kinds is None else tuple(kinds)):
+        return ""
+    return (f"{name} is a {kind} encoder: in every study of the project such a coupling trained "
+            "below every PCA candidate (where measured, its generators off the data), while "
+            "training-free criteria often ranked it first (README, 'What predicts the trained "
+            "outcome'); confirm it with featsel select before training it in full")
+
+
 def tie_advice(best: str, tied: Sequence[str], *, from_draws: bool,
                repeats_option: str | None) -> str:
     """One sentence on how to separate ``best`` from the candidates tied with it.
@@ -322,8 +340,11 @@ def rank_candidates(candidates: Sequence[CandidateScores], *, tau: float = 0.05,
             advice = tie_advice(recommended, tied_best, from_draws=from_draws,
                                 repeats_option=repeats_option)
     caution = ""  # the recommendation is real[0] when there is one
-    if recommended is not None and real[0].effective_rank is not None:
-        caution = low_rank_caution(recommended, real[0].effective_rank)
+    if recommended is not None:
+        parts = [low_rank_caution(recommended, real[0].effective_rank)
+                 if real[0].effective_rank is not None else "",
+                 encoder_caution(recommended, real[0].kind)]
+        caution = "; also ".join(p for p in parts if p)
     # imported here: featsel.diagnostics pulls in torch, and ranking is plain-data code
     from featsel.diagnostics.hacking import flag_summary
 

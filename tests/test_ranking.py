@@ -100,3 +100,24 @@ def test_low_effective_rank_recommendation_carries_a_caution():
     # the caution is about the recommendation only: a low-rank runner-up gets none
     cands = [_c("pca", 0.1, 0.01, effective_rank=12.0), _c("px", 0.5, 0.01, effective_rank=1.0)]
     assert rank_candidates(cands, tau=0.05).caution == ""
+
+
+def test_a_vae_encoder_recommendation_carries_a_caution():
+    # the MLP VAE couplings of the studies: ranked first without training, trained worst
+    cands = [_c("runs/vae3/featurizer.pt", 0.1, 0.01, effective_rank=2.9, kind="mlp-vae"),
+             _c("pca:dim=3", 0.3, 0.01, effective_rank=3.0, kind="pca")]
+    r = rank_candidates(cands, tau=0.05)
+    assert r.recommended == "runs/vae3/featurizer.pt"
+    assert r.caution.startswith("runs/vae3/featurizer.pt is a mlp-vae encoder")
+    assert r.caution.endswith("confirm it with featsel select before training it in full")
+    # with a low effective rank too: both, the rank one first
+    cands[0] = _c("runs/vae3/featurizer.pt", 0.1, 0.01, effective_rank=1.5, kind="mlp-vae")
+    c = rank_candidates(cands, tau=0.05).caution
+    assert c.startswith("runs/vae3/featurizer.pt has effective rank 1.50") and "; also " in c
+    # other kinds, no kind, or a VAE that is not the recommendation: none
+    for kind in ("pca", None):
+        cands[0] = _c("runs/vae3/featurizer.pt", 0.1, 0.01, effective_rank=2.9, kind=kind)
+        assert rank_candidates(cands, tau=0.05).caution == ""
+    cands = [_c("pca:dim=3", 0.1, 0.01, effective_rank=3.0, kind="pca"),
+             _c("vae", 0.3, 0.01, effective_rank=2.9, kind="mlp-vae")]
+    assert rank_candidates(cands, tau=0.05).caution == ""

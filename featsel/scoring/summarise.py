@@ -46,7 +46,8 @@ def summarise(plan: ScorePlan, features: ScoreFeatures, diagnostics: dict[str, d
     diagnostics, run_warnings = _mark_unconverged(diagnostics, cfg)
     controls, evals, cands = features.controls, plan.evaluations, plan.candidates
     scores = [_candidate_scores(spec, d, control=spec in controls,
-                                dim=int(features.vectors[spec].shape[1]))
+                                dim=int(features.vectors[spec].shape[1]),
+                                kind=getattr(features.featurizers.get(spec), "name", None))
               for spec, d in diagnostics.items()]
     flags = metric_hacking_flags({s.name: s.alignment for s in scores if not s.control},
                                  candidates=[c for c in cands if c not in controls],
@@ -129,7 +130,8 @@ def _mark_unconverged(diagnostics: dict[str, dict],
     return marked, run_warnings
 
 
-def _candidate_scores(spec: str, d: dict, *, control: bool, dim: int) -> CandidateScores:
+def _candidate_scores(spec: str, d: dict, *, control: bool, dim: int,
+                      kind: str | None = None) -> CandidateScores:
     """One candidate's diagnostics ``d`` as the ranking reads them."""
     st = d.get("stability", {}).get("per_tau", {})
     cp = d.get("coupling")
@@ -149,6 +151,7 @@ def _candidate_scores(spec: str, d: dict, *, control: bool, dim: int) -> Candida
                          if v.get("unconditional") is not None else {})}
                   for k, v in d["criteria"].items()},
         control=control,
+        kind=kind,
     )
 
 
