@@ -270,3 +270,35 @@ def test_summarize_fills_in_a_criterion_from_a_values_file_matched_by_validation
                           str(out), "--study", f"x={test}", "--values", f"nope={vf}"],
                          capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode != 0 and "--values: expected CRITERION=FILE" in bad.stderr
+
+
+@pytest.mark.parametrize("study, dims", [("phoneme", (3, 2, 4)), ("ring", (8, 4, 6)),
+                                         ("magic", (4, 2, 3)), ("indian_pines", (16, 4, 8))])
+def test_vector_study_scripts_run_the_pre_registered_commands(tmp_path, study, dims):
+    """studies/<study>/run.sh through studies/vector_study.sh, dry (PYTHON=echo): three VAEs
+    (HI and LO latent dims, seed 0; MID, seed 1, for evaluation), then select and validate with
+    the six candidates, the three evaluation spaces, 5 seeds x 800 steps (PROTOCOL addenda
+    12-14)."""
+    import os
+    import subprocess
+
+    hi, lo, mid = dims
+    run = tmp_path / "run"
+    out = subprocess.run(["bash", str(ROOT / "studies" / study / "run.sh"), str(run)],
+                         capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "PYTHON": "echo"})
+    assert out.returncode == 0, out.stderr
+    lines = [x for x in out.stdout.splitlines() if x.startswith("-m featsel.cli")]
+    assert len(lines) == 5
+    for line, (dim, seed) in zip(lines[:3], ((hi, 0), (lo, 0), (mid, 1))):
+        assert f"pretrain vae --data {study} --split train" in line
+        assert f"--set latent_dim={dim} --set kl_weight=1e-3 --seed {seed}" in line
+    cands = (f"pca:dim={hi},pca:dim={lo},random-projection:dim={hi},random-projection:dim={lo},"
+             f"{run}/vae{hi}/featurizer.pt,{run}/vae{lo}/featurizer.pt")
+    evals = f"ambient,pca:dim={mid},{run}/vae{mid}_eval/featurizer.pt"
+    for line, cmd in zip(lines[3:], ("select", "validate")):
+        assert line.startswith(f"-m featsel.cli {cmd} --data {study} --config "
+                               f"configs/{study}_mlp.yaml --set space=ambient")
+        assert f"--featurizers {cands} --eval-featurizers {evals}" in line
+        assert "--budget 800 --seeds 5" in line and "--score-flow --score-inversion" in line
+    assert "--executor local" in lines[3]

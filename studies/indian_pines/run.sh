@@ -15,27 +15,6 @@
 # full budget.
 # Results: RUN/sweep (selection.json, validation.json, reports), RUN/walltimes.txt.
 # Usage, from the repository root: bash studies/indian_pines/run.sh [RUN]   (default runs/indian_pines)
-#   JOBS=K training jobs at a time (default 2).
-set -euo pipefail
-R=${1:-runs/indian_pines}
-export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 FEATSEL_DATA_DIR=${FEATSEL_DATA_DIR:-../shared/data}
-FS=(${PYTHON:-.venv/bin/python} -m featsel.cli)
-mkdir -p "$R"
-SECONDS=0
-for v in "vae16 16 0" "vae4 4 0" "vae8_eval 8 1"; do
-  set -- $v
-  [ -f "$R/$1/featurizer.pt" ] || "${FS[@]}" pretrain vae --data indian_pines --split train \
-      --out "$R/$1" --set latent_dim="$2" --set kl_weight=1e-3 --seed "$3" --quiet
-done
-echo "vae pretraining (3): wall_s=$SECONDS" | tee -a "$R/walltimes.txt"
-ARGS=(--data indian_pines --config configs/indian_pines_mlp.yaml --set space=ambient
-      --featurizers "pca:dim=16,pca:dim=4,random-projection:dim=16,random-projection:dim=4,$R/vae16/featurizer.pt,$R/vae4/featurizer.pt"
-      --eval-featurizers "ambient,pca:dim=8,$R/vae8_eval/featurizer.pt"
-      --budget 800 --seeds 5 --jobs "${JOBS:-2}" --resume --score-flow --score-inversion
-      --out "$R/sweep")
-SECONDS=0
-"${FS[@]}" select "${ARGS[@]}" --executor local --quiet
-echo "select (local, jobs ${JOBS:-2}): wall_s=$SECONDS" | tee -a "$R/walltimes.txt"
-SECONDS=0
-"${FS[@]}" validate "${ARGS[@]}"
-echo "validate (completing the selection's runs): wall_s=$SECONDS" | tee -a "$R/walltimes.txt"
+#   JOBS=K training jobs at a time (default 2). The commands are studies/vector_study.sh's
+#   (the same steps as when it ran, written once since addendum 14).
+exec bash "$(dirname "$0")/../vector_study.sh" indian_pines 16 4 8 "${1:-runs/indian_pines}"

@@ -14,27 +14,6 @@
 # featsel validate in the same folder, which continues the selection's runs to the full budget.
 # Results: RUN/sweep (selection.json, validation.json, reports), RUN/walltimes.txt.
 # Usage, from the repository root: bash studies/magic/run.sh [RUN]   (default runs/magic)
-#   JOBS=K training jobs at a time (default 2).
-set -euo pipefail
-R=${1:-runs/magic}
-export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 FEATSEL_DATA_DIR=${FEATSEL_DATA_DIR:-../shared/data}
-FS=(${PYTHON:-.venv/bin/python} -m featsel.cli)
-mkdir -p "$R"
-SECONDS=0
-for v in "vae4 4 0" "vae2 2 0" "vae3_eval 3 1"; do
-  set -- $v
-  [ -f "$R/$1/featurizer.pt" ] || "${FS[@]}" pretrain vae --data magic --split train \
-      --out "$R/$1" --set latent_dim="$2" --set kl_weight=1e-3 --seed "$3" --quiet
-done
-echo "vae pretraining (3): wall_s=$SECONDS" | tee -a "$R/walltimes.txt"
-ARGS=(--data magic --config configs/magic_mlp.yaml --set space=ambient
-      --featurizers "pca:dim=4,pca:dim=2,random-projection:dim=4,random-projection:dim=2,$R/vae4/featurizer.pt,$R/vae2/featurizer.pt"
-      --eval-featurizers "ambient,pca:dim=3,$R/vae3_eval/featurizer.pt"
-      --budget 800 --seeds 5 --jobs "${JOBS:-2}" --resume --score-flow --score-inversion
-      --out "$R/sweep")
-SECONDS=0
-"${FS[@]}" select "${ARGS[@]}" --executor local --quiet
-echo "select (local, jobs ${JOBS:-2}): wall_s=$SECONDS" | tee -a "$R/walltimes.txt"
-SECONDS=0
-"${FS[@]}" validate "${ARGS[@]}"
-echo "validate (completing the selection's runs): wall_s=$SECONDS" | tee -a "$R/walltimes.txt"
+#   JOBS=K training jobs at a time (default 2). The commands are studies/vector_study.sh's
+#   (the same steps as when it ran, written once since addendum 14).
+exec bash "$(dirname "$0")/../vector_study.sh" magic 4 2 3 "${1:-runs/magic}"
