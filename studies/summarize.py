@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from pathlib import Path
 
@@ -77,6 +78,29 @@ def fd_per_seed(val: dict) -> tuple[dict, set]:
     return fd, exclude_metrics(pairs, metric_space)
 
 
+def first_choice_regret(values: dict[str, float], fd: dict, exclude: set,
+                        candidates: list[str], lower_is_better: bool) -> dict:
+    """Would a user who trained only the criterion's first choice have trained the best? Its
+    ``regret``: the outcome's mean FD rank (over seeds, metric-hacking pairs left out) of the
+    first choice minus the best candidate's (0 = it named the best; candidates tied on the
+    criterion's value share its first place and the regret is their mean), beside
+    ``best_seed_sd``, the best's standard deviation (ddof 1) over seeds of its mean FD rank
+    within one seed (``studies/select_regret.py``'s yardstick for `featsel select`)."""
+    outcome = mean_fd_rank_excluding(mean_fd_over_seeds({c: fd[c] for c in candidates}),
+                                     exclude)["mean_rank"]
+    sign = 1.0 if lower_is_better else -1.0
+    top = min(sign * float(values[c]) for c in candidates)
+    first = sorted(c for c in candidates if sign * float(values[c]) == top)
+    best = min(candidates, key=lambda c: (outcome[c], c))
+    regret = float(np.mean([outcome[c] for c in first])) - float(outcome[best])
+    n_seeds = min(len(v) for c in candidates for v in fd[c].values())
+    per_seed = [mean_fd_rank_excluding({c: {m: v[k] for m, v in fd[c].items()}
+                                        for c in candidates}, exclude)["mean_rank"][best]
+                for k in range(n_seeds)]
+    sd = float(np.std(per_seed, ddof=1)) if n_seeds > 1 else math.nan
+    return {"first": first, "best": best, "regret": regret, "best_seed_sd": sd}
+
+
 def _agreements(values: dict[str, dict[str, float]], fd: dict, exclude: set,
                 candidates: list[str]) -> dict:
     out = {}
@@ -91,7 +115,8 @@ def _agreements(values: dict[str, dict[str, float]], fd: dict, exclude: set,
                      "ci_high": r["kendall_ci"][1], "kendall_p": r["kendall_p"],
                      "spearman": r["spearman"],
                      "spearman_ci": r["spearman_ci"], "n_candidates": r["n"],
-                     "n_seeds": min(r["n_seeds"].values())}
+                     "n_seeds": min(r["n_seeds"].values()),
+                     **first_choice_regret(v, fd, exclude, candidates, crit.lower_is_better)}
     return out
 
 
@@ -267,7 +292,37 @@ def markdown(summary: dict) -> str:
                              for n, r in pool.items()) + ".")
     for extra in summary.get("notes", []):
         note += "\n\n" + extra
-    return head + "\n".join(rows) + "\n\n" + "; ".join(info) + ".\n\n" + note + "\n"
+    regret = regret_markdown(summary)
+    return (head + "\n".join(rows) + "\n\n" + "; ".join(info) + ".\n\n"
+            + (regret + "\n" if regret else "") + note + "\n")
+
+
+def regret_markdown(summary: dict) -> str:
+    """A second table: each criterion's first choice, as its regret (mean FD rank above the
+    best's; 0 = it named the best), with the best's seed sd per data set."""
+    names = [d for d in summary["datasets"]
+             if any("regret" in summary["datasets"][d].get(n, {}) for n in CRITERIA)]
+    if not names:
+        return ""
+    sd = {}
+    for d in names:
+        r = next(summary["datasets"][d][n] for n in CRITERIA
+                 if "regret" in summary["datasets"][d].get(n, {}))
+        sd[d] = r["best_seed_sd"]
+    head = ("Regret of each criterion's first choice: the trained outcome's mean FD rank of the "
+            "candidate it ranks first minus the best candidate's (0 = it named the best; "
+            "candidates tied on its value share the first place). Last row: the best's "
+            "standard deviation over seeds, the yardstick of `featsel select`'s goal.\n\n"
+            "| criterion | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n")
+    rows = []
+    for n in CRITERIA:
+        cells = [("" if "regret" not in summary["datasets"][d].get(n, {}) else
+                  f"{summary['datasets'][d][n]['regret']:.2f}") for d in names]
+        if any(cells):
+            mark = " (ranks)" if n == summary["recommended"] else ""
+            rows.append(f"| `{n}`{mark} | " + " | ".join(cells) + " |")
+    rows.append("| best's seed sd | " + " | ".join(f"{sd[d]:.2f}" for d in names) + " |")
+    return head + "\n".join(rows) + "\n"
 
 
 def slim_score(src: Path, dst: Path) -> None:

@@ -302,3 +302,24 @@ def test_vector_study_scripts_run_the_pre_registered_commands(tmp_path, study, d
         assert f"--featurizers {cands} --eval-featurizers {evals}" in line
         assert "--budget 800 --seeds 5" in line and "--score-flow --score-inversion" in line
     assert "--executor local" in lines[3]
+
+
+def test_first_choice_regret_by_hand():
+    """Mean FD rank over seeds: fd[e] a 1.5, b 1.5, c 3 -> ranks 1.5, 1.5, 3; cond_fd[e] a 1,
+    b 2, c 3 -> a 1.25, b 1.75, c 3: the best is a. Within seed 0 a's mean rank is 1, in seed 1
+    1.5: sd (ddof 1) = 0.5 / sqrt(2)."""
+    m = _load("summarize")
+    fd = {"a": {"fd[e]": [1, 2], "cond_fd[e]": [1, 1]}, "b": {"fd[e]": [2, 1], "cond_fd[e]": [2, 2]},
+          "c": {"fd[e]": [3, 3], "cond_fd[e]": [3, 3]}}
+    r = m.first_choice_regret({"a": 0.3, "b": 0.1, "c": 0.2}, fd, set(), ["a", "b", "c"], True)
+    assert r["first"] == ["b"] and r["best"] == "a"
+    assert r["regret"] == pytest.approx(0.5) and r["best_seed_sd"] == pytest.approx(0.5 / 2 ** 0.5)
+    # higher is better: c first, regret 3 - 1.25
+    r = m.first_choice_regret({"a": 0.3, "b": 0.1, "c": 0.9}, fd, set(), ["a", "b", "c"], False)
+    assert r["first"] == ["c"] and r["regret"] == pytest.approx(1.75)
+    # a tie on the criterion's value shares the first place: the mean of their regrets
+    r = m.first_choice_regret({"a": 0.1, "b": 0.1, "c": 0.2}, fd, set(), ["a", "b", "c"], True)
+    assert r["first"] == ["a", "b"] and r["regret"] == pytest.approx(0.25)
+    # the best named: 0
+    assert m.first_choice_regret({"a": 0.0, "b": 0.1, "c": 0.2}, fd, set(), ["a", "b", "c"],
+                                 True)["regret"] == 0.0
