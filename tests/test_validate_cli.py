@@ -312,6 +312,12 @@ def test_curve_at_every_fraction_and_resume_after_an_interrupted_fraction(tmp_pa
     (cr,) = res["collapse"]["runs"]
     assert cr["collapsed"] in (True, False) and cr["variance_ratio"] is not None
     assert res["collapse"]["per_candidate"]["pca:dim=16"]["n_runs"] == 1
+    # off-data statistics at the final step only (the summary reads them there)
+    assert {"precision", "precision_real", "recall"} <= set(final["support"])
+    assert all("support" not in curve[s]["alphas"]["1"]["pca:dim=8"] for s in (1, 2, 3))
+    (sr,) = res["support"]["runs"]
+    assert sr["off_data"] in (True, False) and res["support"]["space"] == "pca:dim=8"
+    assert res["support"]["per_candidate"]["pca:dim=16"]["n_unknown"] == 0
     assert not any("no evaluation at step" in w for w in res["warnings"])
     html = (out / "validation.html").read_text()
     assert 'id="curves"' in html and (out / "figures" / "validation_curves.png").is_file()

@@ -93,11 +93,14 @@ def run_job(cfg: ValidateConfig, job: Job, evaluations: list[str]) -> dict:
         step = checkpoint_step(run, job_identity(job)) or 0
         curve = read_curve(run)
 
-        def evaluate_here() -> dict[int, dict]:
-            """Evaluate the checkpoint (eval.json) and add it to the curve."""
+        def evaluate_here(final: bool) -> dict[int, dict]:
+            """Evaluate the checkpoint (eval.json) and add it to the curve; the off-data
+            statistics (k-NN balls over the real split: seconds on 10,000 samples) only at the
+            final step, the only one the summary reads them at."""
             ev = evaluate_run(job.run_dir, n_per_class=cfg.eval_n_per_class,
                               alphas=[cfg.eval_alpha], featurizers=evaluations,
-                              device=cfg.device, kid=False, collapse_rule=collapse_rule(cfg))
+                              device=cfg.device, kid=False, collapse_rule=collapse_rule(cfg),
+                              support=final)
             evaluated.append(int(ev["step"]))
             return add_curve_point(run, ev, cfg.budget)
 
@@ -111,9 +114,9 @@ def run_job(cfg: ValidateConfig, job: Job, evaluations: list[str]) -> dict:
             # one unless a killed sweep already recorded it
             if s == cfg.budget or not point_complete(curve.get(s), evaluations,
                                                       cfg.eval_alpha):
-                curve = evaluate_here()
+                curve = evaluate_here(final=s == cfg.budget)
         if status == "trained" and not evaluated:  # a checkpoint past the budget (a smaller
-            evaluate_here()                        # --budget): evaluated there, as before
+            evaluate_here(final=True)              # --budget): evaluated there, as before
     trained = None
     if stages:  # one summary: where it resumed from and what all stages ran
         trained = {**stages[-1], "resumed_from": stages[0]["resumed_from"],
