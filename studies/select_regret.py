@@ -25,23 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from featsel.confirmation import mean_fd_rank_excluding
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from summarize import fd_per_seed  # noqa: E402  (a sibling script, not a package)
+from summarize import per_seed_mean_rank as seed_ranks  # noqa: E402
 
 
 def per_seed_mean_rank(val: dict, candidates: list[str]) -> dict[str, list[float]]:
     """validation.json -> {candidate: [mean FD rank within seed k, for each seed k]}."""
     fd, excl = fd_per_seed(val)
-    n_seeds = min(len(v) for c in candidates for v in fd[c].values())
-    out: dict[str, list[float]] = {c: [] for c in candidates}
-    for k in range(n_seeds):
-        one = {c: {m: v[k] for m, v in fd[c].items()} for c in candidates}
-        mr = mean_fd_rank_excluding(one, excl)["mean_rank"]
-        for c in candidates:
-            out[c].append(mr[c])
-    return out
+    return seed_ranks(fd, excl, candidates)
 
 
 def compare(selection: dict, val: dict, alias: dict[str, str] | None = None) -> dict:

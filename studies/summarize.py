@@ -78,6 +78,19 @@ def fd_per_seed(val: dict) -> tuple[dict, set]:
     return fd, exclude_metrics(pairs, metric_space)
 
 
+def per_seed_mean_rank(fd: dict, exclude: set, candidates: list[str]) -> dict[str, list[float]]:
+    """{candidate: [its mean FD rank within seed k alone, for each seed k]}: every candidate's
+    FDs of that seed ranked per metric (``fd``: ``fd_per_seed``'s), the same exclusions."""
+    n_seeds = min(len(v) for c in candidates for v in fd[c].values())
+    out: dict[str, list[float]] = {c: [] for c in candidates}
+    for k in range(n_seeds):
+        mr = mean_fd_rank_excluding({c: {m: v[k] for m, v in fd[c].items()} for c in candidates},
+                                    exclude)["mean_rank"]
+        for c in candidates:
+            out[c].append(mr[c])
+    return out
+
+
 def first_choice_regret(values: dict[str, float], fd: dict, exclude: set,
                         candidates: list[str], lower_is_better: bool) -> dict:
     """Would a user who trained only the criterion's first choice have trained the best? Its
@@ -93,11 +106,8 @@ def first_choice_regret(values: dict[str, float], fd: dict, exclude: set,
     first = sorted(c for c in candidates if sign * float(values[c]) == top)
     best = min(candidates, key=lambda c: (outcome[c], c))
     regret = float(np.mean([outcome[c] for c in first])) - float(outcome[best])
-    n_seeds = min(len(v) for c in candidates for v in fd[c].values())
-    per_seed = [mean_fd_rank_excluding({c: {m: v[k] for m, v in fd[c].items()}
-                                        for c in candidates}, exclude)["mean_rank"][best]
-                for k in range(n_seeds)]
-    sd = float(np.std(per_seed, ddof=1)) if n_seeds > 1 else math.nan
+    per_seed = per_seed_mean_rank(fd, exclude, candidates)[best]
+    sd = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else math.nan
     return {"first": first, "best": best, "regret": regret, "best_seed_sd": sd}
 
 

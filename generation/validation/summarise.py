@@ -21,7 +21,8 @@ from generation.validation.collect import (
 )
 from generation.validation.plan import Job, ValidateConfig, collapse_rule, eval_steps
 
-__all__ = ["summarize", "verdict", "training_health", "collapse_report", "support_report"]
+__all__ = ["summarize", "verdict", "training_health", "final_evaluations", "collapse_report",
+           "support_report"]
 
 
 def summarize(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: list[Job],
@@ -260,7 +261,9 @@ def training_health(cfg: ValidateConfig, cands: list[str], evals: list[str], job
             "(featsel train, a dry run, an older featsel validate, or another --budget / "
             "--eval-fractions); their curves hold fewer points and convergence is checked on "
             "the points there are")
-    collapse = collapse_report(cfg, cands, evals, jobs, key)
+    # every job's final evaluation in the first space, read once for both reports
+    finals = final_evaluations(jobs, key, evals[0])
+    collapse = collapse_report(cfg, cands, evals[0], finals)
     for c, n in collapse["per_candidate"].items():
         if n["n_collapsed"]:
             runs = [r for r in collapse["runs"] if r["candidate"] == c and r["collapsed"]]
@@ -274,7 +277,7 @@ def training_health(cfg: ValidateConfig, cands: list[str], evals: list[str], job
         warnings.append(f"{unknown} run(s) have no collapse statistics (an eval.json from before "
                         "them): rerun featsel validate --resume to measure them")
     n_coll = sum(n["n_collapsed"] for n in collapse["per_candidate"].values())
-    support = support_report(cfg, cands, evals, jobs, key)
+    support = support_report(cfg, cands, evals[0], finals)
     for c, n in support["per_candidate"].items():
         if n["n_off_data"]:
             warnings.append(
@@ -303,18 +306,27 @@ def training_health(cfg: ValidateConfig, cands: list[str], evals: list[str], job
             "caution": caution}
 
 
-def collapse_report(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: list[Job],
-                    key: str) -> dict:
-    """Per job the collapse verdict at the final evaluation (``eval.json``) in the first
-    evaluation space, re-judged from its stored numbers with the config's thresholds."""
-    from featsel.confirmation import collapse_verdict
-
-    space = evals[0]
-    rule = collapse_rule(cfg)
-    runs = []
+def final_evaluations(jobs: list[Job], key: str, space: str) -> list[tuple[Job, dict, dict]]:
+    """Per job, in (candidate, seed) order: (job, its ``eval.json`` or {}, the entry of
+    evaluation space ``space`` at guidance ``key`` there or {})."""
+    out = []
     for j in sorted(jobs, key=lambda j: (j.candidate, j.seed)):
         ev = read_eval(Path(j.run_dir)) or {}
-        stats = (((ev.get("alphas") or {}).get(key) or {}).get(space) or {}).get("collapse")
+        out.append((j, ev, ((ev.get("alphas") or {}).get(key) or {}).get(space) or {}))
+    return out
+
+
+def collapse_report(cfg: ValidateConfig, cands: list[str], space: str,
+                    finals: list[tuple[Job, dict, dict]]) -> dict:
+    """Per job the collapse verdict at the final evaluation (``finals``: ``final_evaluations``
+    in ``space``, the first evaluation space), re-judged from its stored numbers with the
+    config's thresholds."""
+    from featsel.confirmation import collapse_verdict
+
+    rule = collapse_rule(cfg)
+    runs = []
+    for j, ev, entry in finals:
+        stats = entry.get("collapse")
         row = {"candidate": j.candidate, "seed": j.seed, "run": j.run_dir, "step": ev.get("step")}
         if stats is None:
             row.update(collapsed=None, reasons=["not measured (eval.json from before the "
@@ -339,19 +351,17 @@ def collapse_report(cfg: ValidateConfig, cands: list[str], evals: list[str], job
             **rule, "runs": runs, "per_candidate": per}
 
 
-def support_report(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: list[Job],
-                   key: str) -> dict:
-    """Per job whether its samples are off the data at the final evaluation (``eval.json``'s
-    ``support`` in the first evaluation space, judged by ``off_data_verdict``), and per
-    candidate the count and the mean precisions over its measured runs. Runs evaluated before
-    featsel measured support count as unknown."""
+def support_report(cfg: ValidateConfig, cands: list[str], space: str,
+                   finals: list[tuple[Job, dict, dict]]) -> dict:
+    """Per job whether its samples are off the data at the final evaluation (``finals``:
+    ``final_evaluations`` in ``space``, the first evaluation space; its ``support`` judged by
+    ``off_data_verdict``), and per candidate the count and the mean precisions over its
+    measured runs. Runs evaluated before featsel measured support count as unknown."""
     from featsel.confirmation import OFF_DATA_MIN_PRECISION_RATIO, off_data_verdict
 
-    space = evals[0]
     runs = []
-    for j in sorted(jobs, key=lambda j: (j.candidate, j.seed)):
-        ev = read_eval(Path(j.run_dir)) or {}
-        st = (((ev.get("alphas") or {}).get(key) or {}).get(space) or {}).get("support")
+    for j, ev, entry in finals:
+        st = entry.get("support")
         row = {"candidate": j.candidate, "seed": j.seed, "step": ev.get("step")}
         if st is None:
             row.update(off_data=None, precision=math.nan, precision_real=math.nan)
