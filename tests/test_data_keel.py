@@ -257,3 +257,25 @@ def test_addendum_14_tables_load_with_the_documented_counts(name, shape, counts,
                                rtol=0)
     torch.testing.assert_close(x.std(0, unbiased=False), torch.ones(shape[1], dtype=torch.float64),
                                atol=1e-5, rtol=0)
+
+
+@needs_keel
+@pytest.mark.parametrize("name, shape, names, counts, split_sizes", [
+    # read off the tables when addendum 15 was written, before any run (KEEL's twonorm.dat:
+    # 7,400 x 20, 2 classes; marketing.dat: 6,876 x 13, 9 income bands)
+    ("twonorm", (7400, 20), ["0", "1"], [3703, 3697], (5920, 1480)),
+    ("marketing", (6876, 13), [str(k) for k in range(1, 10)],
+     [1255, 529, 505, 618, 527, 846, 784, 1069, 743], (5501, 1375)),
+])
+def test_addendum_15_tables_load(name, shape, names, counts, split_sizes):
+    m = load_manifest(name)
+    assert m.options["standardize"] == "train" and "ambient" not in m.candidates
+    al, tr, te = (load_dataset(name, split=s) for s in ("all", "train", "test"))
+    assert tuple(al.x.shape) == shape and al.class_names == names
+    assert torch.bincount(al.labels).tolist() == counts
+    assert (len(tr), len(te)) == split_sizes
+    x = tr.x.double()
+    torch.testing.assert_close(x.mean(0), torch.zeros(shape[1], dtype=torch.float64), atol=1e-5,
+                               rtol=0)
+    torch.testing.assert_close(x.std(0, unbiased=False), torch.ones(shape[1], dtype=torch.float64),
+                               atol=1e-5, rtol=0)

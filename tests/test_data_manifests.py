@@ -24,7 +24,8 @@ SHARED = Path(os.environ.get("FEATSEL_DATA_DIR", Path(__file__).parents[2] / "sh
 MNIST = SHARED / "mnist" / "t10k-images-idx3-ubyte.gz"
 needs_mnist = pytest.mark.skipif(not MNIST.is_file(), reason=f"{MNIST} not present")
 EXPECTED = {"digits", "mnist", "lfw-subset", "pbmc68k", "imagenet256", "kang2018", "satimage", "texture",
-            "penbased", "letter", "segment", "vehicle", "indian_pines", "magic", "phoneme", "ring"}
+            "penbased", "letter", "segment", "vehicle", "indian_pines", "magic", "phoneme", "ring",
+            "twonorm", "marketing"}
 
 
 def test_all_manifests_validate_and_name_known_featurizers():

@@ -273,12 +273,13 @@ def test_summarize_fills_in_a_criterion_from_a_values_file_matched_by_validation
 
 
 @pytest.mark.parametrize("study, dims", [("phoneme", (3, 2, 4)), ("ring", (8, 4, 6)),
-                                         ("magic", (4, 2, 3)), ("indian_pines", (16, 4, 8))])
+                                         ("magic", (4, 2, 3)), ("indian_pines", (16, 4, 8)),
+                                         ("twonorm", (8, 4, 6)), ("marketing", (4, 2, 3))])
 def test_vector_study_scripts_run_the_pre_registered_commands(tmp_path, study, dims):
     """studies/<study>/run.sh through studies/vector_study.sh, dry (PYTHON=echo): three VAEs
     (HI and LO latent dims, seed 0; MID, seed 1, for evaluation), then select and validate with
     the six candidates, the three evaluation spaces, 5 seeds x 800 steps (PROTOCOL addenda
-    12-14)."""
+    12-15)."""
     import os
     import subprocess
 
@@ -323,3 +324,55 @@ def test_first_choice_regret_by_hand():
     # the best named: 0
     assert m.first_choice_regret({"a": 0.0, "b": 0.1, "c": 0.2}, fd, set(), ["a", "b", "c"],
                                  True)["regret"] == 0.0
+
+
+def _probe_inputs() -> tuple[dict, dict]:
+    """A sweep of 4 candidates x 2 identical seeds whose outcome order is a, b, c, d (mean FD
+    ranks 1, 2, 3, 4), and a selection whose rung 1 ranks b, a, c, d (b and a swapped). The
+    VAE's file and the evaluation VAE sit in other folders in the two, as in studies/satimage."""
+    vae_s, vae_v = "/tmp/sel/vae/featurizer.pt", "runs/study/vae/featurizer.pt"
+    ev_s, ev_v = "/tmp/sel/vae_eval/featurizer.pt", "runs/study/vae_eval/featurizer.pt"
+    final = {"a": 1.0, "b": 2.0, "c": 3.0, vae_v: 4.0}
+    early = {"a": 2.0, "b": 1.0, "c": 3.0, vae_s: 4.0}
+    val = {"fd": {c: {ev_v: [v, v]} for c, v in final.items()},
+           "cond_fd": {c: {ev_v: [v, v]} for c, v in final.items()},
+           "fd_metrics": [{"metric": f"fd[{ev_v}]", "evaluation": ev_v},
+                          {"metric": f"cond_fd[{ev_v}]", "evaluation": ev_v}],
+           "metric_hacking": [], "controls": [],
+           "settings": {"candidates": list(final)}}
+    metrics = [f"fd[{ev_s}]", f"cond_fd[{ev_s}]"]
+    sel = {"compute": {"budget": 90, "full_sweep_candidate_steps": 720},
+           "rungs": [{"steps": 10, "candidate_steps": 80, "candidates": list(early),
+                      "metrics": metrics,
+                      "fd": {c: {m: [v, v] for m in metrics} for c, v in early.items()},
+                      "collapsed": {c: [False, False] for c in early},
+                      "mean_rank": dict(early)}]}
+    return sel, val
+
+
+def test_probe_reads_rung_one_against_the_sweep_by_hand():
+    m = _load("probe")
+    sel, val = _probe_inputs()
+    r = m.analyse(sel, val, n_boot=50)
+    # probe b, a, c, d against outcome a, b, c, d: 5 of 6 pairs concordant, tau = 4/6; exact
+    # one-sided p = orders of 4 with at most one inversion (1 + 3) / 24
+    assert r["kendall"] == pytest.approx(2 / 3) and r["kendall_p"] == pytest.approx(4 / 24)
+    assert r["ci_low"] == pytest.approx(2 / 3) and r["ci_high"] == pytest.approx(2 / 3)
+    assert r["probe_fraction"] == pytest.approx(80 / 720) and r["n_seeds"] == 2
+    # its first choice b has outcome rank 2, the best a 1; a's per-seed ranks (1, 1): sd 0
+    assert r["first_first"] == ["b"] and r["first_regret"] == pytest.approx(1.0)
+    assert r["first_best_seed_sd"] == pytest.approx(0.0)
+    d = r["disjoint"]  # 2 seeds: probe on one, outcome on the other, both ways
+    assert d["n_splits"] == 2 and d["mean_kendall"] == pytest.approx(2 / 3)
+    assert d["first_is_best_share"] == 0.0 and d["mean_regret"] == pytest.approx(1.0)
+    assert "runs/study/vae/featurizer.pt" in r["candidates"]
+
+
+def test_probe_refuses_a_rung_whose_stored_order_it_cannot_reproduce():
+    m = _load("probe")
+    sel, val = _probe_inputs()
+    sel["rungs"][0]["mean_rank"]["a"] = 1.0
+    with pytest.raises(SystemExit, match="stored mean_rank differs"):
+        m.analyse(sel, val, n_boot=5)
+    with pytest.raises(SystemExit, match="2 matches"):
+        m.match_names(["x/vae/featurizer.pt"], ["a/vae/featurizer.pt", "b/vae/featurizer.pt"])

@@ -1,0 +1,271 @@
+"""Does a short training probe predict the trained outcome better than a training-free score?
+
+Every `featsel select` in the studies trained all its candidates, every seed, for its first rung
+(89 of 800 steps, 1/9 of the budget: 11% of the full sweep's candidate-steps) before keeping the
+best third. This script reads that first rung as a *predictor* of the full sweep's mean FD rank,
+the way ``studies/summarize.py`` reads the training-free criteria, on every study that has both a
+selection and a full sweep:
+
+- **probe** (``probe``): select's own rung-1 order (``rungs[0].mean_rank``: mean FD rank over
+  (metric, seed) cells, collapsed runs ranked below healthy ones, ``featsel.halving.run_ranks``),
+  against the sweep's mean FD rank (paper Table 4, metric-hacking pairs left out). Kendall's tau,
+  its exact one-sided permutation p, a 95% bootstrap interval over seeds (one resample of a
+  candidate's seed indices shared by the probe and the outcome, since seed k of both is the same
+  generator when select and validate shared a folder), and the regret of the probe's first
+  choice (``summarize.first_choice_regret``) beside the best's seed sd.
+- **disjoint seeds** (``disjoint``): the probe read on some seeds and the outcome on the others
+  (5 seeds: every 2 / 3 split; 3 seeds: every 1 / 2 split), so that no seed's luck is shared
+  between the two. Mean, min and max Kendall over the splits, and the share of splits in which
+  the probe's first choice is the outcome's best on the other seeds. This is the honest reading
+  of a probe whose runs are not the ones the user will keep.
+- the training-free criteria's tau on the same data set, read from ``studies/summary.json``.
+
+Read together (``featsel.confirmation.pooled_kendall_p``): the probe over the data sets that
+were held out for the ranking criterion, and over all of them.
+
+This is an analysis of runs that already exist, made after their outcomes were known
+(``studies/PROTOCOL.md`` addendum 15): the probe has no setting chosen on them (select's rung
+schedule was fixed by issue 12's defaults, eta 3, before any of these studies ran), but which
+rung to read, and how, was decided here.
+
+    python studies/probe.py [--out studies/probe/results.json] [--md studies/probe/README_table.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from featsel.confirmation import (
+    mean_fd_over_seeds,
+    mean_fd_rank_excluding,
+    pooled_kendall_p,
+    rank_agreement,
+)
+from featsel.halving import run_ranks
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from summarize import fd_per_seed, first_choice_regret  # noqa: E402  (a sibling script)
+
+HERE = Path(__file__).resolve().parent
+# (name, selection folder, full sweep folder, role): every study with both, under studies/
+STUDIES = [
+    ("pbmc68k/ambient", "pbmc/select", "pbmc/full/ambient", "selection"),
+    ("satimage", "satimage/select", "satimage/results", "selection"),
+    ("texture", "texture/select", "texture/results", "held out"),
+    ("mnist", "mnist/select", "mnist/results", "held out"),
+    ("penbased", "penbased/select", "penbased/results", "held out"),
+    ("letter", "letter/select", "letter/results", "held out"),
+    ("segment", "segment/select", "segment/results", "held out"),
+    ("vehicle", "vehicle/select", "vehicle/results", "held out"),
+    ("indian_pines", "indian_pines/select", "indian_pines/results", "held out"),
+    ("magic", "magic/select", "magic/results", "held out"),
+    ("phoneme", "phoneme/select", "phoneme/results", "held out"),
+    ("ring", "ring/select", "ring/results", "held out"),
+]
+# read beside the studies, not in the pooled readings: the same data set again
+EXTRA = [
+    ("texture_8", "texture/extended/select", "texture/extended/results",
+     "texture with 8 candidates (same data as texture)"),
+    ("mnist_rebuilt", "mnist/rerun", "mnist/rerun", "MNIST, the rebuilt pipeline (addendum 6)"),
+]
+CRITERIA_SHOWN = ("inversion_share", "null_share")
+
+
+def match_names(select_names: list[str], sweep_names: list[str]) -> dict[str, str]:
+    """{select name: sweep name}: the same spec, or a featurizer file of the same folder name
+    (the same seeded pretraining command run in another directory, e.g. ``/tmp/sat/vae`` and
+    ``runs/satimage/vae``)."""
+    def tail(n: str) -> str:
+        return "/".join(Path(n).parts[-2:]) if n.endswith(".pt") else n
+
+    out = {}
+    for s in select_names:
+        hits = [w for w in sweep_names if w == s] or [w for w in sweep_names if tail(w) == tail(s)]
+        if len(hits) != 1:
+            raise SystemExit(f"candidate {s!r}: {len(hits)} matches in the sweep {sweep_names}")
+        out[s] = hits[0]
+    return out
+
+
+def _probe_rank(fd: dict, collapsed: dict, exclude: set, seeds: list[int]) -> dict[str, float]:
+    sub = {c: {m: [v[k] for k in seeds] for m, v in row.items()} for c, row in fd.items()}
+    col = {c: [v[k] for k in seeds] for c, v in collapsed.items()}
+    return run_ranks(sub, col, [(c, m) for c, m in exclude if c in fd])["mean_rank"]
+
+
+def _outcome(fd: dict, exclude: set, seeds: list[int]) -> dict[str, float]:
+    sub = {c: {m: [v[k] for k in seeds] for m, v in row.items()} for c, row in fd.items()}
+    return mean_fd_rank_excluding(mean_fd_over_seeds(sub), exclude)["mean_rank"]
+
+
+def _tau(pred: dict, outcome: dict) -> float:
+    return rank_agreement(pred, outcome, with_p=False)["kendall"]
+
+
+def analyse(selection: dict, val: dict, *, n_boot: int = 2000, seed: int = 0) -> dict:
+    """One study: the rung-1 probe against the full sweep (module docstring)."""
+    rung = selection["rungs"][0]
+    sweep_fd, exclude = fd_per_seed(val)
+    controls = set(val.get("controls") or [])
+    names = match_names(list(rung["candidates"]),
+                        [c for c in val["settings"]["candidates"] if c not in controls])
+    cands = list(names.values())
+    # metric names carry the evaluation space, whose file may sit elsewhere too
+    sweep_metrics = sorted(sweep_fd[cands[0]])
+    metric = {}
+    for m in rung["metrics"]:
+        kind, space = m.split("[", 1)
+        space = match_names([space[:-1]], [w.split("[", 1)[1][:-1] for w in sweep_metrics
+                                           if w.startswith(kind + "[")])[space[:-1]]
+        metric[m] = f"{kind}[{space}]"
+    if sorted(metric.values()) != sweep_metrics:
+        raise SystemExit(f"rung 1 metrics {sorted(metric.values())} differ from the sweep's "
+                         f"{sweep_metrics}")
+    probe_fd = {names[s]: {metric[m]: [float(x) for x in rung["fd"][s][m]] for m in metric}
+                for s in rung["candidates"]}
+    collapsed = {names[s]: list(rung["collapsed"][s]) for s in rung["candidates"]}
+    sweep_fd = {c: sweep_fd[c] for c in cands}
+    n_seeds = min(len(v) for row in sweep_fd.values() for v in row.values())
+    n_probe_seeds = min(len(v) for row in probe_fd.values() for v in row.values())
+    if n_probe_seeds != n_seeds:
+        raise SystemExit(f"rung 1 has {n_probe_seeds} seeds, the sweep {n_seeds}")
+    all_seeds = list(range(n_seeds))
+    probe = {names[s]: float(r) for s, r in rung["mean_rank"].items()}
+    recomputed = _probe_rank(probe_fd, collapsed, exclude, all_seeds)
+    if any(abs(recomputed[c] - probe[c]) > 1e-9 for c in cands):
+        raise SystemExit("rung 1's stored mean_rank differs from run_ranks on its FDs")
+    outcome = _outcome(sweep_fd, exclude, all_seeds)
+    point = rank_agreement(probe, outcome)
+    # bootstrap: one resample of each candidate's seeds, shared by probe and outcome
+    rng = np.random.default_rng(seed)
+    taus = []
+    for _ in range(n_boot):
+        idx = {c: rng.integers(0, n_seeds, n_seeds) for c in cands}
+        p_fd = {c: {m: [v[k] for k in idx[c]] for m, v in probe_fd[c].items()} for c in cands}
+        p_col = {c: [collapsed[c][k] for k in idx[c]] for c in cands}
+        o_fd = {c: {m: [v[k] for k in idx[c]] for m, v in sweep_fd[c].items()} for c in cands}
+        p = run_ranks(p_fd, p_col, [(c, m) for c, m in exclude if c in p_fd])["mean_rank"]
+        taus.append(_tau(p, _outcome(o_fd, exclude, list(range(n_seeds)))))
+    t = np.asarray(taus)
+    t = t[np.isfinite(t)]
+    ci = [float(x) for x in np.percentile(t, [2.5, 97.5])] if t.size else [math.nan] * 2
+    regret = first_choice_regret(probe, sweep_fd, exclude, cands, lower_is_better=True)
+    # disjoint seeds: probe on k seeds, outcome on the rest, every split
+    k = n_seeds // 2
+    splits = []
+    for ps in itertools.combinations(all_seeds, k):
+        os_ = [s for s in all_seeds if s not in ps]
+        p = _probe_rank(probe_fd, collapsed, exclude, list(ps))
+        o = _outcome(sweep_fd, exclude, os_)
+        best = min(cands, key=lambda c: (o[c], c))
+        top = min(p.values())
+        first = [c for c in cands if p[c] == top]
+        splits.append({"probe_seeds": list(ps), "kendall": _tau(p, o),
+                       "first_is_best": best in first and len(first) == 1,
+                       "regret": float(np.mean([o[c] for c in first]) - o[best])})
+    dk = np.array([s["kendall"] for s in splits], dtype=float)
+    return {
+        "candidates": cands, "n_candidates": len(cands), "n_seeds": n_seeds,
+        "probe_steps": int(rung["steps"]), "budget": int(selection["compute"]["budget"]),
+        "probe_fraction": rung["candidate_steps"] / selection["compute"][
+            "full_sweep_candidate_steps"],
+        "probe": probe, "outcome": outcome,
+        "kendall": point["kendall"], "kendall_p": point["kendall_p"],
+        "spearman": point["spearman"], "ci_low": ci[0], "ci_high": ci[1],
+        **{f"first_{k_}": v for k_, v in regret.items()},
+        "disjoint": {"probe_seeds_per_split": k, "n_splits": len(splits),
+                     "mean_kendall": float(np.nanmean(dk)), "min_kendall": float(np.nanmin(dk)),
+                     "max_kendall": float(np.nanmax(dk)),
+                     "first_is_best_share": float(np.mean([s["first_is_best"] for s in splits])),
+                     "mean_regret": float(np.mean([s["regret"] for s in splits])),
+                     "splits": splits},
+        "_pair": (np.array([probe[c] for c in cands]), np.array([outcome[c] for c in cands])),
+    }
+
+
+def criteria_taus(summary: dict, name: str) -> dict[str, float | None]:
+    d = summary.get("datasets", {}).get(name, {})
+    return {c: (d[c]["kendall"] if c in d else None) for c in CRITERIA_SHOWN}
+
+
+def run(studies=STUDIES, extra=EXTRA, root: Path = HERE, summary: dict | None = None) -> dict:
+    out: dict = {"studies": {}, "extra": {}}
+    for group, items in (("studies", studies), ("extra", extra)):
+        for name, sel, sweep, role in items:
+            s, v = root / sel / "selection.json", root / sweep / "validation.json"
+            if not (s.is_file() and v.is_file()):
+                continue
+            r = analyse(json.loads(s.read_text()), json.loads(v.read_text()))
+            r["role"] = role
+            r["criteria"] = criteria_taus(summary or {}, name)
+            out[group][name] = r
+    pooled = {}
+    for label, keep in (("held out", lambda r: r["role"] == "held out"), ("all", lambda r: True)):
+        # (probe mean rank, outcome mean rank): both lower = better, so +1 = the same order
+        pairs = [r["_pair"] for r in out["studies"].values() if keep(r)]
+        names = [n for n, r in out["studies"].items() if keep(r)]
+        if pairs:
+            res = pooled_kendall_p(pairs)
+            pooled[label] = {"datasets": names, "mean_kendall": res["mean_kendall"],
+                             "p": res["p"],
+                             "mean_disjoint_kendall": float(np.mean(
+                                 [out["studies"][n]["disjoint"]["mean_kendall"] for n in names]))}
+    out["pooled"] = pooled
+    for group in ("studies", "extra"):
+        for r in out[group].values():
+            r.pop("_pair")
+    return out
+
+
+def markdown(res: dict) -> str:
+    head = ("| data set | candidates x seeds | probe tau [95% CI] | p | disjoint seeds: mean "
+            "(min, max) | probe's first: regret (best's sd) | first = best, disjoint | "
+            + " | ".join(f"`{c}` tau" for c in CRITERIA_SHOWN) + " |")
+    lines = [head, "|" + "---|" * (7 + len(CRITERIA_SHOWN))]
+    for group in ("studies", "extra"):
+        for name, r in res[group].items():
+            d = r["disjoint"]
+            crit = " | ".join("" if r["criteria"][c] is None else f"{r['criteria'][c]:+.2f}"
+                              for c in CRITERIA_SHOWN)
+            label = name if group == "studies" else f"{name} (beside)"
+            lines.append(
+                f"| {label} ({r['role']}) | {r['n_candidates']} x {r['n_seeds']} | "
+                f"{r['kendall']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}] | "
+                f"{r['kendall_p']:.2g} | {d['mean_kendall']:+.2f} ({d['min_kendall']:+.2f}, "
+                f"{d['max_kendall']:+.2f}) | {r['first_regret']:.2f} ({r['first_best_seed_sd']:.2f})"
+                f" | {d['first_is_best_share']:.0%} of {d['n_splits']} | {crit} |")
+    lines.append("")
+    for label, p in res["pooled"].items():
+        lines.append(f"Read together ({label}: {', '.join(p['datasets'])}): probe mean Kendall "
+                     f"{p['mean_kendall']:+.2f}, exact p = {p['p']:.2g}; on disjoint seeds "
+                     f"{p['mean_disjoint_kendall']:+.2f}.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=str(HERE / "probe" / "results.json"))
+    ap.add_argument("--md", default=str(HERE / "probe" / "table.md"))
+    ap.add_argument("--summary", default=str(HERE / "summary.json"),
+                    help="studies/summary.json, for the criteria's tau beside the probe's")
+    args = ap.parse_args(argv)
+    summary = json.loads(Path(args.summary).read_text()) if Path(args.summary).is_file() else {}
+    res = run(summary=summary)
+    for path, text in ((args.out, json.dumps(res, indent=1) + "\n"), (args.md, markdown(res))):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(f"{path}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    print(markdown(res))
+
+
+if __name__ == "__main__":
+    main()
