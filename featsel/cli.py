@@ -272,6 +272,8 @@ def _score(args: Any) -> dict | str:
                      + _pooled_text(ev.get("pooled_held_out_secondary"))
                      + _replication_text(ev.get("replication"))
                      + "; confirm with featsel validate")
+    if ev.get("probe"):
+        lines.append(_probe_text(ev["probe"]))
     if args.out:
         lines.append(f"report: {args.out}/report.html")
     return "\n".join(lines)
@@ -294,6 +296,31 @@ def _replication_text(rep: dict | None) -> str:
     return (f"; its replication ({rep['label']}: {', '.join(rep['datasets'])}): mean "
             f"{rep['mean_kendall']:+.2f}, p = {rep['p']:.2g}, "
             + ("held" if rep["held"] else f"did not hold (bar p < {rep['bar_p']:g})"))
+
+
+def _probe_text(probe: dict) -> str:
+    """The short training probe's record (featsel select's first rung; studies/PROTOCOL.md
+    addendum 15): its cost, its agreement read after the fact (beside the best training-free
+    criterion's on the same data sets) and its pre-registered test."""
+    text = (f"a short training probe, featsel select's first rung ({probe['fraction']:.0%} of a "
+            f"full sweep's training)")
+    late = probe.get("after_the_fact")
+    if late:
+        text += (f", agreed with the trained outcome at Kendall mean {late['mean_kendall']:+.2f} "
+                 f"over {len(late['datasets'])} data sets, read after the fact")
+        best = late.get("best_criterion")
+        if best:
+            text += (f" (the best training-free criterion there: {best['name']} "
+                     f"{best['mean_kendall']:+.2f} over {best['n']})")
+    test = probe.get("test")
+    if test:
+        text += (f"; its pre-registered test ({test['label']}: {', '.join(test['datasets'])}): "
+                 f"mean {test['mean_kendall']:+.2f}, p = {test['p']:.2g}, "
+                 + ("held" if test["held"] else f"did not hold (bar p < {test['bar_p']:g})"))
+        crit = test.get("ranking_criterion")
+        if crit:
+            text += f" ({crit['name']} on the same data: {crit['mean_kendall']:+.2f})"
+    return text + "; featsel select trains it and keeps the best third"
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:

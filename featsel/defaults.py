@@ -83,7 +83,7 @@ LOW_EFFECTIVE_RANK = 2.0
 
 # a recommendation made by one of these featurizer kinds (registry names) carries a caution
 # (featsel.ranking.encoder_caution): in every study where an MLP VAE coupling was trained
-# (pbmc68k and ten tables, README "What predicts the trained outcome") it trained below the PCA
+# (pbmc68k and twelve tables, README "What predicts the trained outcome") it trained below the PCA
 # candidates, its samples off the data, while training-free criteria often ranked it first.
 # A caution that asks for featsel select, not a rule: the ranking is unchanged
 CAUTION_KINDS = ("mlp-vae",)

@@ -28,7 +28,12 @@ This is an analysis of runs that already exist, made after their outcomes were k
 schedule was fixed by issue 12's defaults, eta 3, before any of these studies ran), but which
 rung to read, and how, was decided here.
 
-    python studies/probe.py [--out studies/probe/results.json] [--md studies/probe/README_table.md]
+Addendum 15's test (twonorm and marketing, role ``test``) is read together apart from the rest
+and held if exact p < ``TEST_P``; ``--evidence featsel/evidence.json`` writes the record
+`featsel score` prints beside its recommendation (``evidence_entry``).
+
+    python studies/probe.py [--out studies/probe/results.json] [--md studies/probe/table.md] \
+        [--evidence featsel/evidence.json]
 """
 
 from __future__ import annotations
@@ -69,6 +74,9 @@ STUDIES = [
     ("magic", "magic/select", "magic/results", "held out"),
     ("phoneme", "phoneme/select", "phoneme/results", "held out"),
     ("ring", "ring/select", "ring/results", "held out"),
+    # addendum 15's test, fixed before these ran
+    ("twonorm", "twonorm/select", "twonorm/results", "test"),
+    ("marketing", "marketing/select", "marketing/results", "test"),
 ]
 # read beside the studies, not in the pooled readings: the same data set again
 EXTRA = [
@@ -77,6 +85,8 @@ EXTRA = [
     ("mnist_rebuilt", "mnist/rerun", "mnist/rerun", "MNIST, the rebuilt pipeline (addendum 6)"),
 ]
 CRITERIA_SHOWN = ("inversion_share", "null_share")
+TEST_LABEL = "addendum 15"
+TEST_P = 0.05  # addendum 15's bar: the test data sets read together at exact p < 0.05
 
 
 def match_names(select_names: list[str], sweep_names: list[str]) -> dict[str, str]:
@@ -208,7 +218,9 @@ def run(studies=STUDIES, extra=EXTRA, root: Path = HERE, summary: dict | None = 
             r["criteria"] = criteria_taus(summary or {}, name)
             out[group][name] = r
     pooled = {}
-    for label, keep in (("held out", lambda r: r["role"] == "held out"), ("all", lambda r: True)):
+    for label, keep in (("held out", lambda r: r["role"] == "held out"),
+                        ("test", lambda r: r["role"] == "test"),
+                        ("all", lambda r: True)):
         # (probe mean rank, outcome mean rank): both lower = better, so +1 = the same order
         pairs = [r["_pair"] for r in out["studies"].values() if keep(r)]
         names = [n for n, r in out["studies"].items() if keep(r)]
@@ -219,6 +231,13 @@ def run(studies=STUDIES, extra=EXTRA, root: Path = HERE, summary: dict | None = 
                              "mean_disjoint_kendall": float(np.mean(
                                  [out["studies"][n]["disjoint"]["mean_kendall"] for n in names]))}
     out["pooled"] = pooled
+    if "held out" in pooled and summary:
+        out["criteria_same_datasets"] = criteria_means(summary, pooled["held out"]["datasets"])
+    if "test" in pooled and summary:
+        out["criteria_test"] = criteria_means(summary, pooled["test"]["datasets"])
+        out["ranking_criterion"] = summary.get("recommended")
+    if "test" in pooled:  # said in words: the bar was fixed before the run
+        pooled["test"].update(label=TEST_LABEL, bar_p=TEST_P, held=bool(pooled["test"]["p"] < TEST_P))
     for group in ("studies", "extra"):
         for r in out[group].values():
             r.pop("_pair")
@@ -244,10 +263,59 @@ def markdown(res: dict) -> str:
                 f" | {d['first_is_best_share']:.0%} of {d['n_splits']} | {crit} |")
     lines.append("")
     for label, p in res["pooled"].items():
+        verdict = ""
+        if "held" in p:
+            verdict = (f" ({p['label']}'s bar, p < {p['bar_p']:g}: "
+                       + ("held" if p["held"] else "did not hold") + ")")
         lines.append(f"Read together ({label}: {', '.join(p['datasets'])}): probe mean Kendall "
-                     f"{p['mean_kendall']:+.2f}, exact p = {p['p']:.2g}; on disjoint seeds "
-                     f"{p['mean_disjoint_kendall']:+.2f}.")
+                     f"{p['mean_kendall']:+.2f}, exact p = {p['p']:.2g}{verdict}; on disjoint "
+                     f"seeds {p['mean_disjoint_kendall']:+.2f}.")
     return "\n".join(lines) + "\n"
+
+
+def criteria_means(summary: dict, names: list[str]) -> dict[str, dict]:
+    """Every training-free criterion's mean Kendall over those of ``names`` where
+    studies/summary.json has it: ``{criterion: {"mean_kendall", "n"}}``."""
+    out: dict[str, dict] = {}
+    for d in names:
+        for c, r in summary.get("datasets", {}).get(d, {}).items():
+            if isinstance(r, dict) and "kendall" in r:
+                out.setdefault(c, []).append(float(r["kendall"]))
+    return {c: {"mean_kendall": float(np.mean(v)), "n": len(v)} for c, v in out.items()}
+
+
+def evidence_entry(res: dict) -> dict:
+    """What `featsel score` shows its users about the probe (``featsel/evidence.json``'s
+    ``probe``): its cost, its agreement read after the fact, and its pre-registered test."""
+    fractions = [r["probe_fraction"] for r in res["studies"].values()]
+    pool = res["pooled"]
+    entry = {"what": "featsel select's first rung (every candidate and seed trained for 1/9 of "
+                     "the budget), read as a predictor of the full sweep's mean FD rank",
+             "fraction": float(np.mean(fractions)) if fractions else math.nan}
+    if "held out" in pool:
+        entry["after_the_fact"] = {k: pool["held out"][k] for k in
+                                   ("datasets", "mean_kendall", "p", "mean_disjoint_kendall")}
+        crit = res.get("criteria_same_datasets", {})
+        if crit:  # the best training-free criterion on the same data sets, for comparison
+            best = max(crit, key=lambda c: crit[c]["mean_kendall"])
+            entry["after_the_fact"]["best_criterion"] = {"name": best, **crit[best]}
+    if "test" in pool:
+        entry["test"] = {k: pool["test"][k] for k in
+                         ("label", "datasets", "mean_kendall", "p", "bar_p", "held",
+                          "mean_disjoint_kendall")}
+        rank = res.get("ranking_criterion")
+        if rank in res.get("criteria_test", {}):  # the ranking criterion on the same test
+            entry["test"]["ranking_criterion"] = {"name": rank, **res["criteria_test"][rank]}
+    return entry
+
+
+def write_evidence(path: str | os.PathLike, entry: dict) -> None:
+    """Set ``probe`` in the evidence file (written by studies/summarize.py, which keeps it)."""
+    ev = json.loads(Path(path).read_text()) if Path(path).is_file() else {}
+    ev["probe"] = entry
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(ev, indent=1))
+    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -256,6 +324,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--md", default=str(HERE / "probe" / "table.md"))
     ap.add_argument("--summary", default=str(HERE / "summary.json"),
                     help="studies/summary.json, for the criteria's tau beside the probe's")
+    ap.add_argument("--evidence", help="also write the probe's record here as 'probe' "
+                    "(featsel/evidence.json, shown beside every score's recommendation)")
     args = ap.parse_args(argv)
     summary = json.loads(Path(args.summary).read_text()) if Path(args.summary).is_file() else {}
     res = run(summary=summary)
@@ -264,6 +334,8 @@ def main(argv: list[str] | None = None) -> None:
         tmp = Path(f"{path}.tmp")
         tmp.write_text(text)
         os.replace(tmp, path)
+    if args.evidence:
+        write_evidence(args.evidence, evidence_entry(res))
     print(markdown(res))
 
 

@@ -470,6 +470,9 @@ def main() -> None:
             ev["replication"] = {"label": rep_label, "datasets": r["datasets"],
                                  "mean_kendall": r["mean_kendall"], "p": r["p"],
                                  "bar_p": REPLICATION_P, "held": bool(r["p"] < REPLICATION_P)}
+        old = Path(args.evidence)  # the probe's record is studies/probe.py's: kept as it is
+        if old.is_file() and "probe" in (prev := json.loads(old.read_text())):
+            ev["probe"] = prev["probe"]
         tmp = Path(args.evidence).with_suffix(".json.tmp")
         tmp.write_text(json.dumps(ev, indent=1))
         os.replace(tmp, args.evidence)

@@ -8,12 +8,16 @@
 #   VEHICLE=studies/vehicle/results the vehicle test (addendum 10) and
 #   INDIAN_PINES=studies/indian_pines/results the Indian Pines test (addendum 12) and
 #   MAGIC=studies/magic/results the MAGIC test (addendum 13), PHONEME=studies/phoneme/results and
-#   RING=studies/ring/results the default's replication (addendum 14) when those folders exist; the
+#   RING=studies/ring/results the default's replication (addendum 14), TWONORM=studies/twonorm/results
+#   and MARKETING=studies/marketing/results the default's sixth and seventh held-out tests
+#   (addendum 15) when those folders exist; the
 #   held-out tests are also read together (summary.json "pooled": addendum 4's list;
 #   "pooled_secondary": all of them, addenda 7, 8, 10, 12, 13 and 14; "pooled_named": the
 #   inversion share's own held-out tests, vehicle, Indian Pines and MAGIC, addendum 13, which
 #   featsel/evidence.json reads for the default criterion; with addendum 14's two, all five,
-#   and the two of the replication alone).
+#   and the two of the replication alone; with addendum 15's two, all seven).
+#   Then studies/probe.py reads select's first rung as a predictor (addendum 15) and writes its
+#   record into featsel/evidence.json (summarize.py keeps it).
 #   MNIST5=studies/mnist/results_5seeds adds MNIST with five seeds as summary.json's
 #   "robustness" (addendum 6: a check, not a test; outside the pooled readings and the evidence);
 #   SEGMENT_LONG=studies/segment/long and VEHICLE_LONG=studies/vehicle/long add segment and
@@ -50,6 +54,12 @@ H=${PHONEME:-studies/phoneme/results}
 N=${RING:-studies/ring/results}
 [ -f "$N/validation.json" ] && EXTRA+=(--study "ring=$N"
     --role "ring=held out (addendum 14: the default's replication; null_share's tenth)")
+TW=${TWONORM:-studies/twonorm/results}
+[ -f "$TW/validation.json" ] && EXTRA+=(--study "twonorm=$TW"
+    --role "twonorm=held out (addendum 15: inversion_share's sixth; null_share's eleventh)")
+MK=${MARKETING:-studies/marketing/results}
+[ -f "$MK/validation.json" ] && EXTRA+=(--study "marketing=$MK"
+    --role "marketing=held out (addendum 15: inversion_share's seventh; null_share's twelfth)")
 # the held-out tests of the ranking criterion read together: addendum 4's list (pre-registered)
 # and, beside it, every held-out test so far (addenda 7, 8, 10 and 12)
 POOL=texture
@@ -63,6 +73,8 @@ ALL=$POOL
 [ -f "$A/validation.json" ] && ALL+=,magic
 [ -f "$H/validation.json" ] && ALL+=,phoneme
 [ -f "$N/validation.json" ] && ALL+=,ring
+[ -f "$TW/validation.json" ] && ALL+=,twonorm
+[ -f "$MK/validation.json" ] && ALL+=,marketing
 ALSO=()
 [ "$ALL" != "$POOL" ] && ALSO=(--pool-also "$ALL")
 # the inversion share's own held-out tests (addendum 13's second condition)
@@ -76,6 +88,11 @@ INV=
            --evidence-replication "addendum 14=phoneme,ring") &&
     INV+=,phoneme,ring &&
     ALSO+=(--pool-named "inversion_share's held-out tests (addendum 14)=$INV")
+# addendum 15: twonorm and marketing, its sixth and seventh held-out tests
+[ -n "$INV" ] && [ -f "$TW/validation.json" ] && [ -f "$MK/validation.json" ] &&
+    ALSO+=(--pool-named "addendum 15 (twonorm, marketing)=twonorm,marketing") &&
+    INV+=,twonorm,marketing &&
+    ALSO+=(--pool-named "inversion_share's held-out tests (addendum 15)=$INV")
 [ -n "$INV" ] && ALSO+=(--evidence-held-out "$INV")  # the default since addendum 13
 M5=${MNIST5:-studies/mnist/results_5seeds}
 [ -f "$M5/validation.json" ] && ALSO+=(--robustness "mnist_5seeds=$M5"
@@ -95,4 +112,6 @@ OMP_NUM_THREADS=1 ${PYTHON:-.venv/bin/python} studies/summarize.py --out studies
     --role "texture=held out (test of addendum 2's choice)" \
     --pool "$POOL" "${ALSO[@]}" --evidence featsel/evidence.json \
     --values inversion_share=studies/inversion/results.json \
-    --note "\`inversion_share\` was designed after every data set but vehicle had been seen (PROTOCOL addendum 10): its values on those come from studies/inversion/results.json and are exploratory; vehicle, Indian Pines, MAGIC, phoneme and ring are its held-out tests (the last two its replication, addendum 14). MNIST's value is on the rebuilt pipeline (robustness row), whose featurizers it needs."
+    --note "\`inversion_share\` was designed after every data set but vehicle had been seen (PROTOCOL addendum 10): its values on those come from studies/inversion/results.json and are exploratory; vehicle, Indian Pines, MAGIC, phoneme, ring, twonorm and marketing are its held-out tests (phoneme and ring its replication, addendum 14; twonorm and marketing addendum 15). MNIST's value is on the rebuilt pipeline (robustness row), whose featurizers it needs."
+OMP_NUM_THREADS=1 ${PYTHON:-.venv/bin/python} studies/probe.py --evidence featsel/evidence.json \
+    > /dev/null

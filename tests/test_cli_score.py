@@ -56,6 +56,11 @@ def test_score_end_to_end_and_report(tmp_path, capsys):
     if res["evidence"].get("replication"):  # addendum 14, in words
         held = "held" if res["evidence"]["replication"]["held"] else "did not hold"
         assert "Its pre-registered\n replication (" in html and f"<strong>{held}</strong>" in html
+    if res["evidence"].get("probe"):  # addendum 15: the short training probe beside it
+        assert 'id="probe"' in html and "first rung, every candidate and seed" in html
+        if res["evidence"]["probe"].get("test"):
+            held = "held" if res["evidence"]["probe"]["test"]["held"] else "did not hold"
+            assert f"<strong>{held}</strong>" in html.split('id="probe"')[1]
     assert {p.name for p in (out / "figures").iterdir()} >= {"ranking.png", "alignment_r2.png"}
     assert (out.stat().st_mode & 0o777) == 0o755  # readable by others, like the files in it
     (out / "report.html").unlink()
@@ -257,3 +262,49 @@ def test_replication_line_says_whether_it_held():
                                       "+0.40, p = 0.073, did not hold (bar p < 0.05)")
     assert _replication_text({**rep, "p": 0.01, "held": True}).endswith("p = 0.01, held")
     assert _replication_text(None) == ""
+
+
+def test_probe_line_gives_its_cost_its_reading_after_the_fact_and_its_test():
+    from featsel.cli import _probe_text
+
+    probe = {"fraction": 0.111, "after_the_fact": {
+        "datasets": list("abcdefghij"), "mean_kendall": 0.70, "p": 3e-11,
+        "best_criterion": {"name": "inversion_share", "mean_kendall": 0.53, "n": 9}}}
+    assert _probe_text(probe) == (
+        "a short training probe, featsel select's first rung (11% of a full sweep's training), "
+        "agreed with the trained outcome at Kendall mean +0.70 over 10 data sets, read after the "
+        "fact (the best training-free criterion there: inversion_share +0.53 over 9); featsel "
+        "select trains it and keeps the best third")
+    test = {"label": "addendum 15", "datasets": ["twonorm", "marketing"], "mean_kendall": 0.3,
+            "p": 0.2, "bar_p": 0.05, "held": False}
+    assert ("; its pre-registered test (addendum 15: twonorm, marketing): mean +0.30, p = 0.2, "
+            "did not hold (bar p < 0.05);") in _probe_text({**probe, "test": test})
+    assert "p = 0.01, held;" in _probe_text({**probe, "test": {**test, "p": 0.01, "held": True}})
+    crit = {"name": "inversion_share", "mean_kendall": 0.73, "n": 2}
+    assert "held (inversion_share on the same data: +0.73);" in _probe_text(
+        {**probe, "test": {**test, "p": 0.01, "held": True, "ranking_criterion": crit}})
+
+
+def test_shipped_probe_evidence_is_the_probe_study():
+    # featsel/evidence.json's probe entry is studies/probe.py's reading of the committed studies
+    from pathlib import Path
+
+    from featsel.score import evidence
+
+    root = Path(__file__).resolve().parents[1]
+    res = json.loads((root / "studies" / "probe" / "results.json").read_text())
+    probe = evidence().get("probe")
+    assert probe is not None
+    late = res["pooled"]["held out"]
+    assert {k: probe["after_the_fact"][k] for k in late if k in probe["after_the_fact"]} == {
+        k: late[k] for k in ("datasets", "mean_kendall", "p", "mean_disjoint_kendall")}
+    crit = res["criteria_same_datasets"]
+    best = probe["after_the_fact"]["best_criterion"]
+    assert best["mean_kendall"] == max(c["mean_kendall"] for c in crit.values())
+    assert probe["fraction"] == pytest.approx(
+        sum(r["probe_fraction"] for r in res["studies"].values()) / len(res["studies"]))
+    if "test" in res["pooled"]:  # addendum 15, said in words, beside the ranking criterion
+        assert probe["test"]["held"] == (res["pooled"]["test"]["p"] < probe["test"]["bar_p"])
+        rank = probe["test"]["ranking_criterion"]
+        assert rank["name"] == evidence()["criterion"]
+        assert rank["mean_kendall"] == res["criteria_test"][rank["name"]]["mean_kendall"]

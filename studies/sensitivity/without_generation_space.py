@@ -6,8 +6,8 @@ features predict u exactly), so part of their agreement on the tabular studies c
 placing it first. This reads the same committed results as ``studies/summarize.py`` (the same
 outcome statistics: mean FD rank over the remaining candidates, metric-hacking pairs left out,
 bootstrap interval over seeds, exact permutation p) with that one candidate removed. Indian
-Pines, MAGIC, phoneme and ringnorm (PROTOCOL addenda 12 to 14, designed after this check) have
-no such candidate and enter the held-out reading as they are.
+Pines, MAGIC, phoneme, ringnorm, twonorm and marketing (PROTOCOL addenda 12 to 15, designed after
+this check) have no such candidate and enter the held-out reading as they are.
 
 Usage, from the repository root (the pbmc68k scores in runs/selection, as summarize.sh):
     python studies/sensitivity/without_generation_space.py --out studies/sensitivity/results.json
@@ -30,10 +30,10 @@ from featsel.diagnostics.criteria import CRITERIA  # noqa: E402
 
 ROOT = HERE.parent.parent
 SELF = ("ambient", "identity")  # the generation space itself, as the studies name it
-# indian_pines, magic, phoneme and ring (addenda 12 to 14) were designed without it: they enter
-# as they are
+# indian_pines, magic, phoneme, ring, twonorm and marketing (addenda 12 to 15) were designed
+# without it: they enter as they are
 HELD_OUT = ("texture", "mnist", "penbased", "letter", "segment", "vehicle", "indian_pines", "magic",
-            "phoneme", "ring")
+            "phoneme", "ring", "twonorm", "marketing")
 
 
 def main() -> None:
