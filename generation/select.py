@@ -313,6 +313,9 @@ def _select(cfg: SelectConfig, v: ValidateConfig, out: Path, cands: list[str],
         "metric_hacking": [{"candidate": c, "evaluation": e} for c, e in sorted(hacked)],
         "rung0": {"scored": prior, **r0},
         "executor": ex.describe(),
+        # how well rung 1's order predicted full sweeps in the project's studies (addendum 15;
+        # featsel/evidence.json as the score recorded it), for the report
+        "probe_evidence": (score.get("evidence") or {}).get("probe"),
     }
     if not r0["survivors"]:
         raise ValueError("--featurizers: no candidate is left to train after rung 0 ("

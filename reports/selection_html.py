@@ -136,6 +136,7 @@ def render_selection_html(selection: Mapping, rows: list[dict], figure: str | No
         compute=_compute(selection.get("compute") or {}),
         figure=figure,
         executor=selection.get("executor") or {},
+        probe=selection.get("probe_evidence") or {},
         settings={k: (json.dumps(v) if isinstance(v, list | dict) else v)
                   for k, v in settings.items()},
         timings={k: (json.dumps(v) if isinstance(v, list | dict) else v)

@@ -147,6 +147,8 @@ def test_local_selection_end_to_end(local_selection, capsys):
     saved = json.loads((out / "selection.json").read_text())
     assert saved["complete"] and saved["chosen"] == res["chosen"] in CANDS
     assert saved["chosen_reason"]
+    from featsel.score import evidence  # the probe's record, as the score read it (addendum 15)
+    assert saved["probe_evidence"] == evidence().get("probe")
     # rung 0: the two noise controls the score adds are scored, dropped, never trained
     assert len(saved["prior"]["controls"]) == 2
     assert saved["rung0"]["survivors"] == [c for c in saved["prior"]["order"] if c in CANDS]
@@ -181,6 +183,7 @@ def test_local_selection_end_to_end(local_selection, capsys):
     html = (out / "selection.html").read_text()
     assert 'id="rung-diagram"' in html and "data:image/png;base64," in html
     assert all(c in html for c in CANDS) and "stopped" in html
+    assert ('id="probe"' in html) == bool(saved["probe_evidence"])
 
     # the CLI refuses the folder without --resume; with it, nothing is retrained
     before = _mtimes(out)
@@ -367,6 +370,16 @@ def test_report_draws_the_rungs_and_escapes_names(tmp_path):
     html = render_selection_report(sel, tmp_path).read_text()
     assert bad not in html and "&lt;script&gt;" in html
     assert "66.7% of the full sweep" in html and "COLLAPSED 1/1" in html
+    assert 'id="probe"' not in html  # no probe record in this selection
+    sel["probe_evidence"] = {"fraction": 1 / 9, "after_the_fact": {
+        "datasets": ["x", bad], "mean_kendall": 0.7, "p": 1e-3},
+        "test": {"label": "addendum 15", "datasets": ["y", "z"], "mean_kendall": 0.73,
+                 "p": 0.0016, "bar_p": 0.05, "held": True}}
+    html = render_selection_report(sel, tmp_path).read_text()
+    probe = html.split('id="probe"')[1].split("</p>")[0]
+    assert "(11% of a full" in probe and "+0.70 (mean over\n 2 data sets" in probe
+    assert "+0.73 on its pre-registered test (addendum 15: y, z;" in probe
+    assert "<strong>held</strong>" in probe
     (tmp_path / "selection.json").write_text(json.dumps(sel))
     assert render_selection_dir(tmp_path) == tmp_path / "selection.html"
     with pytest.raises(ValueError, match="rungs"):
