@@ -54,10 +54,17 @@ from featsel.confirmation import (
     pooled_kendall_p,
     rank_agreement,
 )
+from featsel.diagnostics.criteria import CRITERIA
 from featsel.halving import run_ranks
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from summarize import fd_per_seed, first_choice_regret  # noqa: E402  (a sibling script)
+from summarize import (  # noqa: E402  (a sibling script)
+    _add_values,
+    _criteria_values,
+    fd_per_seed,
+    first_choice_regret,
+    read_values,
+)
 
 HERE = Path(__file__).resolve().parent
 # (name, selection folder, full sweep folder, role): every study with both, under studies/
@@ -114,6 +121,14 @@ def _probe_rank(fd: dict, collapsed: dict, exclude: set, seeds: list[int]) -> di
 def _outcome(fd: dict, exclude: set, seeds: list[int]) -> dict[str, float]:
     sub = {c: {m: [v[k] for k in seeds] for m, v in row.items()} for c, row in fd.items()}
     return mean_fd_rank_excluding(mean_fd_over_seeds(sub), exclude)["mean_rank"]
+
+
+def is_mlp_vae(name: str) -> bool:
+    """The studies' MLP VAE couplings: featurizer files of `featsel pretrain vae`, each in a
+    folder named ``vae*`` (``runs/<data>/vae8/featurizer.pt``); MNIST's MAE and distilled ViT
+    files are not."""
+    p = Path(name)
+    return p.suffix == ".pt" and p.parent.name.startswith("vae")
 
 
 def _tau(pred: dict, outcome: dict) -> float:
@@ -201,20 +216,69 @@ def analyse(selection: dict, val: dict, *, n_boot: int = 2000, seed: int = 0) ->
     }
 
 
+def without_vae(selection: dict, val: dict, folder: Path, values: dict) -> dict:
+    """The probe's and the criteria's Kendall over the candidates that are not MLP VAEs
+    (``is_mlp_vae``), against the outcome recomputed over those candidates alone: how much of
+    each one's agreement is catching the VAE couplings' failure. ``values``: summarize's
+    ``--values`` entries (the inversion share of the studies scored before it existed)."""
+    rung = selection["rungs"][0]
+    fd, exclude = fd_per_seed(val)
+    src = next(p for p in (folder / "score" / "results.json", folder / "score_ranking.json")
+               if p.is_file())
+    vals, controls = _criteria_values(json.loads(src.read_text()))
+    _add_values(vals, {}, controls, folder / "validation.json", values)
+    real = [c for c in val["settings"]["candidates"] if c not in set(val.get("controls") or [])]
+    names = match_names(list(rung["candidates"]), real)
+    back = {w: s for s, w in names.items()}
+    keep = [c for c in real if not is_mlp_vae(c)]
+    sweep_metrics = sorted(fd[keep[0]])
+    metric = {}
+    for m in rung["metrics"]:
+        kind, space = m.split("[", 1)
+        space = match_names([space[:-1]], [w.split("[", 1)[1][:-1] for w in sweep_metrics
+                                           if w.startswith(kind + "[")])[space[:-1]]
+        metric[m] = f"{kind}[{space}]"
+    p_fd = {c: {metric[m]: rung["fd"][back[c]][m] for m in rung["metrics"]} for c in keep}
+    p_col = {c: rung["collapsed"][back[c]] for c in keep}
+    probe = run_ranks(p_fd, p_col, [(c, m) for c, m in exclude if c in p_fd])["mean_rank"]
+    outcome = _outcome({c: fd[c] for c in keep}, exclude, list(range(
+        min(len(v) for c in keep for v in fd[c].values()))))
+    out = {"n_candidates": len(keep), "left_out": [c for c in real if c not in keep],
+           "_pairs": {"probe": (np.array([probe[c] for c in keep]),
+                                np.array([outcome[c] for c in keep]))}}
+    out["probe"] = _tau(probe, outcome)
+    for crit in CRITERIA_SHOWN:
+        v = vals.get(crit, {})
+        if all(v.get(c) is not None for c in keep):
+            lower = CRITERIA[crit].lower_is_better
+            out[crit] = rank_agreement({c: v[c] for c in keep}, outcome,
+                                       lower_is_better=lower, with_p=False)["kendall"]
+            sign = 1.0 if lower else -1.0
+            out["_pairs"][crit] = (sign * np.array([float(v[c]) for c in keep]),
+                                   np.array([outcome[c] for c in keep]))
+    return out
+
+
 def criteria_taus(summary: dict, name: str) -> dict[str, float | None]:
     d = summary.get("datasets", {}).get(name, {})
     return {c: (d[c]["kendall"] if c in d else None) for c in CRITERIA_SHOWN}
 
 
-def run(studies=STUDIES, extra=EXTRA, root: Path = HERE, summary: dict | None = None) -> dict:
-    out: dict = {"studies": {}, "extra": {}}
+def run(studies=STUDIES, extra=EXTRA, root: Path = HERE, summary: dict | None = None,
+        values: dict | None = None) -> dict:
+    out: dict = {"studies": {}, "extra": {}, "without_vae": {"datasets": {}, "pooled": {}}}
+    nv = out["without_vae"]
     for group, items in (("studies", studies), ("extra", extra)):
         for name, sel, sweep, role in items:
             s, v = root / sel / "selection.json", root / sweep / "validation.json"
             if not (s.is_file() and v.is_file()):
                 continue
-            r = analyse(json.loads(s.read_text()), json.loads(v.read_text()))
+            sel, val = json.loads(s.read_text()), json.loads(v.read_text())
+            r = analyse(sel, val)
             r["role"] = role
+            if group == "studies" and role != "selection" and any(
+                    is_mlp_vae(c) for c in r["candidates"]):
+                nv["datasets"][name] = without_vae(sel, val, root / sweep, values or {})
             r["criteria"] = criteria_taus(summary or {}, name)
             out[group][name] = r
     pooled = {}
@@ -231,6 +295,14 @@ def run(studies=STUDIES, extra=EXTRA, root: Path = HERE, summary: dict | None = 
                              "mean_disjoint_kendall": float(np.mean(
                                  [out["studies"][n]["disjoint"]["mean_kendall"] for n in names]))}
     out["pooled"] = pooled
+    for who in ("probe", *CRITERIA_SHOWN):  # the held-out and test data sets read together
+        pairs = [d["_pairs"][who] for d in nv["datasets"].values() if who in d["_pairs"]]
+        if pairs:
+            res = pooled_kendall_p(pairs)
+            nv["pooled"][who] = {"n_datasets": len(pairs), "mean_kendall": res["mean_kendall"],
+                                 "p": res["p"]}
+    for d in nv["datasets"].values():
+        d.pop("_pairs")
     if "held out" in pooled and summary:
         out["criteria_same_datasets"] = criteria_means(summary, pooled["held out"]["datasets"])
     if "test" in pooled and summary:
@@ -261,6 +333,19 @@ def markdown(res: dict) -> str:
                 f"{r['kendall_p']:.2g} | {d['mean_kendall']:+.2f} ({d['min_kendall']:+.2f}, "
                 f"{d['max_kendall']:+.2f}) | {r['first_regret']:.2f} ({r['first_best_seed_sd']:.2f})"
                 f" | {d['first_is_best_share']:.0%} of {d['n_splits']} | {crit} |")
+    nv = res.get("without_vae", {})
+    if nv.get("datasets"):
+        lines += ["", "Without the MLP VAE couplings (held-out and test data sets that had them; "
+                  "the outcome recomputed over the rest):", "",
+                  "| data set | candidates | probe | " + " | ".join(f"`{c}`" for c in CRITERIA_SHOWN)
+                  + " |", "|" + "---|" * (3 + len(CRITERIA_SHOWN))]
+        for name, d in nv["datasets"].items():
+            crit = " | ".join("" if d.get(c) is None else f"{d[c]:+.2f}" for c in CRITERIA_SHOWN)
+            lines.append(f"| {name} | {d['n_candidates']} | {d['probe']:+.2f} | {crit} |")
+        lines.append("| read together (mean, exact p) | | " + " | ".join(
+            f"{nv['pooled'][w]['mean_kendall']:+.2f}, p = {nv['pooled'][w]['p']:.2g} "
+            f"({nv['pooled'][w]['n_datasets']})" if w in nv["pooled"] else ""
+            for w in ("probe", *CRITERIA_SHOWN)) + " |")
     lines.append("")
     for label, p in res["pooled"].items():
         verdict = ""
@@ -328,7 +413,8 @@ def main(argv: list[str] | None = None) -> None:
                     "(featsel/evidence.json, shown beside every score's recommendation)")
     args = ap.parse_args(argv)
     summary = json.loads(Path(args.summary).read_text()) if Path(args.summary).is_file() else {}
-    res = run(summary=summary)
+    res = run(summary=summary,
+              values=read_values([f"inversion_share={HERE / 'inversion' / 'results.json'}"]))
     for path, text in ((args.out, json.dumps(res, indent=1) + "\n"), (args.md, markdown(res))):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(f"{path}.tmp")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -376,3 +377,23 @@ def test_probe_refuses_a_rung_whose_stored_order_it_cannot_reproduce():
         m.analyse(sel, val, n_boot=5)
     with pytest.raises(SystemExit, match="2 matches"):
         m.match_names(["x/vae/featurizer.pt"], ["a/vae/featurizer.pt", "b/vae/featurizer.pt"])
+
+
+def test_probe_without_the_vae_couplings_by_hand(tmp_path):
+    """The reading without MLP VAE couplings: the VAE (a ``vae*`` folder's featurizer file) left
+    out, the outcome recomputed over a, b, c (1, 2, 3); the probe's b, a, c gives 1/3, a
+    criterion ordering a, b, c gives +1, and a file that is not a VAE stays."""
+    m = _load("probe")
+    sel, val = _probe_inputs()
+    assert m.is_mlp_vae("runs/study/vae/featurizer.pt") and m.is_mlp_vae("r/vae16/featurizer.pt")
+    assert not m.is_mlp_vae("runs/mnist6/mae0.75/featurizer.pt") and not m.is_mlp_vae("pca:dim=8")
+    crit = {"inversion_share": {"a": 0.1, "b": 0.2, "c": 0.3, "runs/study/vae/featurizer.pt": 0.0},
+            "null_share": {"a": 0.3, "b": 0.2, "c": 0.1, "runs/study/vae/featurizer.pt": 0.0}}
+    score = {"ranking": {"controls": [], "candidates": {
+        c: {"criteria": {k: {"mean": v[c]} for k, v in crit.items()}}
+        for c in val["settings"]["candidates"]}}}
+    (tmp_path / "score_ranking.json").write_text(json.dumps(score))
+    r = m.without_vae(sel, val, tmp_path, {})
+    assert r["left_out"] == ["runs/study/vae/featurizer.pt"] and r["n_candidates"] == 3
+    assert r["probe"] == pytest.approx(1 / 3)
+    assert r["inversion_share"] == pytest.approx(1.0) and r["null_share"] == pytest.approx(-1.0)
