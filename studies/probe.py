@@ -135,15 +135,17 @@ def _tau(pred: dict, outcome: dict) -> float:
     return rank_agreement(pred, outcome, with_p=False)["kendall"]
 
 
-def analyse(selection: dict, val: dict, *, n_boot: int = 2000, seed: int = 0) -> dict:
-    """One study: the rung-1 probe against the full sweep (module docstring)."""
+def aligned(selection: dict, val: dict) -> dict:
+    """Rung 1 of ``selection`` and the sweep ``val`` in the sweep's names: ``{"cands": real
+    candidates, "probe_fd": {cand: {metric: [FD per seed]}} at rung 1, "collapsed": {cand:
+    [bool per seed]}, "stored": select's rung-1 mean rank, "sweep_fd", "exclude",
+    "n_seeds"}``. Metric names carry the evaluation space, whose file may sit elsewhere too."""
     rung = selection["rungs"][0]
     sweep_fd, exclude = fd_per_seed(val)
     controls = set(val.get("controls") or [])
     names = match_names(list(rung["candidates"]),
                         [c for c in val["settings"]["candidates"] if c not in controls])
     cands = list(names.values())
-    # metric names carry the evaluation space, whose file may sit elsewhere too
     sweep_metrics = sorted(sweep_fd[cands[0]])
     metric = {}
     for m in rung["metrics"]:
@@ -156,14 +158,25 @@ def analyse(selection: dict, val: dict, *, n_boot: int = 2000, seed: int = 0) ->
                          f"{sweep_metrics}")
     probe_fd = {names[s]: {metric[m]: [float(x) for x in rung["fd"][s][m]] for m in metric}
                 for s in rung["candidates"]}
-    collapsed = {names[s]: list(rung["collapsed"][s]) for s in rung["candidates"]}
     sweep_fd = {c: sweep_fd[c] for c in cands}
     n_seeds = min(len(v) for row in sweep_fd.values() for v in row.values())
     n_probe_seeds = min(len(v) for row in probe_fd.values() for v in row.values())
     if n_probe_seeds != n_seeds:
         raise SystemExit(f"rung 1 has {n_probe_seeds} seeds, the sweep {n_seeds}")
+    return {"cands": cands, "probe_fd": probe_fd, "sweep_fd": sweep_fd, "exclude": exclude,
+            "collapsed": {names[s]: list(rung["collapsed"][s]) for s in rung["candidates"]},
+            "stored": {names[s]: float(r) for s, r in rung["mean_rank"].items()},
+            "n_seeds": n_seeds}
+
+
+def analyse(selection: dict, val: dict, *, n_boot: int = 2000, seed: int = 0) -> dict:
+    """One study: the rung-1 probe against the full sweep (module docstring)."""
+    rung = selection["rungs"][0]
+    a = aligned(selection, val)
+    cands, probe_fd, sweep_fd = a["cands"], a["probe_fd"], a["sweep_fd"]
+    collapsed, exclude, n_seeds = a["collapsed"], a["exclude"], a["n_seeds"]
     all_seeds = list(range(n_seeds))
-    probe = {names[s]: float(r) for s, r in rung["mean_rank"].items()}
+    probe = a["stored"]
     recomputed = _probe_rank(probe_fd, collapsed, exclude, all_seeds)
     if any(abs(recomputed[c] - probe[c]) > 1e-9 for c in cands):
         raise SystemExit("rung 1's stored mean_rank differs from run_ranks on its FDs")
@@ -221,32 +234,20 @@ def without_vae(selection: dict, val: dict, folder: Path, values: dict) -> dict:
     (``is_mlp_vae``), against the outcome recomputed over those candidates alone: how much of
     each one's agreement is catching the VAE couplings' failure. ``values``: summarize's
     ``--values`` entries (the inversion share of the studies scored before it existed)."""
-    rung = selection["rungs"][0]
-    fd, exclude = fd_per_seed(val)
+    a = aligned(selection, val)
     src = next(p for p in (folder / "score" / "results.json", folder / "score_ranking.json")
                if p.is_file())
     vals, controls = _criteria_values(json.loads(src.read_text()))
     _add_values(vals, {}, controls, folder / "validation.json", values)
-    real = [c for c in val["settings"]["candidates"] if c not in set(val.get("controls") or [])]
-    names = match_names(list(rung["candidates"]), real)
-    back = {w: s for s, w in names.items()}
-    keep = [c for c in real if not is_mlp_vae(c)]
-    sweep_metrics = sorted(fd[keep[0]])
-    metric = {}
-    for m in rung["metrics"]:
-        kind, space = m.split("[", 1)
-        space = match_names([space[:-1]], [w.split("[", 1)[1][:-1] for w in sweep_metrics
-                                           if w.startswith(kind + "[")])[space[:-1]]
-        metric[m] = f"{kind}[{space}]"
-    p_fd = {c: {metric[m]: rung["fd"][back[c]][m] for m in rung["metrics"]} for c in keep}
-    p_col = {c: rung["collapsed"][back[c]] for c in keep}
-    probe = run_ranks(p_fd, p_col, [(c, m) for c, m in exclude if c in p_fd])["mean_rank"]
-    outcome = _outcome({c: fd[c] for c in keep}, exclude, list(range(
-        min(len(v) for c in keep for v in fd[c].values()))))
-    out = {"n_candidates": len(keep), "left_out": [c for c in real if c not in keep],
+    keep = [c for c in a["cands"] if not is_mlp_vae(c)]
+    seeds = list(range(a["n_seeds"]))
+    probe = _probe_rank({c: a["probe_fd"][c] for c in keep},
+                        {c: a["collapsed"][c] for c in keep}, a["exclude"], seeds)
+    outcome = _outcome({c: a["sweep_fd"][c] for c in keep}, a["exclude"], seeds)
+    out = {"n_candidates": len(keep), "left_out": [c for c in a["cands"] if c not in keep],
+           "probe": _tau(probe, outcome),
            "_pairs": {"probe": (np.array([probe[c] for c in keep]),
                                 np.array([outcome[c] for c in keep]))}}
-    out["probe"] = _tau(probe, outcome)
     for crit in CRITERIA_SHOWN:
         v = vals.get(crit, {})
         if all(v.get(c) is not None for c in keep):
