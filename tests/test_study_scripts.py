@@ -397,3 +397,31 @@ def test_probe_without_the_vae_couplings_by_hand(tmp_path):
     assert r["left_out"] == ["runs/study/vae/featurizer.pt"] and r["n_candidates"] == 3
     assert r["probe"] == pytest.approx(1 / 3)
     assert r["inversion_share"] == pytest.approx(1.0) and r["null_share"] == pytest.approx(-1.0)
+
+
+@pytest.mark.parametrize("study, extra", [("penbased", ""), ("letter", ""), ("segment", ""),
+                                          ("vehicle", " --score-inversion")])
+def test_ambient_study_scripts_run_the_pre_registered_commands(tmp_path, study, extra):
+    """studies/<study>/run.sh through studies/ambient_study.sh, dry (PYTHON=echo): the 8-d VAE,
+    then select and validate with ambient, PCA-8, PCA-3, random projections to 8 and 3 and the
+    VAE, evaluated in ambient, PCA-4 and the VAE latent, 5 seeds x 800 steps (PROTOCOL addenda 4,
+    7, 8 and 10; vehicle also scores the inversion share)."""
+    import os
+    import subprocess
+
+    run = tmp_path / "run"
+    out = subprocess.run(["bash", str(ROOT / "studies" / study / "run.sh"), str(run)],
+                         capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "PYTHON": "echo"})
+    assert out.returncode == 0, out.stderr
+    lines = [x for x in out.stdout.splitlines() if x.startswith("-m featsel.cli")]
+    assert len(lines) == 3
+    assert lines[0] == (f"-m featsel.cli pretrain vae --data {study} --split train --out "
+                        f"{run}/vae --set latent_dim=8 --set kl_weight=1e-3 --quiet")
+    vae = f"{run}/vae/featurizer.pt"
+    args = (f"--data {study} --config configs/{study}_mlp.yaml --set space=ambient --featurizers "
+            f"ambient,pca:dim=8,pca:dim=3,random-projection:dim=8,random-projection:dim=3,{vae} "
+            f"--eval-featurizers ambient,pca:dim=4,{vae} --budget 800 --seeds 5 --jobs 2 "
+            f"--resume --score-flow{extra} --out {run}/sweep")
+    assert lines[1] == f"-m featsel.cli select {args} --executor local --quiet"
+    assert lines[2] == f"-m featsel.cli validate {args}"

@@ -13,23 +13,5 @@
 # Results: RUN/sweep (selection.json, validation.json, reports), RUN/walltimes.txt.
 # Usage, from the repository root: bash studies/letter/run.sh [RUN]   (default runs/letter)
 #   JOBS=K training jobs at a time (default 2).
-set -euo pipefail
-R=${1:-runs/letter}
-export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 FEATSEL_DATA_DIR=${FEATSEL_DATA_DIR:-../shared/data}
-FS=(${PYTHON:-.venv/bin/python} -m featsel.cli)
-mkdir -p "$R"
-SECONDS=0
-[ -f "$R/vae/featurizer.pt" ] || "${FS[@]}" pretrain vae --data letter --split train --out "$R/vae" \
-    --set latent_dim=8 --set kl_weight=1e-3 --quiet
-echo "vae pretraining: wall_s=$SECONDS" | tee -a "$R/walltimes.txt"
-VAE=$R/vae/featurizer.pt
-ARGS=(--data letter --config configs/letter_mlp.yaml --set space=ambient
-      --featurizers "ambient,pca:dim=8,pca:dim=3,random-projection:dim=8,random-projection:dim=3,$VAE"
-      --eval-featurizers "ambient,pca:dim=4,$VAE"
-      --budget 800 --seeds 5 --jobs "${JOBS:-2}" --resume --score-flow --out "$R/sweep")
-SECONDS=0
-"${FS[@]}" select "${ARGS[@]}" --executor local --quiet
-echo "select (local, jobs ${JOBS:-2}): wall_s=$SECONDS" | tee -a "$R/walltimes.txt"
-SECONDS=0
-"${FS[@]}" validate "${ARGS[@]}"
-echo "validate (completing the selection's runs): wall_s=$SECONDS" | tee -a "$R/walltimes.txt"
+# Design: studies/ambient_study.sh (the commands above, shared by the four tables).
+exec bash "$(dirname "$0")/../ambient_study.sh" letter "${1:-runs/letter}"
