@@ -366,6 +366,7 @@ def test_probe_reads_rung_one_against_the_sweep_by_hand():
     d = r["disjoint"]  # 2 seeds: probe on one, outcome on the other, both ways
     assert d["n_splits"] == 2 and d["mean_kendall"] == pytest.approx(2 / 3)
     assert d["first_is_best_share"] == 0.0 and d["mean_regret"] == pytest.approx(1.0)
+    assert r["one_seed"]["mean_kendall"] == pytest.approx(2 / 3)  # each seed against the other
     assert "runs/study/vae/featurizer.pt" in r["candidates"]
 
 
