@@ -288,14 +288,19 @@ def _pooled_text(pool: dict | None) -> str:
             f"p = {pool['p']:.2g}")
 
 
+def _held_text(test: dict) -> str:
+    """A pre-registered test read together (``mean_kendall``, ``p``) and whether it held
+    against the bar fixed before it ran (``held``, ``bar_p``)."""
+    return (f"mean {test['mean_kendall']:+.2f}, p = {test['p']:.2g}, "
+            + ("held" if test["held"] else f"did not hold (bar p < {test['bar_p']:g})"))
+
+
 def _replication_text(rep: dict | None) -> str:
     """A pre-registered replication of the criterion read together, and whether it held (the
     bar fixed before it ran; studies/PROTOCOL.md addendum 14), or nothing."""
     if not rep:
         return ""
-    return (f"; its replication ({rep['label']}: {', '.join(rep['datasets'])}): mean "
-            f"{rep['mean_kendall']:+.2f}, p = {rep['p']:.2g}, "
-            + ("held" if rep["held"] else f"did not hold (bar p < {rep['bar_p']:g})"))
+    return f"; its replication ({rep['label']}: {', '.join(rep['datasets'])}): " + _held_text(rep)
 
 
 def _probe_text(probe: dict) -> str:
@@ -315,8 +320,7 @@ def _probe_text(probe: dict) -> str:
     test = probe.get("test")
     if test:
         text += (f"; its pre-registered test ({test['label']}: {', '.join(test['datasets'])}): "
-                 f"mean {test['mean_kendall']:+.2f}, p = {test['p']:.2g}, "
-                 + ("held" if test["held"] else f"did not hold (bar p < {test['bar_p']:g})"))
+                 + _held_text(test))
         crit = test.get("ranking_criterion")
         if crit:
             text += f" ({crit['name']} on the same data: {crit['mean_kendall']:+.2f})"

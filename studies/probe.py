@@ -64,6 +64,7 @@ from summarize import (  # noqa: E402  (a sibling script)
     _criteria_values,
     fd_per_seed,
     first_choice_regret,
+    read_score,
     read_values,
 )
 
@@ -241,9 +242,7 @@ def without_vae(selection: dict, val: dict, folder: Path, values: dict) -> dict:
     each one's agreement is catching the VAE couplings' failure. ``values``: summarize's
     ``--values`` entries (the inversion share of the studies scored before it existed)."""
     a = aligned(selection, val)
-    src = next(p for p in (folder / "score" / "results.json", folder / "score_ranking.json")
-               if p.is_file())
-    vals, controls = _criteria_values(json.loads(src.read_text()))
+    vals, controls = _criteria_values(read_score(folder))
     _add_values(vals, {}, controls, folder / "validation.json", values)
     keep = [c for c in a["cands"] if not is_mlp_vae(c)]
     seeds = list(range(a["n_seeds"]))

@@ -197,13 +197,18 @@ def pbmc(selection: Path, values: dict[str, dict] | None = None) -> dict:
     return out
 
 
+def read_score(folder: Path) -> dict:
+    """A `featsel validate` folder's score: its own ``score/results.json``, or the slim copy
+    committed beside a study (``score_ranking.json``, ranking only)."""
+    src = next(p for p in (folder / "score" / "results.json", folder / "score_ranking.json")
+               if p.is_file())
+    return json.loads(src.read_text())
+
+
 def study(folder: Path, name: str, role: str, values: dict[str, dict] | None = None) -> dict:
     """One `featsel validate` folder; ``values``: --values entries (``read_values``)."""
     val = json.loads((folder / "validation.json").read_text())
-    # the sweep's own score, or the slim copy committed beside a study (ranking only)
-    src = next(p for p in (folder / "score" / "results.json", folder / "score_ranking.json")
-               if p.is_file())
-    score = json.loads(src.read_text())
+    score = read_score(folder)
     fd, excl = fd_per_seed(val)
     vals, controls = _criteria_values(score)
     last = {n: bool(v.get("valid")) for n, v in score["ranking"].get("validity", {}).items()}
