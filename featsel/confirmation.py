@@ -17,7 +17,10 @@ diagnostics of `featsel score`); outputs are plain dicts, so `reports` can rende
   permutation p-value (how often a random order agrees as well);
 - :func:`bootstrap_agreement`: a percentile interval for those correlations, resampling each
   candidate's seeds with replacement (the only randomness the confirmation controls);
-- :func:`compare_predictors`: the same for every diagnostic, and which one predicted best.
+- :func:`compare_predictors`: the same for every diagnostic, and which one predicted best;
+- :func:`seed_split_agreement`: how well the outcome agrees with itself on disjoint seeds (the
+  mean FD rank of one half of the seeds against the other's), beside each predictor's agreement
+  with the same held halves: what no predictor can be asked to beat on this many seeds.
 
 Whether the trained outcome can be trusted (numpy only, no torch):
 
@@ -52,6 +55,8 @@ __all__ = [
     "pooled_kendall_p",
     "bootstrap_agreement",
     "compare_predictors",
+    "REPEATABILITY_BAR",
+    "seed_split_agreement",
     "COLLAPSE_MIN_VARIANCE_RATIO",
     "COLLAPSE_MIN_COVERAGE",
     "COLLAPSE_MIN_SHARE",
@@ -72,6 +77,9 @@ COLLAPSE_MIN_VARIANCE_RATIO = 0.1   # collapsed: mean per-class variance ratio b
 COLLAPSE_MIN_COVERAGE = 0.5         # collapsed: fewer than this fraction of classes covered
 COLLAPSE_MIN_SHARE = 0.05           # a class is covered by >= this share of its samples
 STILL_IMPROVING_THRESHOLD = 0.05    # warn: FD fell by more than 5% over the last quarter
+# warn: seed halves' mean FD ranks agree below this Kendall tau (issue 11's bar for a criterion:
+# an outcome that agrees less with itself cannot show whether a criterion reaches it)
+REPEATABILITY_BAR = 0.6
 OFF_DATA_MIN_PRECISION_RATIO = 0.5  # off the data: precision below half of held-out real data's
 
 FD = Mapping[str, Mapping[str, Sequence[float]]]  # {candidate: {metric: [FD per seed]}}
@@ -383,6 +391,81 @@ def compare_predictors(predictors: Mapping[str, tuple[Mapping[str, float], bool]
     if r["spearman"] <= 0:
         reason += "; no diagnostic ordered the candidates better than chance"
     return {"per_predictor": per, "best": best, "best_reason": reason}
+
+
+def seed_split_agreement(fd: FD, *, exclude: Iterable[tuple[str, str]] = (),
+                         predictors: Mapping[str, tuple[Mapping[str, float], bool]] | None = None,
+                         max_splits: int = 252, seed: int = 0) -> dict | None:
+    """How repeatable the outcome is: its mean FD rank on k seeds against the rest's.
+
+    fd: ``{cand: {metric: [FD per seed]}}`` (seed s of every candidate is one split unit, as
+    in :func:`bootstrap_agreement`); with n seeds (the fewest any candidate has), every set A
+    of k = n // 2 seeds is one split (``max_splits`` of them, drawn with ``seed``, when there
+    are more) and B is the other n - k. Per split,
+
+        outcome:   tau(R_A, R_B)     R_S = mean_fd_rank_excluding(mean over seeds S)
+        predictor: tau(p, R_B)       (oriented: +1 = ordered as R_B)
+
+    and each is averaged over the splits (NaN splits, e.g. constant ranks, left out). The
+    outcome's value is what training every candidate in full on k seeds predicts about k' =
+    n - k other seeds: a yardstick for a predictor read against the same held halves, and a
+    lower bound on how well the n-seed outcome agrees with its expectation (it averages more
+    seeds). ``predictors``: ``{name: ({cand: value}, lower_is_better)}`` as in
+    :func:`compare_predictors`. Returns ``{"seeds": [k, n - k], "n_splits", "outcome":
+    {"mean_kendall", "min_kendall", "max_kendall", "kendall": [per split]}, "predictors":
+    {name: {"mean_kendall", "kendall": [...]}}}``, or None with fewer than 2 seeds.
+
+    Example: 3 seeds give the splits ({0}, {1, 2}), ({1}, {0, 2}), ({2}, {0, 1}).
+    """
+    import itertools
+
+    from scipy.stats import kendalltau
+
+    if max_splits < 1:
+        raise ValueError(f"max_splits: expected >= 1, got {max_splits}")
+    excl = list(exclude)
+    n = min(len(list(v)) for row in fd.values() for v in row.values())
+    if n < 2:
+        return None
+    k = n // 2
+    splits = list(itertools.combinations(range(n), k))
+    if len(splits) > max_splits:
+        pick = np.random.default_rng(seed).choice(len(splits), max_splits, replace=False)
+        splits = [splits[i] for i in sorted(pick)]
+    names = list(fd)
+
+    def ranks(seeds: Sequence[int]) -> np.ndarray:
+        sub = {c: {m: [list(v)[s] for s in seeds] for m, v in fd[c].items()} for c in names}
+        mr = mean_fd_rank_excluding(mean_fd_over_seeds(sub), excl)["mean_rank"]
+        return np.array([mr[c] for c in names])
+
+    def tau(a: np.ndarray, b: np.ndarray) -> float:
+        ok = np.isfinite(a) & np.isfinite(b)
+        if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
+            return math.nan
+        return float(kendalltau(a[ok], b[ok]).statistic)
+
+    preds = {name: (np.array([float(v[c]) for c in names]) * (1.0 if lower else -1.0))
+             for name, (v, lower) in (predictors or {}).items()}
+    own: list[float] = []
+    per: dict[str, list[float]] = {name: [] for name in preds}
+    for a in splits:
+        held = ranks([s for s in range(n) if s not in a])
+        own.append(tau(ranks(a), held))
+        for name, p in preds.items():
+            per[name].append(tau(p, held))
+
+    def mean(v: list[float]) -> float:
+        f = [x for x in v if math.isfinite(x)]
+        return float(np.mean(f)) if f else math.nan
+
+    fin = [x for x in own if math.isfinite(x)]
+    return {"seeds": [k, n - k], "n_splits": len(splits),
+            "outcome": {"mean_kendall": mean(own),
+                        "min_kendall": float(min(fin)) if fin else math.nan,
+                        "max_kendall": float(max(fin)) if fin else math.nan, "kendall": own},
+            "predictors": {name: {"mean_kendall": mean(v), "kendall": v}
+                           for name, v in per.items()}}
 
 
 # --- is the trained outcome trustworthy? collapse and convergence ---------------------------

@@ -179,18 +179,24 @@ def _add_values(vals: dict[str, dict[str, float]], last: dict[str, bool], contro
             last[name] = controls_last(v, controls, CRITERIA[name].lower_is_better)
 
 
+def pbmc_inputs(selection: Path, g: str, values: dict[str, dict] | None = None) -> tuple:
+    """pbmc68k in generation space g: ``(vals, fd, excl, real candidates, last)``."""
+    score = json.loads((selection / g / "results.json").read_text())
+    val = json.loads((HERE / "pbmc" / "full" / g / "validation.json").read_text())
+    fd, excl = fd_per_seed(val)
+    vals, controls = _criteria_values(score)
+    last = {n: bool(v.get("valid")) for n, v in score["ranking"]["validity"].items()}
+    _add_values(vals, last, controls, HERE / "pbmc" / "full" / g / "validation.json",
+                values or {})
+    cands = [c for c in val["settings"]["candidates"] if c not in controls]
+    return vals, fd, excl, cands, last
+
+
 def pbmc(selection: Path, values: dict[str, dict] | None = None) -> dict:
     """pbmc68k's two generation spaces; ``values``: --values entries (``read_values``)."""
     out = {}
     for g in ("ambient", "pca"):
-        score = json.loads((selection / g / "results.json").read_text())
-        val = json.loads((HERE / "pbmc" / "full" / g / "validation.json").read_text())
-        fd, excl = fd_per_seed(val)
-        vals, controls = _criteria_values(score)
-        last = {n: bool(v.get("valid")) for n, v in score["ranking"]["validity"].items()}
-        _add_values(vals, last, controls, HERE / "pbmc" / "full" / g / "validation.json",
-                    values or {})
-        cands = [c for c in val["settings"]["candidates"] if c not in controls]
+        vals, fd, excl, cands, last = pbmc_inputs(selection, g, values)
         out[f"pbmc68k/{g}"] = {"role": "selection (the criterion was chosen here)",
                                **_agreements(vals, fd, excl, cands),
                                "_inputs": (vals, fd, excl, cands), "controls_last": last}
@@ -205,8 +211,9 @@ def read_score(folder: Path) -> dict:
     return json.loads(src.read_text())
 
 
-def study(folder: Path, name: str, role: str, values: dict[str, dict] | None = None) -> dict:
-    """One `featsel validate` folder; ``values``: --values entries (``read_values``)."""
+def study_inputs(folder: Path, values: dict[str, dict] | None = None) -> tuple:
+    """One `featsel validate` folder: ``(vals, fd, excl, candidates, real candidates, last,
+    validation)``; ``values``: --values entries (``read_values``)."""
     val = json.loads((folder / "validation.json").read_text())
     score = read_score(folder)
     fd, excl = fd_per_seed(val)
@@ -215,8 +222,14 @@ def study(folder: Path, name: str, role: str, values: dict[str, dict] | None = N
     _add_values(vals, last, controls, folder / "validation.json", values or {})
     cands = list(val["settings"]["candidates"])
     real = [c for c in cands if c not in controls]
+    return vals, fd, excl, cands, real, last, val
+
+
+def study(folder: Path, name: str, role: str, values: dict[str, dict] | None = None) -> dict:
+    """One `featsel validate` folder; ``values``: --values entries (``read_values``)."""
+    vals, fd, excl, cands, real, last, val = study_inputs(folder, values)
     res = {"role": role, **_agreements(vals, fd, excl, real), "_inputs": (vals, fd, excl, real)}
-    if any(c in cands for c in controls):  # controls trained too: the same with them
+    if len(real) < len(cands):  # controls trained too: the same with them
         res["with_controls"] = _agreements(vals, fd, excl, cands)
     # every control below every real candidate by the criterion (the score's control check)
     res["controls_last"] = last

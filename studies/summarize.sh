@@ -17,7 +17,8 @@
 #   featsel/evidence.json reads for the default criterion; with addendum 14's two, all five,
 #   and the two of the replication alone; with addendum 15's two, all seven).
 #   Then studies/probe.py reads select's first rung as a predictor (addendum 15) and writes its
-#   record into featsel/evidence.json (summarize.py keeps it).
+#   record into featsel/evidence.json (summarize.py keeps it), and studies/reliability.py reads
+#   how well each outcome agrees with itself on disjoint seeds (studies/reliability/).
 #   MNIST5=studies/mnist/results_5seeds adds MNIST with five seeds as summary.json's
 #   "robustness" (addendum 6: a check, not a test; outside the pooled readings and the evidence);
 #   SEGMENT_LONG=studies/segment/long and VEHICLE_LONG=studies/vehicle/long add segment and
@@ -115,3 +116,4 @@ OMP_NUM_THREADS=1 ${PYTHON:-.venv/bin/python} studies/summarize.py --out studies
     --note "\`inversion_share\` was designed after every data set but vehicle had been seen (PROTOCOL addendum 10): its values on those come from studies/inversion/results.json and are exploratory; vehicle, Indian Pines, MAGIC, phoneme, ring, twonorm and marketing are its held-out tests (phoneme and ring its replication, addendum 14; twonorm and marketing addendum 15). MNIST's value is on the rebuilt pipeline (robustness row), whose featurizers it needs."
 OMP_NUM_THREADS=1 ${PYTHON:-.venv/bin/python} studies/probe.py --evidence featsel/evidence.json \
     > /dev/null
+OMP_NUM_THREADS=1 ${PYTHON:-.venv/bin/python} studies/reliability.py --selection "$S" > /dev/null

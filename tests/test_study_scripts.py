@@ -426,3 +426,43 @@ def test_ambient_study_scripts_run_the_pre_registered_commands(tmp_path, study, 
             f"--resume --score-flow{extra} --out {run}/sweep")
     assert lines[1] == f"-m featsel.cli select {args} --executor local --quiet"
     assert lines[2] == f"-m featsel.cli validate {args}"
+
+
+def test_reliability_rows_match_a_brute_force_reading_of_the_committed_sweeps(tmp_path):
+    """studies/reliability.py on the committed sweeps: one row recomputed by brute force (every
+    2-of-5 seed split, the halves' Table 4 ranks, scipy's Kendall), the probe's column taken
+    from studies/probe/results.json, and the table and files written."""
+    import itertools
+
+    from scipy.stats import kendalltau
+
+    from featsel.confirmation import mean_fd_over_seeds, mean_fd_rank_excluding
+
+    m = _load("reliability")
+    probe = json.loads((ROOT / "studies" / "probe" / "results.json").read_text())
+    res = m.run(probe=probe, values=m.read_values(
+        [f"inversion_share={ROOT / 'studies' / 'inversion' / 'results.json'}"]))
+    assert "pbmc68k/ambient" not in res["datasets"]  # no --selection: left out
+    vals, fd, excl, _, real, _, _ = m.study_inputs(ROOT / "studies" / "phoneme" / "results")
+
+    def ranks(seeds):
+        sub = {c: {k: [v[s] for s in seeds] for k, v in fd[c].items()} for c in real}
+        r = mean_fd_rank_excluding(mean_fd_over_seeds(sub), excl)["mean_rank"]
+        return [r[c] for c in real]
+
+    own, crit = [], []
+    for a in itertools.combinations(range(5), 2):
+        held = ranks([s for s in range(5) if s not in a])
+        own.append(kendalltau(ranks(a), held).statistic)
+        crit.append(kendalltau([vals["null_share"][c] for c in real], held).statistic)
+    row = res["datasets"]["phoneme"]
+    assert row["seeds"] == [2, 3] and row["n_splits"] == 10 and row["n_candidates"] == 6
+    assert row["outcome"] == pytest.approx(sum(own) / 10, abs=1e-12)
+    assert row["null_share"] == pytest.approx(sum(crit) / 10, abs=1e-12)
+    assert row["probe"] == probe["studies"]["phoneme"]["disjoint"]["mean_kendall"]
+    assert res["datasets"]["mnist"]["seeds"] == [1, 2]
+    m.main(["--out", str(tmp_path / "r.json"), "--md", str(tmp_path / "t.md")])
+    assert json.loads((tmp_path / "r.json").read_text())["datasets"]["phoneme"] == row
+    assert "| phoneme | 6 | 2 vs 3 |" in (tmp_path / "t.md").read_text()
+    with pytest.raises(SystemExit, match="--selection: no"):
+        m.main(["--selection", str(tmp_path / "nowhere")])

@@ -13,6 +13,7 @@ from featsel.confirmation import (
     mean_fd_over_seeds,
     mean_fd_rank_excluding,
     rank_agreement,
+    seed_split_agreement,
 )
 
 
@@ -116,6 +117,41 @@ def test_bootstrap_interval_hand_example():
                                                                              "n": [1.0]}})
 
 
+def test_seed_split_agreement_hand_example():
+    # seeds 0 and 1 order a < b < c, seed 2 b < c < a. Splits (k = 1 seed against the other 2):
+    # {0} a,b,c vs {1,2} means a 2, b 1.5, c 2.5 -> b,a,c: tau 1/3; {1} the same: 1/3;
+    # {2} b,c,a vs {0,1} a,b,c: tau -1/3. Mean 1/9. The predictor a < b < c against the held
+    # halves: 1/3, 1/3, 1 -> mean 5/9; reversed (higher is better) -> -5/9.
+    fd = {"a": {"m": [1.0, 1.0, 3.0]}, "b": {"m": [2.0, 2.0, 1.0]},
+          "c": {"m": [3.0, 3.0, 2.0]}}
+    pred = {"a": 1.0, "b": 2.0, "c": 3.0}
+    r = seed_split_agreement(fd, predictors={"p": (pred, True), "q": (pred, False)})
+    assert r["seeds"] == [1, 2] and r["n_splits"] == 3
+    assert r["outcome"]["kendall"] == pytest.approx([1 / 3, 1 / 3, -1 / 3], abs=1e-12)
+    assert r["outcome"]["mean_kendall"] == pytest.approx(1 / 9, abs=1e-12)
+    assert (r["outcome"]["min_kendall"], r["outcome"]["max_kendall"]) == pytest.approx(
+        (-1 / 3, 1 / 3), abs=1e-12)
+    assert r["predictors"]["p"]["mean_kendall"] == pytest.approx(5 / 9, abs=1e-12)
+    assert r["predictors"]["q"]["mean_kendall"] == pytest.approx(-5 / 9, abs=1e-12)
+    # a metric-hacking pair is left out of the halves' ranks: with a's only metric excluded it
+    # has no rank, and two ranked candidates give no defined tau
+    assert math.isnan(seed_split_agreement(fd, exclude=[("a", "m")])["outcome"]["mean_kendall"])
+
+
+def test_seed_split_agreement_repeatable_outcome_sampling_and_bad_input():
+    # every seed orders a < b < c < d: every split agrees exactly; 6 seeds give C(6, 3) = 20
+    # splits, max_splits draws 5 of them
+    fd = {c: {"m": [float(i) + 0.1 * s for s in range(6)], "n": [float(i)] * 6}
+          for i, c in enumerate("abcd")}
+    r = seed_split_agreement(fd)
+    assert r["seeds"] == [3, 3] and r["n_splits"] == 20
+    assert r["outcome"]["mean_kendall"] == pytest.approx(1.0) and r["predictors"] == {}
+    assert seed_split_agreement(fd, max_splits=5)["n_splits"] == 5
+    assert seed_split_agreement({c: {"m": v["m"][:1]} for c, v in fd.items()}) is None
+    with pytest.raises(ValueError, match="max_splits"):
+        seed_split_agreement(fd, max_splits=0)
+
+
 def test_compare_predictors_picks_the_right_one():
     fd = {"a": {"m": [1.0, 1.1]}, "b": {"m": [2.0, 2.1]}, "c": {"m": [3.0, 3.1]}}
     preds = {"good": ({"a": 0.1, "b": 0.2, "c": 0.3}, True),
@@ -200,6 +236,13 @@ def test_summarize_reports_a_failed_prediction_honestly(tmp_path):
     assert rep["best_predictor"] == "effective_rank"
     assert rep["predictors"]["effective_rank"]["spearman"] == pytest.approx(1.0)
     assert rep["outcome_order"] == ["c", "b", "a"]
+    # both seeds give that order alone: the seed halves agree (+1), the ranking read against
+    # the held seed is reversed (-1), and nothing is warned
+    rr = rep["repeatability"]
+    assert rr["seeds"] == [1, 1] and rr["n_splits"] == 2 and rr["candidates"] == ["a", "b", "c"]
+    assert rr["outcome"]["mean_kendall"] == pytest.approx(1.0)
+    assert rr["predictors"][rep["predictor"]]["mean_kendall"] == pytest.approx(-1.0)
+    assert rr["warning"] == "" and not any("repeatable" in w for w in rep["warnings"])
     # with exclude_aligned, (a, m1) is left out too: m1 ranks b 2, c 1
     cfg2, jobs2, score2 = _fake_sweep(tmp_path / "x", fds, flags, exclude_aligned=True)
     rep2 = summarize(cfg2, ["a", "b", "c"], ["m1", "m2"], jobs2, score2)
@@ -227,6 +270,19 @@ def test_summarize_verdict_needs_seeds_and_enough_candidates(tmp_path):
     rep3 = summarize(cfg3, list(fds3), ["m1", "m2"], jobs3, score3)
     assert rep3["correlation"]["spearman"] == pytest.approx(1.0)
     assert "not distinguishable from chance" in rep3["verdict"]
+    # seed 1 reverses seed 0: the halves disagree (-1), a warning says so, the report shows it
+    fdr = {c: {"m1": [v, 4.0 - v], "m2": [v, 4.0 - v]} for c, v in zip("abc", (1.0, 2.0, 3.0))}
+    cfgr, jobsr, scorer = _fake_sweep(tmp_path / "r", fdr, [])
+    repr_ = summarize(cfgr, list(fdr), ["m1", "m2"], jobsr, scorer)
+    assert repr_["repeatability"]["outcome"]["mean_kendall"] == pytest.approx(-1.0)
+    assert repr_["repeatability"]["warning"] in repr_["warnings"]
+    assert "not repeatable across seeds" in repr_["repeatability"]["warning"]
+    from reports.validation_html import render_validation_html
+
+    html = render_validation_html(repr_, [], {})
+    assert 'id="repeatability"' in html and '<td>-1 [-1, -1]</td>' in html
+    assert summarize(cfg, list(fds), ["m1", "m2"], [j for j in jobs if j.seed == 0],
+                     score)["repeatability"] is None
 
 
 def test_exclude_metrics_carries_a_space_to_both_of_its_metrics():

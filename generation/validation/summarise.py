@@ -21,7 +21,7 @@ from generation.validation.collect import (
 )
 from generation.validation.plan import Job, ValidateConfig, collapse_rule, eval_steps
 
-__all__ = ["summarize", "verdict", "training_health", "final_evaluations", "collapse_report",
+__all__ = ["summarize", "repeatability", "verdict", "training_health", "final_evaluations", "collapse_report",
            "support_report"]
 
 
@@ -87,6 +87,10 @@ def summarize(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: lis
         r["n_off_data"] = sup["n_off_data"]
         r[f"precision[{health['support']['space']}]"] = sup["precision"]
     text = (text + " " + health.pop("caution")).strip()
+    repeat = repeatability(fd, exclude_m, real if len(real) >= 3 else cands,
+                           {main_name: preds[main_name]}, cfg.seed)
+    if repeat and repeat["warning"]:
+        health["warnings"].append(repeat["warning"])
     return clean_json({
         "title": f"featsel validate: {score['settings']['data']} ({len(cands)} candidates x "
                  f"{cfg.seeds} seeds, {cfg.budget} steps)",
@@ -126,9 +130,34 @@ def summarize(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: lis
         "best_predictor": comp["best"],
         "best_predictor_reason": comp["best_reason"],
         "verdict": text,
+        "repeatability": repeat,
         "score_dir": "score",
         **health,
     })
+
+
+def repeatability(fd: dict, exclude: Any, cands: list[str], preds: dict,
+                  seed: int = 0) -> dict | None:
+    """``seed_split_agreement`` over ``cands`` (the real candidates when there are 3: trained
+    controls, trailing every half, would make any outcome look repeatable), with ``candidates``
+    and a ``warning`` (a sentence, or "") when the halves agree below ``REPEATABILITY_BAR``.
+    None with fewer than 2 seeds."""
+    from featsel.confirmation import REPEATABILITY_BAR, seed_split_agreement
+
+    r = seed_split_agreement({c: fd[c] for c in cands}, exclude=exclude,
+                             predictors={k: ({c: v[c] for c in cands}, lo)
+                                         for k, (v, lo) in preds.items()}, seed=seed)
+    if r is None:
+        return None
+    own = r["outcome"]["mean_kendall"]
+    k, rest = r["seeds"]
+    warning = ""
+    if math.isfinite(own) and own < REPEATABILITY_BAR:
+        warning = (f"the outcome is not repeatable across seeds: the mean FD ranks of {k} "
+                   f"seed(s) and of the other {rest} agree at Kendall {own:+.2f} (mean over "
+                   f"{r['n_splits']} splits; bar {REPEATABILITY_BAR:g}), so no ranking can be "
+                   "shown to predict it better than that: run more --seeds")
+    return {**r, "candidates": list(cands), "bar": REPEATABILITY_BAR, "warning": warning}
 
 
 def verdict(main: dict, order_pred: list[str], order_out: list[str], comp: dict,
