@@ -14,7 +14,11 @@ against the same held n - k seeds:
   ``studies/summarize.py`` reads them (inversion_share from ``studies/inversion/results.json``
   where the committed scores lack it);
 - the probe (`featsel select`'s first rung on the k seeds, ``studies/probe.py``'s ``disjoint``
-  reading, which uses the same splits; checked).
+  reading, which uses the same splits; checked);
+- the first rung against itself (``probe_self``): its FDs read as an outcome (mean over k seeds
+  against the other n - k, Table 4 ranks), so that a probe that misses can be told apart from a
+  probe that is noisy: an early order that is repeatable and still differs from the final one
+  is a late change, not seed luck.
 
 The outcome's self-agreement is a yardstick, not a ceiling: a criterion without noise could
 agree with the held half better than another noisy half does, and the full n-seed outcome,
@@ -46,7 +50,9 @@ from featsel.confirmation import REPEATABILITY_BAR, seed_split_agreement
 from featsel.diagnostics.criteria import CRITERIA
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from summarize import pbmc_inputs, read_values, study_inputs  # noqa: E402  (a sibling script)
+from probe import STUDIES as PROBED  # noqa: E402  (sibling scripts)
+from probe import aligned  # noqa: E402
+from summarize import pbmc_inputs, read_values, study_inputs  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # (name in studies/summary.json, sweep folder under studies/, role): every study with a sweep
@@ -72,8 +78,11 @@ STUDIES = [
 CRITERIA_SHOWN = ("inversion_share", "null_share")
 
 
-def one(vals: dict, fd: dict, excl: set, cands: list[str], probe: dict | None) -> dict:
-    """The yardstick and the predictors on one sweep's real candidates ``cands``."""
+def one(vals: dict, fd: dict, excl: set, cands: list[str], probe: dict | None,
+        rung: dict | None = None) -> dict:
+    """The yardstick and the predictors on one sweep's real candidates ``cands``; ``probe``:
+    the study's entry of studies/probe.py's results, ``rung``: ``probe.aligned``'s reading of
+    its selection (both or neither)."""
     preds = {n: ({c: vals[n][c] for c in cands}, CRITERIA[n].lower_is_better)
              for n in CRITERIA_SHOWN
              if all(vals.get(n, {}).get(c) is not None for c in cands)}
@@ -93,6 +102,9 @@ def one(vals: dict, fd: dict, excl: set, cands: list[str], probe: dict | None) -
         if sorted(probe["candidates"]) != sorted(cands):
             raise SystemExit(f"the probe's candidates {probe['candidates']} are not {cands}")
         out["probe"] = d["mean_kendall"]
+        self_ = seed_split_agreement(rung["probe_fd"], exclude=[
+            (c, m) for c, m in rung["exclude"] if c in rung["probe_fd"]])
+        out["probe_self"] = self_["outcome"]["mean_kendall"]
     return out
 
 
@@ -109,14 +121,19 @@ def run(root: Path = HERE, selection: Path | None = None, values: dict | None = 
                 continue
             vals, fd, excl, _, real, _, _ = study_inputs(root / folder, values)
         pr = (probe or {}).get("studies", {}).get(name)
-        rows[name] = {"role": role, **one(vals, fd, excl, real, pr)}
+        rung = None
+        if pr is not None:
+            sel, sweep = next((s, w) for n, s, w, _ in PROBED if n == name)
+            rung = aligned(json.loads((root / sel / "selection.json").read_text()),
+                           json.loads((root / sweep / "validation.json").read_text()))
+        rows[name] = {"role": role, **one(vals, fd, excl, real, pr, rung)}
     main = [n for n, r in rows.items() if not r["role"].startswith("robustness")]
 
     def mean(key: str, names: list[str]) -> float:
         v = [rows[n][key] for n in names if math.isfinite(rows[n].get(key, math.nan))]
         return float(np.mean(v)) if v else math.nan
 
-    keys = ("outcome", "probe", *CRITERIA_SHOWN)
+    keys = ("outcome", "probe_self", "probe", *CRITERIA_SHOWN)
     with_probe = [n for n in main if "probe" in rows[n]]
     return {"bar": REPEATABILITY_BAR, "datasets": rows,
             "mean": {k: mean(k, main) for k in keys},
@@ -130,23 +147,24 @@ def _f(v: float | None) -> str:
 
 
 def markdown(res: dict) -> str:
+    cols = ("probe_self", "probe", *CRITERIA_SHOWN)
     head = ("| data set | candidates | seeds (k vs held) | **outcome vs itself**: full training on "
-            "k seeds, mean (min, max) | probe (rung 1 on k seeds) | "
+            "k seeds, mean (min, max) | rung 1 against itself | probe (rung 1 on k seeds) | "
             + " | ".join(f"`{c}`" for c in CRITERIA_SHOWN) + " |")
-    lines = [head, "|" + "---|" * (4 + 1 + len(CRITERIA_SHOWN))]
+    lines = [head, "|" + "---|" * (4 + len(cols))]
     for name, r in res["datasets"].items():
         lines.append(
             f"| {name} | {r['n_candidates']} | {r['seeds'][0]} vs {r['seeds'][1]} | "
             f"**{_f(r['outcome'])}** ({_f(r['outcome_min'])}, {_f(r['outcome_max'])}) | "
-            f"{_f(r.get('probe'))} | " + " | ".join(_f(r.get(c)) for c in CRITERIA_SHOWN) + " |")
-    m, w = res["mean"], res["mean_where_probed"]
-    lines.append(f"| mean over the {res['n_datasets']} data sets | | | **{_f(m['outcome'])}** | "
-                 f"{_f(m['probe'])} | " + " | ".join(_f(m[c]) for c in CRITERIA_SHOWN) + " |")
-    lines.append(f"| mean where probed | | | **{_f(w['outcome'])}** | {_f(w['probe'])} | "
-                 + " | ".join(_f(w[c]) for c in CRITERIA_SHOWN) + " |")
+            + " | ".join(_f(r.get(c)) for c in cols) + " |")
+    for label, m in ((f"mean over the {res['n_datasets']} data sets", res["mean"]),
+                     ("mean where probed", res["mean_where_probed"])):
+        lines.append(f"| {label} | | | **{_f(m['outcome'])}** | "
+                     + " | ".join(_f(m[c]) for c in cols) + " |")
     below = ", ".join(res["below_bar"]) or "none"
     return ("Kendall tau with the mean FD rank of the held seeds, mean over every split of the "
-            "seeds (`studies/reliability.py`; read after the fact). " + "\n".join(["", *lines])
+            "seeds (`studies/reliability.py`; read after the fact). Means: over the data sets "
+            "that have the column (robustness rows left out).\n\n" + "\n".join(lines)
             + f"\n\nOutcome halves agreeing below {res['bar']:g}: {below}.\n")
 
 

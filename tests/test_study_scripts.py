@@ -445,20 +445,28 @@ def test_reliability_rows_match_a_brute_force_reading_of_the_committed_sweeps(tm
     assert "pbmc68k/ambient" not in res["datasets"]  # no --selection: left out
     vals, fd, excl, _, real, _, _ = m.study_inputs(ROOT / "studies" / "phoneme" / "results")
 
-    def ranks(seeds):
+    rung = _load("probe").aligned(
+        json.loads((ROOT / "studies" / "phoneme" / "select" / "selection.json").read_text()),
+        json.loads((ROOT / "studies" / "phoneme" / "results" / "validation.json").read_text()))
+
+    def ranks(seeds, fd=fd):
         sub = {c: {k: [v[s] for s in seeds] for k, v in fd[c].items()} for c in real}
         r = mean_fd_rank_excluding(mean_fd_over_seeds(sub), excl)["mean_rank"]
         return [r[c] for c in real]
 
-    own, crit = [], []
+    own, crit, early = [], [], []
     for a in itertools.combinations(range(5), 2):
         held = ranks([s for s in range(5) if s not in a])
         own.append(kendalltau(ranks(a), held).statistic)
         crit.append(kendalltau([vals["null_share"][c] for c in real], held).statistic)
+        early.append(kendalltau(ranks(a, rung["probe_fd"]),
+                                ranks([s for s in range(5) if s not in a], rung["probe_fd"]))
+                     .statistic)
     row = res["datasets"]["phoneme"]
     assert row["seeds"] == [2, 3] and row["n_splits"] == 10 and row["n_candidates"] == 6
     assert row["outcome"] == pytest.approx(sum(own) / 10, abs=1e-12)
     assert row["null_share"] == pytest.approx(sum(crit) / 10, abs=1e-12)
+    assert row["probe_self"] == pytest.approx(sum(early) / 10, abs=1e-12)
     assert row["probe"] == probe["studies"]["phoneme"]["disjoint"]["mean_kendall"]
     assert res["datasets"]["mnist"]["seeds"] == [1, 2]
     m.main(["--out", str(tmp_path / "r.json"), "--md", str(tmp_path / "t.md")])
