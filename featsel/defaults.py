@@ -108,6 +108,8 @@ SELECT_ETA = 3                  # each rung keeps the best ceil(n / eta) candida
 SELECT_SEEDS = 3                # seeds per candidate (as featsel validate)
 SELECT_PRIOR_KEEP = 1.0         # rung 0 keeps this fraction of the valid candidates, best first
 SELECT_JOBS = 1                 # local worker processes (1: in this process)
+SELECT_KEEP_BOOT = 1000         # seed resamples behind each rung's keep shares
+SELECT_CLOSE_CALL = 0.25        # warn: a stopped candidate kept in at least this share of them
 
 # featsel validate (generation.validation.plan.ValidateConfig and the CLI's flags; featsel
 # select shares them where it has the same settings)

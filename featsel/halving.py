@@ -19,6 +19,8 @@ best of them is the choice.
   without a finite FD after those (tied); excluded (candidate, metric) pairs (metric hacking)
   are left out; a candidate's mean FD rank is the mean over the cells it was ranked in;
 - :func:`order_candidates`: by mean FD rank, ties broken by the prior, then by name;
+- :func:`keep_shares`: how sure a rung's cut is: the share of seed resamples (each candidate's
+  seeds drawn with replacement) in which each candidate would have been among the kept;
 - :func:`compute_summary`: candidate-steps spent against the full sweep
   ``n_candidates * seeds * B`` (every real candidate trained to the budget).
 
@@ -34,7 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 __all__ = ["check_eta", "rung_sizes", "rung_steps", "schedule", "run_ranks", "order_candidates",
-           "keep_count", "rung0", "compute_summary"]
+           "keep_shares", "keep_count", "rung0", "compute_summary"]
 
 
 def check_eta(eta: int) -> int:
@@ -185,6 +187,47 @@ def order_candidates(mean_rank: Mapping[str, float], prior: Sequence[str] = ()) 
         return (not math.isfinite(v), v if math.isfinite(v) else 0.0, pos.get(c, len(pos)), c)
 
     return sorted(mean_rank, key=key)
+
+
+def keep_shares(fd: Mapping[str, Mapping[str, Sequence[float]]], keep: int, *,
+                collapsed: Mapping[str, Sequence[bool]] | None = None,
+                exclude: Iterable[tuple[str, str]] = (), prior: Sequence[str] = (),
+                n_boot: int = 1000, seed: int = 0) -> dict[str, float] | None:
+    """How sure a rung's cut is: per candidate, the share of seed resamples in which it is among
+    the ``keep`` best.
+
+    Each resample draws, for every candidate independently, S of its S seeds with replacement
+    (one index set shared by its metrics and collapse flags: seed k of a candidate is one
+    generator), ranks them by :func:`run_ranks` and orders them by :func:`order_candidates`
+    (ties by ``prior``), as the rung itself does. fd, collapsed, exclude: as :func:`run_ranks`.
+    A share near 1 or 0 is a cut the seeds agree on; a stopped candidate with a large share
+    was a close call. None with one seed (nothing to resample).
+
+    Example: a = [1, 3] and b = [2, 2] in one metric, keep 1, prior (b, a): a is kept only when
+    both its draws are seed 0 (probability 1/4; a tie at 1.5 goes to b by the prior).
+    """
+    if keep < 1:
+        raise ValueError(f"keep: expected >= 1 candidate kept, got {keep}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot: expected >= 1, got {n_boot}")
+    names = list(fd)
+    run_ranks(fd, collapsed, exclude)  # the shapes checked, with run_ranks' errors
+    n_seeds = len(next(iter(fd[names[0]].values())))
+    if n_seeds < 2:
+        return None
+    coll = {c: list((collapsed or {}).get(c, [False] * n_seeds)) for c in names}
+    rng = np.random.default_rng(seed)
+    counts = dict.fromkeys(names, 0)
+    for _ in range(n_boot):
+        sub, sub_coll = {}, {}
+        for c in names:
+            idx = rng.integers(0, n_seeds, n_seeds)
+            sub[c] = {m: [v[k] for k in idx] for m, v in fd[c].items()}
+            sub_coll[c] = [coll[c][k] for k in idx]
+        order = order_candidates(run_ranks(sub, sub_coll, exclude)["mean_rank"], prior)
+        for c in order[:keep]:
+            counts[c] += 1
+    return {c: counts[c] / n_boot for c in names}
 
 
 def rung0(prior: Sequence[str], *, controls: Iterable[str] = (),

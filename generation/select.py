@@ -25,7 +25,9 @@ A selection spends training only where the choice is still open (the rules are p
    chosen candidate.
 2. ``OUT/selection.json`` (rewritten after every rung; ``complete`` true at the end): per rung
    the candidates, their FDs per metric and seed, collapse flags, ranks, the order, the
-   survivors and the candidate-steps spent; the chosen candidate; the total compute in
+   survivors and the candidate-steps spent, and ``keep_share`` (``featsel.halving.keep_shares``:
+   per candidate, the share of seed resamples in which it would have gone on; the last rung's:
+   would have been chosen), with a warning for a close call; the chosen candidate; the total compute in
    candidate-steps and as a fraction of the full sweep (every real candidate x seeds x B).
    ``OUT/selection.html``: the rung diagram (``reports.render_selection_report``).
 
@@ -278,7 +280,7 @@ def _select(cfg: SelectConfig, v: ValidateConfig, out: Path, cands: list[str],
 
     from featsel.confirmation import exclude_metrics, hacked_pairs
     from featsel.features.controls import is_control
-    from featsel.halving import keep_count, order_candidates, rung0, schedule
+    from featsel.halving import keep_count, keep_shares, order_candidates, rung0, schedule
 
     t0 = time.perf_counter()
     score = score_candidates(v, cands, evals, out)
@@ -354,9 +356,23 @@ def _select(cfg: SelectConfig, v: ValidateConfig, out: Path, cands: list[str],
                                  "run": str(Path(job_of[c, k].run_dir).relative_to(out)),
                                  **{x: r[x] for x in ("status", "resumed_from", "steps_run",
                                                       "time_s") if x in r}})
+        # how sure the cut is (the last rung's: the choice among the finalists)
+        shares = keep_shares(got["fd"], len(kept), collapsed=got["collapsed"],
+                             exclude=[(c, m) for c, m in exclude if c in got["fd"]],
+                             prior=prior, n_boot=D.SELECT_KEEP_BOOT, seed=cfg.seed)
         rec = {**p, "candidates": list(survivors), "order": order, "kept": kept,
                "stopped": [c for c in order if c not in kept] if p is not plan[-1] else [],
-               **got, "jobs": job_rows, "time_s": round(time.perf_counter() - t0, 3)}
+               **got, "keep_share": shares, "jobs": job_rows,
+               "time_s": round(time.perf_counter() - t0, 3)}
+        close = {c: x for c, x in (shares or {}).items()
+                 if c not in kept and x >= D.SELECT_CLOSE_CALL}
+        if close:
+            what = "chosen" if p is plan[-1] else "kept"
+            warnings.append(
+                f"rung {p['rung']} (step {p['steps']}): a close call: "
+                + ", ".join(f"{c} would have been {what} in {x:.0%}" for c, x in close.items())
+                + f" of {D.SELECT_KEEP_BOOT} resamples of the seeds; more --seeds would decide "
+                  "it on more evidence")
         n_coll = {c: sum(f) for c, f in got["collapsed"].items() if any(f)}
         if n_coll and len(n_coll) == len(survivors) and all(
                 n == cfg.seeds for n in n_coll.values()):

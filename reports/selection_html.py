@@ -48,7 +48,7 @@ def diagram_rows(selection: Mapping) -> list[dict]:
     """One row per scored candidate for the rung diagram: ``{"candidate", "prior_rank",
     "chosen", "control", "rung0": {"state": "kept" | "dropped", "reason"}, "cells": [{"state":
     "kept" | "stopped" | "chosen" | "final" | "absent", "mean_rank", "fd": {metric: FD},
-    "n_collapsed"}] (one per rung), "steps": last step trained, "bar": percent of the budget}``.
+    "n_collapsed", "keep_share"}] (one per rung), "steps": last step trained, "bar": percent of the budget}``.
     """
     rungs = list(selection.get("rungs") or [])
     r0 = selection.get("rung0") or {}
@@ -74,6 +74,7 @@ def diagram_rows(selection: Mapping) -> list[dict]:
             cells.append({"state": state, "mean_rank": (r.get("mean_rank") or {}).get(c),
                           "fd": (r.get("mean_fd") or {}).get(c) or {},
                           "n_collapsed": sum(bool(x) for x in coll), "n_seeds": len(coll),
+                          "keep_share": (r.get("keep_share") or {}).get(c),
                           "order": (r.get("order") or []).index(c) + 1
                           if c in (r.get("order") or []) else None})
         order_last = next((cell["order"] for cell in reversed(cells) if cell.get("order")), 0)

@@ -141,7 +141,8 @@ def aligned(selection: dict, val: dict) -> dict:
     """Rung 1 of ``selection`` and the sweep ``val`` in the sweep's names: ``{"cands": real
     candidates, "probe_fd": {cand: {metric: [FD per seed]}} at rung 1, "collapsed": {cand:
     [bool per seed]}, "stored": select's rung-1 mean rank, "sweep_fd", "exclude",
-    "n_seeds"}``. Metric names carry the evaluation space, whose file may sit elsewhere too."""
+    "n_seeds", "kept": rung 1's survivors, "prior": the score's order}``. Metric names carry
+    the evaluation space, whose file may sit elsewhere too."""
     rung = selection["rungs"][0]
     sweep_fd, exclude = fd_per_seed(val)
     controls = set(val.get("controls") or [])
@@ -168,7 +169,8 @@ def aligned(selection: dict, val: dict) -> dict:
     return {"cands": cands, "probe_fd": probe_fd, "sweep_fd": sweep_fd, "exclude": exclude,
             "collapsed": {names[s]: list(rung["collapsed"][s]) for s in rung["candidates"]},
             "stored": {names[s]: float(r) for s, r in rung["mean_rank"].items()},
-            "n_seeds": n_seeds}
+            "n_seeds": n_seeds, "kept": [names[s] for s in rung["kept"]],
+            "prior": [names[s] for s in selection["prior"]["order"] if s in names]}
 
 
 def analyse(selection: dict, val: dict, *, n_boot: int = 2000, seed: int = 0) -> dict:

@@ -15,6 +15,10 @@ against the same held n - k seeds:
   where the committed scores lack it);
 - the probe (`featsel select`'s first rung on the k seeds, ``studies/probe.py``'s ``disjoint``
   reading, which uses the same splits; checked);
+- how sure select's first cut was (``rung1_best_share``, ``rung1_closest``): the share of seed
+  resamples in which rung 1 would have kept the sweep's best candidate
+  (``featsel.halving.keep_shares``, as `featsel select` now records it), and the stopped
+  candidate kept most often;
 - the first rung against itself (``probe_self``): its FDs read as an outcome (mean over k seeds
   against the other n - k, Table 4 ranks), so that a probe that misses can be told apart from a
   probe that is noisy: an early order that is repeatable and still differs from the final one
@@ -46,8 +50,15 @@ from pathlib import Path
 
 import numpy as np
 
-from featsel.confirmation import REPEATABILITY_BAR, seed_split_agreement
+from featsel import defaults as D
+from featsel.confirmation import (
+    REPEATABILITY_BAR,
+    mean_fd_over_seeds,
+    mean_fd_rank_excluding,
+    seed_split_agreement,
+)
 from featsel.diagnostics.criteria import CRITERIA
+from featsel.halving import keep_shares
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from probe import STUDIES as PROBED  # noqa: E402  (sibling scripts)
@@ -79,7 +90,7 @@ CRITERIA_SHOWN = ("inversion_share", "null_share")
 
 
 def one(vals: dict, fd: dict, excl: set, cands: list[str], probe: dict | None,
-        rung: dict | None = None) -> dict:
+        rung: dict | None = None, n_boot: int = D.SELECT_KEEP_BOOT) -> dict:
     """The yardstick and the predictors on one sweep's real candidates ``cands``; ``probe``:
     the study's entry of studies/probe.py's results, ``rung``: ``probe.aligned``'s reading of
     its selection (both or neither)."""
@@ -105,11 +116,22 @@ def one(vals: dict, fd: dict, excl: set, cands: list[str], probe: dict | None,
         self_ = seed_split_agreement(rung["probe_fd"], exclude=[
             (c, m) for c, m in rung["exclude"] if c in rung["probe_fd"]])
         out["probe_self"] = self_["outcome"]["mean_kendall"]
+        excl_r = [(c, m) for c, m in rung["exclude"] if c in rung["probe_fd"]]
+        shares = keep_shares(rung["probe_fd"], len(rung["kept"]), collapsed=rung["collapsed"],
+                             exclude=excl_r, prior=rung["prior"], n_boot=n_boot)
+        final = mean_fd_rank_excluding(mean_fd_over_seeds({c: fd[c] for c in cands}),
+                                       excl)["mean_rank"]
+        best = min(cands, key=lambda c: (final[c], c))
+        stopped = sorted((c for c in cands if c not in rung["kept"]),
+                         key=lambda c: (-shares[c], c))
+        out.update(rung1_best=best, rung1_best_share=shares[best],
+                   rung1_closest=[stopped[0], shares[stopped[0]]] if stopped else None,
+                   rung1_keep_share=shares)
     return out
 
 
 def run(root: Path = HERE, selection: Path | None = None, values: dict | None = None,
-        probe: dict | None = None) -> dict:
+        probe: dict | None = None, n_boot: int = D.SELECT_KEEP_BOOT) -> dict:
     rows: dict[str, dict] = {}
     for name, folder, role in STUDIES:
         if folder is None:
@@ -126,7 +148,7 @@ def run(root: Path = HERE, selection: Path | None = None, values: dict | None = 
             sel, sweep = next((s, w) for n, s, w, _ in PROBED if n == name)
             rung = aligned(json.loads((root / sel / "selection.json").read_text()),
                            json.loads((root / sweep / "validation.json").read_text()))
-        rows[name] = {"role": role, **one(vals, fd, excl, real, pr, rung)}
+        rows[name] = {"role": role, **one(vals, fd, excl, real, pr, rung, n_boot)}
     main = [n for n, r in rows.items() if not r["role"].startswith("robustness")]
 
     def mean(key: str, names: list[str]) -> float:
@@ -139,7 +161,12 @@ def run(root: Path = HERE, selection: Path | None = None, values: dict | None = 
             "mean": {k: mean(k, main) for k in keys},
             "mean_where_probed": {k: mean(k, with_probe) for k in keys},
             "below_bar": [n for n in main if rows[n]["outcome"] < REPEATABILITY_BAR],
-            "n_datasets": len(main)}
+            "n_datasets": len(main), "n_boot": n_boot}
+
+
+def _short(name: str) -> str:
+    """A featurizer file by its folder (``runs/phoneme/vae3/featurizer.pt`` -> ``vae3``)."""
+    return Path(name).parent.name if name.endswith(".pt") else name
 
 
 def _f(v: float | None) -> str:
@@ -150,21 +177,32 @@ def markdown(res: dict) -> str:
     cols = ("probe_self", "probe", *CRITERIA_SHOWN)
     head = ("| data set | candidates | seeds (k vs held) | **outcome vs itself**: full training on "
             "k seeds, mean (min, max) | rung 1 against itself | probe (rung 1 on k seeds) | "
-            + " | ".join(f"`{c}`" for c in CRITERIA_SHOWN) + " |")
-    lines = [head, "|" + "---|" * (4 + len(cols))]
+            + " | ".join(f"`{c}`" for c in CRITERIA_SHOWN)
+            + " | rung 1 kept the best in | closest stopped at rung 1 |")
+    lines = [head, "|" + "---|" * (6 + len(cols))]
+
+    def share(v: float | None) -> str:
+        return "—" if v is None else f"{v:.0%}"
+
     for name, r in res["datasets"].items():
+        close = r.get("rung1_closest")
         lines.append(
             f"| {name} | {r['n_candidates']} | {r['seeds'][0]} vs {r['seeds'][1]} | "
             f"**{_f(r['outcome'])}** ({_f(r['outcome_min'])}, {_f(r['outcome_max'])}) | "
-            + " | ".join(_f(r.get(c)) for c in cols) + " |")
+            + " | ".join(_f(r.get(c)) for c in cols)
+            + f" | {share(r.get('rung1_best_share'))} | "
+            + (f"{_short(close[0])} {share(close[1])}" if close else "—") + " |")
     for label, m in ((f"mean over the {res['n_datasets']} data sets", res["mean"]),
                      ("mean where probed", res["mean_where_probed"])):
         lines.append(f"| {label} | | | **{_f(m['outcome'])}** | "
-                     + " | ".join(_f(m[c]) for c in cols) + " |")
+                     + " | ".join(_f(m[c]) for c in cols) + " | | |")
     below = ", ".join(res["below_bar"]) or "none"
     return ("Kendall tau with the mean FD rank of the held seeds, mean over every split of the "
             "seeds (`studies/reliability.py`; read after the fact). Means: over the data sets "
-            "that have the column (robustness rows left out).\n\n" + "\n".join(lines)
+            "that have the column (robustness rows left out). The last two columns: in how many "
+            f"of {res['n_boot']} resamples of the seeds `featsel select`'s first rung would "
+            "have kept the full sweep's best candidate, and the stopped candidate it would have "
+            "kept most often.\n\n" + "\n".join(lines)
             + f"\n\nOutcome halves agreeing below {res['bar']:g}: {below}.\n")
 
 
@@ -176,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
                     "pbmc68k rows are left out")
     ap.add_argument("--probe", default=str(HERE / "probe" / "results.json"),
                     help="studies/probe.py's results (the disjoint-seed probe)")
+    ap.add_argument("--n-boot", type=int, default=D.SELECT_KEEP_BOOT,
+                    help="seed resamples behind the keep shares of rung 1")
     args = ap.parse_args(argv)
     sel = Path(args.selection) if args.selection else None
     if sel is not None and not (sel / "ambient" / "results.json").is_file():
@@ -183,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
                          "studies/selection/run.sh makes it)")
     values = read_values([f"inversion_share={HERE / 'inversion' / 'results.json'}"])
     probe = json.loads(Path(args.probe).read_text()) if Path(args.probe).is_file() else None
-    res = run(selection=sel, values=values, probe=probe)
+    res = run(selection=sel, values=values, probe=probe, n_boot=args.n_boot)
     for path, text in ((args.out, json.dumps(res, indent=1)), (args.md, markdown(res))):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(path).with_suffix(Path(path).suffix + ".tmp")

@@ -14,6 +14,7 @@ from featsel.cli import main
 from featsel.halving import (
     compute_summary,
     keep_count,
+    keep_shares,
     order_candidates,
     run_ranks,
     rung0,
@@ -111,6 +112,31 @@ def test_run_ranks_ties_collapse_and_exclusions_by_hand():
         run_ranks({"a": {"m": [1.0, 2.0]}, "b": {"m": [1.0]}})
 
 
+def test_keep_shares_by_hand():
+    # a = [1, 3], b = [2, 2], keep 1, prior (b, a): a is kept only when both draws are seed 0
+    # (mean rank 1); draws (0, 1) and (1, 0) tie at 1.5 and go to b by the prior: P(a) = 1/4
+    fd = {"a": {"m": [1.0, 3.0]}, "b": {"m": [2.0, 2.0]}}
+    sh = keep_shares(fd, 1, prior=["b", "a"], n_boot=4000, seed=0)
+    assert sh["a"] == pytest.approx(0.25, abs=0.02) and sh["a"] + sh["b"] == pytest.approx(1)
+    # prior (a, b): the ties go to a, P(a) = 3/4
+    assert keep_shares(fd, 1, prior=["a", "b"], n_boot=4000)["a"] == pytest.approx(0.75, abs=0.02)
+    # a = [1, 1.5] always beats b, unless its seed 1 collapsed: a cell holding that run ranks a
+    # below b, so with prior (b, a) a needs the draw (0, 0) again
+    fd2 = {"a": {"m": [1.0, 1.5]}, "b": {"m": [2.0, 2.0]}}
+    assert keep_shares(fd2, 1, prior=["b", "a"], n_boot=100)["a"] == 1.0
+    assert keep_shares(fd2, 1, collapsed={"a": [False, True]}, prior=["b", "a"],
+                       n_boot=4000)["a"] == pytest.approx(0.25, abs=0.02)
+    # keep 2 of 2: every candidate always goes on; one seed: nothing to resample
+    assert keep_shares(fd, 2, n_boot=10) == {"a": 1.0, "b": 1.0}
+    assert keep_shares({c: {"m": v["m"][:1]} for c, v in fd.items()}, 1) is None
+    # metric hacking: with a left out of m, b is ranked alone there and a on nothing (last)
+    assert keep_shares(fd, 1, exclude=[("a", "m")], n_boot=10) == {"a": 0.0, "b": 1.0}
+    with pytest.raises(ValueError, match="keep"):
+        keep_shares(fd, 0)
+    with pytest.raises(ValueError, match="n_boot"):
+        keep_shares(fd, 1, n_boot=0)
+
+
 def test_rung0_drops_controls_unrankable_and_the_prior_tail():
     prior = ["p", "noise:dim=1", "q", "r", "s"]
     out = rung0(prior, controls=["noise:dim=1"], unrankable={"r": "no independent FD"})
@@ -168,6 +194,13 @@ def test_local_selection_end_to_end(local_selection, capsys):
             assert all(len(v) == 2 and all(math.isfinite(x) for x in v)
                        for v in r["fd"][c].values())
             assert len(r["collapsed"][c]) == 2 and math.isfinite(r["mean_rank"][c])
+        # the cut's sureness: shares in [0, 1] summing to the number kept
+        assert set(r["keep_share"]) == set(r["candidates"])
+        assert sum(r["keep_share"].values()) == pytest.approx(len(r["kept"]))
+    assert rungs[-1]["keep_share"] == {saved["chosen"]: 1.0}
+    close = [w for w in saved["warnings"] if "close call" in w]
+    assert bool(close) == any(x >= 0.25 for c, x in rungs[0]["keep_share"].items()
+                              if c not in rungs[0]["kept"])
     assert all(j["status"] == "trained" for r in rungs for j in r["jobs"])
     assert [j["steps_run"] for j in rungs[1]["jobs"]] == [4, 4]    # continued from step 2
     assert all(j["resumed_from"] == 2 for j in rungs[1]["jobs"])
@@ -371,6 +404,12 @@ def test_report_draws_the_rungs_and_escapes_names(tmp_path):
     assert bad not in html and "&lt;script&gt;" in html
     assert "66.7% of the full sweep" in html and "COLLAPSED 1/1" in html
     assert 'id="probe"' not in html  # no probe record in this selection
+    assert "of resamples" not in html  # a selection from before keep shares still renders
+    sel["rungs"][0]["keep_share"] = {bad: 0.3, "a": 0.7}
+    sel["rungs"][1]["keep_share"] = {"a": 1.0}
+    assert diagram_rows(sel)[1]["cells"][0]["keep_share"] == 0.3
+    html = render_selection_report(sel, tmp_path).read_text()
+    assert "kept in 30% of resamples" in html and "chosen in 100% of resamples" in html
     sel["probe_evidence"] = {"fraction": 1 / 9, "after_the_fact": {
         "datasets": ["x", bad], "mean_kendall": 0.7, "p": 1e-3},
         "test": {"label": "addendum 15", "datasets": ["y", "z"], "mean_kendall": 0.73,

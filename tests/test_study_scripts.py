@@ -343,7 +343,9 @@ def _probe_inputs() -> tuple[dict, dict]:
            "settings": {"candidates": list(final)}}
     metrics = [f"fd[{ev_s}]", f"cond_fd[{ev_s}]"]
     sel = {"compute": {"budget": 90, "full_sweep_candidate_steps": 720},
+           "prior": {"order": list(early)},
            "rungs": [{"steps": 10, "candidate_steps": 80, "candidates": list(early),
+                      "kept": ["b", "a"],
                       "metrics": metrics,
                       "fd": {c: {m: [v, v] for m in metrics} for c, v in early.items()},
                       "collapsed": {c: [False, False] for c in early},
@@ -440,7 +442,7 @@ def test_reliability_rows_match_a_brute_force_reading_of_the_committed_sweeps(tm
 
     m = _load("reliability")
     probe = json.loads((ROOT / "studies" / "probe" / "results.json").read_text())
-    res = m.run(probe=probe, values=m.read_values(
+    res = m.run(probe=probe, n_boot=100, values=m.read_values(
         [f"inversion_share={ROOT / 'studies' / 'inversion' / 'results.json'}"]))
     assert "pbmc68k/ambient" not in res["datasets"]  # no --selection: left out
     vals, fd, excl, _, real, _, _ = m.study_inputs(ROOT / "studies" / "phoneme" / "results")
@@ -469,7 +471,13 @@ def test_reliability_rows_match_a_brute_force_reading_of_the_committed_sweeps(tm
     assert row["probe_self"] == pytest.approx(sum(early) / 10, abs=1e-12)
     assert row["probe"] == probe["studies"]["phoneme"]["disjoint"]["mean_kendall"]
     assert res["datasets"]["mnist"]["seeds"] == [1, 2]
-    m.main(["--out", str(tmp_path / "r.json"), "--md", str(tmp_path / "t.md")])
+    # rung 1's cut: keep shares sum to the two it kept; on MNIST the sweep's best (the MAE)
+    # was stopped in every resample of the seeds (the README's reading)
+    assert sum(row["rung1_keep_share"].values()) == pytest.approx(2)
+    mn = res["datasets"]["mnist"]
+    assert "mae" in mn["rung1_best"] and mn["rung1_best_share"] == 0.0
+    m.main(["--out", str(tmp_path / "r.json"), "--md", str(tmp_path / "t.md"),
+            "--n-boot", "100"])
     assert json.loads((tmp_path / "r.json").read_text())["datasets"]["phoneme"] == row
     assert "| phoneme | 6 | 2 vs 3 |" in (tmp_path / "t.md").read_text()
     with pytest.raises(SystemExit, match="--selection: no"):
