@@ -656,7 +656,19 @@ def _validate_text(res: dict, out: str) -> str:
     lines = [f"{r['candidate']}: predicted rank {r['delta_ot_rank']} ({by}), mean FD rank "
              f"{'-' if r['mean_fd_rank'] is None else format(r['mean_fd_rank'], '.2f')}"
              for r in res["table"]]
-    lines += [res["verdict"], *(f"warning: {w}" for w in res.get("warnings", [])),
+    lines.append(res["verdict"])
+    rep = res.get("repeatability")
+    if rep:  # how far the outcome agrees with itself: the yardstick for the verdict's Kendall
+        k, rest = rep["seeds"]
+        own = rep["outcome"]["mean_kendall"]
+        line = (f"repeatability: the outcome of {k} seed(s) against the other {rest}, Kendall "
+                + ("n/a" if own is None else f"{own:+.2f}")
+                + f" (mean over {rep['n_splits']} splits)")
+        for name, v in (rep.get("predictors") or {}).items():
+            if v.get("mean_kendall") is not None:
+                line += f"; {name} against the same held seeds {v['mean_kendall']:+.2f}"
+        lines.append(line)
+    lines += [*(f"warning: {w}" for w in res.get("warnings", [])),
               f"results: {out}/validation.json", f"report: {out}/validation.html"]
     return "\n".join(lines)
 

@@ -37,6 +37,12 @@ def test_text_names_the_criterion_that_made_the_prediction():
         "v.", "warning: w", "results: o/validation.json", "report: o/validation.html"]
     del res["predictor"]  # a validation.json from before the criterion registry
     assert _validate_text(res, "o").startswith("a: predicted rank 1 (Delta_OT)")
+    res["repeatability"] = {"seeds": [2, 3], "n_splits": 10, "outcome": {"mean_kendall": 0.8},
+                            "predictors": {"null_share": {"mean_kendall": 0.6},
+                                           "x": {"mean_kendall": None}}}
+    assert _validate_text(res, "o").splitlines()[3] == (
+        "repeatability: the outcome of 2 seed(s) against the other 3, Kendall +0.80 (mean over "
+        "10 splits); null_share against the same held seeds +0.60")
 
 
 def test_dry_run_prints_one_command_per_job(tmp_path, capsys):
