@@ -20,7 +20,7 @@ diagnostics of `featsel score`); outputs are plain dicts, so `reports` can rende
 - :func:`compare_predictors`: the same for every diagnostic, and which one predicted best;
 - :func:`seed_split_agreement`: how well the outcome agrees with itself on disjoint seeds (the
   mean FD rank of one half of the seeds against the other's), beside each predictor's agreement
-  with the same held halves: what no predictor can be asked to beat on this many seeds.
+  with the same held halves: the yardstick for a predictor on this many seeds.
 
 Whether the trained outcome can be trusted (numpy only, no torch):
 

@@ -27,8 +27,9 @@ A selection spends training only where the choice is still open (the rules are p
    the candidates, their FDs per metric and seed, collapse flags, ranks, the order, the
    survivors and the candidate-steps spent, and ``keep_share`` (``featsel.halving.keep_shares``:
    per candidate, the share of seed resamples in which it would have gone on; the last rung's:
-   would have been chosen), with a warning for a close call; the chosen candidate; the total compute in
-   candidate-steps and as a fraction of the full sweep (every real candidate x seeds x B).
+   would have been chosen), with a warning for a close call; the chosen candidate; the total
+   compute in candidate-steps and as a fraction of the full sweep (every real candidate x seeds
+   x B).
    ``OUT/selection.html``: the rung diagram (``reports.render_selection_report``).
 
 Runs live in ``OUT/runs/<candidate>/seed<k>`` (`featsel validate`'s layout and training config),

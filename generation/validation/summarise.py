@@ -21,8 +21,8 @@ from generation.validation.collect import (
 )
 from generation.validation.plan import Job, ValidateConfig, collapse_rule, eval_steps
 
-__all__ = ["summarize", "repeatability", "verdict", "training_health", "final_evaluations", "collapse_report",
-           "support_report"]
+__all__ = ["summarize", "repeatability", "verdict", "training_health", "final_evaluations",
+           "collapse_report", "support_report"]
 
 
 def summarize(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: list[Job],
@@ -155,8 +155,8 @@ def repeatability(fd: dict, exclude: Any, cands: list[str], preds: dict,
     if math.isfinite(own) and own < REPEATABILITY_BAR:
         warning = (f"the outcome is not repeatable across seeds: the mean FD ranks of {k} "
                    f"seed(s) and of the other {rest} agree at Kendall {own:+.2f} (mean over "
-                   f"{r['n_splits']} splits; bar {REPEATABILITY_BAR:g}), so no ranking can be "
-                   "shown to predict it better than that: run more --seeds")
+                   f"{r['n_splits']} splits; bar {REPEATABILITY_BAR:g}), so a ranking's agreement "
+                   "with it says little about the ranking: run more --seeds")
     return {**r, "candidates": list(cands), "bar": REPEATABILITY_BAR, "warning": warning}
 
 
