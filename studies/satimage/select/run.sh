@@ -6,6 +6,8 @@
 # 2-core machine while the test suite ran beside it: 650 s wall in all. Local vs Ray on the
 # quiet machine, 2 jobs at a time each (benchmarks/README.md):
 #   JOBS=2 bash studies/satimage/select/run.sh runs/sat_local; EXECUTOR=ray bash ... runs/sat_ray
+# ETA=K keeps the best ceil(n / K) per rung (default 3, featsel's); PROTOCOL addendum 16 ran
+#   ETA=4 JOBS=2 bash studies/satimage/select/run.sh runs/sat_eta4   (studies/satimage/select_eta4)
 # Usage, from the repository root: bash studies/satimage/select/run.sh [R]   (default runs/sat_select)
 set -euo pipefail
 R=${1:-runs/sat_select}
@@ -19,5 +21,5 @@ SECONDS=0
 "${FS[@]}" select --data satimage --config configs/satimage_mlp.yaml --set space=ambient \
     --featurizers "ambient,pca:dim=8,pca:dim=3,random-projection:dim=8,$VAE,noise:dim=1,noise:dim=36" \
     --eval-featurizers "ambient,pca:dim=16,$VAE" --budget 800 --seeds 5 --out "$R/select" --quiet \
-    --executor "${EXECUTOR:-local}" --jobs "${JOBS:-1}" ${RESUME:+--resume}
-echo "select (${EXECUTOR:-local}, jobs ${JOBS:-1}): wall_s=$SECONDS" | tee -a "$R/walltimes.txt"
+    --executor "${EXECUTOR:-local}" --jobs "${JOBS:-1}" --eta "${ETA:-3}" ${RESUME:+--resume}
+echo "select (${EXECUTOR:-local}, jobs ${JOBS:-1}, eta ${ETA:-3}): wall_s=$SECONDS" | tee -a "$R/walltimes.txt"
