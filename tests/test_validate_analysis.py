@@ -283,6 +283,14 @@ def test_summarize_verdict_needs_seeds_and_enough_candidates(tmp_path):
     assert 'id="repeatability"' in html and '<td>-1 [-1, -1]</td>' in html
     assert summarize(cfg, list(fds), ["m1", "m2"], [j for j in jobs if j.seed == 0],
                      score)["repeatability"] is None
+    # a trained control is left out: seed 1 reverses a, b, c, and the control, last on every
+    # seed, would otherwise lift the halves' agreement from -1 to 0
+    fdc = {**fdr, "noise:dim=1": {"m1": [9.0, 9.0], "m2": [9.0, 9.0]}}
+    cfgc, jobsc, scorec = _fake_sweep(tmp_path / "c", fdc, [])
+    scorec["ranking"]["controls"] = ["noise:dim=1"]
+    rc = summarize(cfgc, list(fdc), ["m1", "m2"], jobsc, scorec)["repeatability"]
+    assert rc["candidates"] == ["a", "b", "c"]
+    assert rc["outcome"]["mean_kendall"] == pytest.approx(-1.0)
 
 
 def test_exclude_metrics_carries_a_space_to_both_of_its_metrics():

@@ -87,8 +87,7 @@ def summarize(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: lis
         r["n_off_data"] = sup["n_off_data"]
         r[f"precision[{health['support']['space']}]"] = sup["precision"]
     text = (text + " " + health.pop("caution")).strip()
-    repeat = repeatability(fd, exclude_m, real if len(real) >= 3 else cands,
-                           {main_name: preds[main_name]}, cfg.seed)
+    repeat = repeatability(fd, exclude_m, real, {main_name: preds[main_name]}, cfg.seed)
     if repeat and repeat["warning"]:
         health["warnings"].append(repeat["warning"])
     return clean_json({
@@ -138,10 +137,10 @@ def summarize(cfg: ValidateConfig, cands: list[str], evals: list[str], jobs: lis
 
 def repeatability(fd: dict, exclude: Any, cands: list[str], preds: dict,
                   seed: int = 0) -> dict | None:
-    """``seed_split_agreement`` over ``cands`` (the real candidates when there are 3: trained
-    controls, trailing every half, would make any outcome look repeatable), with ``candidates``
-    and a ``warning`` (a sentence, or "") when the halves agree below ``REPEATABILITY_BAR``.
-    None with fewer than 2 seeds."""
+    """``seed_split_agreement`` over ``cands`` (summarize passes the real candidates: trained
+    controls, trailing every half, would make any outcome look repeatable; fewer than 3 give
+    NaN, no Kendall), with ``candidates`` and a ``warning`` (a sentence, or "") when the halves
+    agree below ``REPEATABILITY_BAR``. None with fewer than 2 seeds."""
     from featsel.confirmation import REPEATABILITY_BAR, seed_split_agreement
 
     r = seed_split_agreement({c: fd[c] for c in cands}, exclude=exclude,
