@@ -411,9 +411,10 @@ def seed_split_agreement(fd: FD, *, exclude: Iterable[tuple[str, str]] = (),
     n - k other seeds: a yardstick for a predictor read against the same held halves, and a
     lower bound on how well the n-seed outcome agrees with its expectation (it averages more
     seeds). ``predictors``: ``{name: ({cand: value}, lower_is_better)}`` as in
-    :func:`compare_predictors`. Returns ``{"seeds": [k, n - k], "n_splits", "outcome":
-    {"mean_kendall", "min_kendall", "max_kendall", "kendall": [per split]}, "predictors":
-    {name: {"mean_kendall", "kendall": [...]}}}``, or None with fewer than 2 seeds.
+    :func:`compare_predictors` (a value for every candidate of ``fd``; others are ignored).
+    Returns ``{"seeds": [k, n - k], "n_splits", "outcome": {"mean_kendall", "min_kendall",
+    "max_kendall", "kendall": [per split]}, "predictors": {name: {"mean_kendall", "kendall":
+    [...]}}}``, or None with fewer than 2 seeds.
 
     Example: 3 seeds give the splits ({0}, {1, 2}), ({1}, {0, 2}), ({2}, {0, 1}).
     """
@@ -424,7 +425,8 @@ def seed_split_agreement(fd: FD, *, exclude: Iterable[tuple[str, str]] = (),
     if max_splits < 1:
         raise ValueError(f"max_splits: expected >= 1, got {max_splits}")
     excl = list(exclude)
-    n = min(len(list(v)) for row in fd.values() for v in row.values())
+    fd = {c: {m: list(v) for m, v in row.items()} for c, row in fd.items()}
+    n = min(len(v) for row in fd.values() for v in row.values())
     if n < 2:
         return None
     k = n // 2
@@ -435,7 +437,7 @@ def seed_split_agreement(fd: FD, *, exclude: Iterable[tuple[str, str]] = (),
     names = list(fd)
 
     def ranks(seeds: Sequence[int]) -> np.ndarray:
-        sub = {c: {m: [list(v)[s] for s in seeds] for m, v in fd[c].items()} for c in names}
+        sub = {c: {m: [v[s] for s in seeds] for m, v in fd[c].items()} for c in names}
         mr = mean_fd_rank_excluding(mean_fd_over_seeds(sub), excl)["mean_rank"]
         return np.array([mr[c] for c in names])
 

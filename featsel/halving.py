@@ -215,6 +215,8 @@ def keep_shares(fd: Mapping[str, Mapping[str, Sequence[float]]], keep: int, *,
     n_seeds = len(next(iter(fd[names[0]].values())))
     if n_seeds < 2:
         return None
+    if keep >= len(names):  # no cut (the last rung's lone finalist): every resample keeps all
+        return dict.fromkeys(names, 1.0)
     coll = {c: list((collapsed or {}).get(c, [False] * n_seeds)) for c in names}
     rng = np.random.default_rng(seed)
     counts = dict.fromkeys(names, 0)

@@ -94,8 +94,7 @@ def one(vals: dict, fd: dict, excl: set, cands: list[str], probe: dict | None,
     """The yardstick and the predictors on one sweep's real candidates ``cands``; ``probe``:
     the study's entry of studies/probe.py's results, ``rung``: ``probe.aligned``'s reading of
     its selection (both or neither)."""
-    preds = {n: ({c: vals[n][c] for c in cands}, CRITERIA[n].lower_is_better)
-             for n in CRITERIA_SHOWN
+    preds = {n: (vals[n], CRITERIA[n].lower_is_better) for n in CRITERIA_SHOWN
              if all(vals.get(n, {}).get(c) is not None for c in cands)}
     r = seed_split_agreement({c: fd[c] for c in cands}, exclude=excl, predictors=preds)
     if r is None:

@@ -143,9 +143,8 @@ def repeatability(fd: dict, exclude: Any, cands: list[str], preds: dict,
     agree below ``REPEATABILITY_BAR``. None with fewer than 2 seeds."""
     from featsel.confirmation import REPEATABILITY_BAR, seed_split_agreement
 
-    r = seed_split_agreement({c: fd[c] for c in cands}, exclude=exclude,
-                             predictors={k: ({c: v[c] for c in cands}, lo)
-                                         for k, (v, lo) in preds.items()}, seed=seed)
+    r = seed_split_agreement({c: fd[c] for c in cands}, exclude=exclude, predictors=preds,
+                             seed=seed)
     if r is None:
         return None
     own = r["outcome"]["mean_kendall"]
